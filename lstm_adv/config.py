@@ -1,0 +1,260 @@
+"""The run configuration: one frozen dataclass from which the CLI, ``--help`` and ``config.json`` derive.
+
+Every hyperparameter the paper names (its section 5.1.1) and every one the Theano tutorial's
+``train_lstm`` takes is a field here, with the paper's value as default where the paper and the
+original code disagree (see README, "Deviations").
+
+Usage::
+
+    cfg = parse_args(["eps=0.5", "data=toy"])   # raises UserError on a bad key or value
+"""
+
+import dataclasses
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _key(default, help, choices=None, group="model"):
+    return field(default=default, metadata={"help": help, "choices": choices, "group": group})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- the paper's hyperparameters (section 5.1.1) ---
+    wemb_init: str = _key("random", "word embedding init: random (0.01*U[0,1)) or word2vec (needs w2v_path)",
+                          ("random", "word2vec"))
+    wdim: int = _key(128, "word embedding dimension (300 for GoogleNews word2vec)")
+    hdim: int = _key(128, "hidden units of the LSTM/RNN")
+    reg: float = _key(0.0, "L2 penalty reg*sum(U**2) on the classifier weights")
+    clip: float = _key(5.0, "elementwise gradient clipping bound on embeddings, h and c (0 = off)")
+    adv: int = _key(-1, "adversarial objective: 1 on, 0 off, -1 on iff eps > 0", (-1, 0, 1))
+    alpha: float = _key(0.5, "weight of the clean cost: alpha*L(e) + (1-alpha)*L(e+delta), in [0, 1]")
+    eps: float = _key(0.0, "perturbation size; 0 = the plain tutorial model")
+    # --- adversarial variants beyond the paper ---
+    adv_norm: str = _key("sign", "perturbation: sign (paper, eps*sign(g)) or l2 (Miyato et al. 2017, per example)",
+                         ("sign", "l2"))
+    adv_emb_grad: int = _key(0, "0: Wemb learns from the clean term only (original code); 1: through both terms",
+                             (0, 1))
+    # --- the tutorial's hyperparameters ---
+    encoder: str = _key("lstm", "sequence encoder", ("lstm", "rnn"))
+    optimizer: str = _key("adadelta", "update rule, exactly as the tutorial", ("adadelta", "rmsprop", "sgd"))
+    lrate: float = _key(0.0001, "learning rate (used by sgd only, as in the tutorial)")
+    batch_size: int = _key(16, "training minibatch size", group="training")
+    valid_batch_size: int = _key(64, "evaluation minibatch size", group="training")
+    max_epochs: int = _key(100, "maximum number of epochs", group="training")
+    patience: int = _key(10, "early stopping patience, in validations (tutorial rule)", group="training")
+    dispFreq: int = _key(10, "log the training cost every N updates", group="training")
+    validFreq: int = _key(370, "validate every N updates", group="training")
+    saveFreq: int = _key(1110, "checkpoint every N updates", group="training")
+    use_dropout: int = _key(1, "dropout (keep 0.5) on the pooled vector", (0, 1))
+    seed: int = _key(123, "the one seed behind every random choice (init, split, shuffling, dropout)",
+                     group="training")
+    # --- data ---
+    data: str = _key("imdb", "data set: imdb (Maas et al. 2011) or toy (synthetic, made in code)",
+                     ("imdb", "toy"), group="data")
+    data_path: str = _key("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache)", group="data")
+    download: int = _key(1, "download the official archive if the data is nowhere (0 = never)", (0, 1),
+                         group="data")
+    n_words: int = _key(10000, "vocabulary size; rarer words map to UNK (id 1)", group="data")
+    maxlen: int = _key(100, "train reviews with length < maxlen are kept (0 = no limit)", group="data")
+    maxlen_mode: str = _key("filter", "filter (tutorial: drop longer train reviews) or truncate (keep all, cut)",
+                            ("filter", "truncate"), group="data")
+    valid_portion: float = _key(0.05, "fraction of the (filtered) train split held out for validation",
+                                group="data")
+    test_size: int = _key(-1, "evaluate on a seeded random subset of the test split (-1 = all 25,000)",
+                          group="data")
+    w2v_path: str = _key("", "word2vec file (binary or text) for wemb_init=word2vec", group="data")
+    w2v_limit: int = _key(0, "read only the first N vectors of the word2vec file (0 = all)", group="data")
+    # --- run management ---
+    saveto: str = _key("", "run directory (default: runs_dir/<overridden keys>)", group="run")
+    runs_dir: str = _key("runs", "parent folder of derived run directories", group="run")
+    reload_model: str = _key("", "start from these parameters (.npz or run directory)", group="run")
+    resume: int = _key(1, "1: continue from the run directory's checkpoint; 0: start over", (0, 1), group="run")
+    valid_test: int = _key(0, "also evaluate the test split at every validation (slow; selection ignores it)",
+                           (0, 1), group="run")
+    attack_eps: str = _key("0.01,0.1,0.5", "after training: test error under the gradient attack at these "
+                           "strengths (comma list; empty = none)", group="run")
+    attack_size: int = _key(2000, "reviews of the test split the attack uses (seeded subset; -1 = all)",
+                            group="run")
+    progress: int = _key(1, "show a tqdm progress bar per epoch", (0, 1), group="run")
+    # --- compilation ---
+    device: str = _key("cpu", "cpu, or gpu (= mode JAX on a CUDA jaxlib, float32)", ("cpu", "gpu"),
+                       group="compile")
+    mode: str = _key("auto", "PyTensor backend: auto (C on cpu, JAX on gpu), C, NUMBA, JAX, FAST_COMPILE",
+                     ("auto", "NUMBA", "C", "JAX", "FAST_COMPILE"), group="compile")
+    floatX: str = _key("float32", "float precision of every compiled function", ("float32", "float64"),
+                       group="compile")
+
+    # --- derived values ---
+    @property
+    def adversarial(self):
+        """Whether the training objective has the adversarial term."""
+        return self.eps > 0 if self.adv == -1 else bool(self.adv)
+
+    @property
+    def attack_strengths(self):
+        """``attack_eps`` as a tuple of floats."""
+        return tuple(float(v) for v in self.attack_eps.split(",") if v.strip())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def overrides(self):
+        """The keys whose value differs from the default for this data set, in field order."""
+        default = defaults_for(self.data)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(default, f.name) or (f.name == "data" and self.data != "imdb")}
+
+    def run_dir(self):
+        """The run directory: ``saveto`` if given, else derived from the overridden keys."""
+        if self.saveto:
+            return Path(self.saveto)
+        skip = {"saveto", "runs_dir", "resume", "progress", "data_path", "download", "reload_model", "valid_test"}
+        parts = [f"{k}={_fmt(v)}" for k, v in self.overrides().items() if k not in skip]
+        name = ",".join(parts) if parts else "default"
+        name = name.replace(os.sep, "_")
+        return Path(self.runs_dir) / name
+
+
+# data=toy is learnt in seconds: shorter schedules so a toy run takes well under a minute.
+DATA_DEFAULTS = {"toy": {"max_epochs": 10, "validFreq": 30, "saveFreq": 60, "patience": 5, "attack_size": -1}}
+
+
+def defaults_for(data):
+    """The default configuration for a data set (`DATA_DEFAULTS` over the dataclass defaults)."""
+    return Config(data=data, **DATA_DEFAULTS.get(data, {}))
+
+
+# Keys that change what is computed; a checkpoint made under different values does not fit.
+RUN_IDENTITY_EXCLUDE = ("saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path",
+                        "download", "valid_test", "max_epochs")
+
+
+def _fmt(v):
+    return repr(v) if isinstance(v, float) and v != int(v) else str(v)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _convert(name, raw):
+    f = FIELDS[name]
+    typ = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
+    try:
+        if typ is int:
+            value = int(raw)
+        elif typ is float:
+            value = float(raw)
+        else:
+            value = raw
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not {'an' if typ is int else 'a'} {typ.__name__}; "
+                        f"e.g. {name}={f.default}") from None
+    choices = f.metadata["choices"]
+    if choices is not None and value not in choices:
+        if isinstance(value, str):
+            match = difflib.get_close_matches(value, choices, n=1)
+            hint = f" (did you mean {name}={match[0]}?)" if match else ""
+        else:
+            hint = ""
+        raise UserError(f"{name}={raw} is not one of {', '.join(map(str, choices))}{hint}")
+    return value
+
+
+def validate(cfg):
+    """Refuse impossible combinations with one line naming the key and the fix."""
+    checks = [
+        (0.0 <= cfg.alpha <= 1.0, f"alpha={cfg.alpha} must be in [0, 1]"),
+        (cfg.eps >= 0, f"eps={cfg.eps} must be >= 0 (the sign of the step is set by the gradient)"),
+        (cfg.clip >= 0, f"clip={cfg.clip} must be >= 0 (0 turns clipping off)"),
+        (cfg.wdim > 0 and cfg.hdim > 0, "wdim and hdim must be positive"),
+        (cfg.batch_size > 0 and cfg.valid_batch_size > 0, "batch_size and valid_batch_size must be positive"),
+        (cfg.max_epochs > 0, f"max_epochs={cfg.max_epochs} must be positive"),
+        (cfg.patience > 0, f"patience={cfg.patience} must be positive"),
+        (min(cfg.dispFreq, cfg.validFreq, cfg.saveFreq) > 0, "dispFreq, validFreq and saveFreq must be positive"),
+        (cfg.n_words >= 3, f"n_words={cfg.n_words} must be >= 3 (0 = padding, 1 = UNK)"),
+        (cfg.maxlen >= 0, f"maxlen={cfg.maxlen} must be >= 0 (0 = no limit)"),
+        (0.0 < cfg.valid_portion < 1.0, f"valid_portion={cfg.valid_portion} must be in (0, 1)"),
+        (cfg.test_size == -1 or cfg.test_size > 0, f"test_size={cfg.test_size} must be -1 (all) or positive"),
+        (cfg.lrate > 0, f"lrate={cfg.lrate} must be positive"),
+        (cfg.seed >= 0, f"seed={cfg.seed} must be >= 0"),
+        (cfg.wemb_init != "word2vec" or cfg.w2v_path,
+         "wemb_init=word2vec needs w2v_path=FILE (a word2vec .bin/.txt, e.g. from python -m lstm_adv.embeddings train)"),
+        (not (cfg.device == "gpu" and cfg.mode not in ("auto", "JAX")),
+         f"device=gpu runs through JAX; drop mode={cfg.mode} or use device=cpu"),
+        (not (cfg.device == "gpu" and cfg.floatX != "float32"), "device=gpu needs floatX=float32"),
+        (not (cfg.maxlen_mode == "truncate" and cfg.maxlen == 0), "maxlen_mode=truncate needs maxlen > 0"),
+        (cfg.attack_size == -1 or cfg.attack_size > 0, f"attack_size={cfg.attack_size} must be -1 (all) or positive"),
+    ]
+    try:
+        strengths = cfg.attack_strengths
+    except ValueError:
+        raise UserError(f"attack_eps={cfg.attack_eps!r} must be comma-separated numbers, e.g. attack_eps=0.01,0.1") from None
+    if any(s < 0 for s in strengths):
+        raise UserError(f"attack_eps={cfg.attack_eps!r}: strengths must be >= 0")
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return cfg
+
+
+def parse_args(argv, base=None):
+    """Build a `Config` from ``key=value`` strings; later keys win.
+
+    Raises
+    ------
+    UserError
+        For an argument without ``=``, an unknown key (with a "did you mean"), a value of the
+        wrong type or outside its choices, or an impossible combination.
+    """
+    values = {}
+    for arg in argv:
+        if "=" not in arg:
+            raise UserError(f"argument {arg!r} is not key=value; see --help for the keys")
+        name, raw = arg.split("=", 1)
+        name = name.strip().lstrip("-")
+        if name not in FIELDS:
+            match = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.6)
+            hint = f"; did you mean {match[0]}?" if match else "; see --help for the keys"
+            raise UserError(f"unknown key {name!r}{hint}")
+        values[name] = _convert(name, raw.strip())
+    if base is None:
+        base = defaults_for(values.get("data", Config.data))
+    return validate(dataclasses.replace(base, **values))
+
+
+def from_dict(d):
+    """A `Config` from a saved ``config.json``'s ``config`` entry (unknown keys are an error)."""
+    unknown = set(d) - set(FIELDS)
+    if unknown:
+        raise UserError(f"saved configuration has unknown keys {sorted(unknown)}; was it made by a newer lstm_adv?")
+    return validate(Config(**d))
+
+
+def help_text(prog):
+    """``--help``: every key with its type, default and meaning, grouped."""
+    lines = [f"usage: {prog} [key=value ...]", "",
+             "Every key below can be given as key=value. Defaults follow the paper (section 5.1.1)",
+             "and the Theano LSTM tutorial. With data=toy these defaults change: "
+             + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".", ""]
+    groups = {}
+    for f in FIELDS.values():
+        groups.setdefault(f.metadata["group"], []).append(f)
+    for group, fs in groups.items():
+        lines.append(f"{group}:")
+        for f in fs:
+            typ = f.type if isinstance(f.type, str) else f.type.__name__
+            choices = f.metadata["choices"]
+            typ = "|".join(map(str, choices)) if choices else typ
+            lines.append(f"  {f.name + '=' + str(f.default):<24} {typ:<22} {f.metadata['help']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def dumps(cfg):
+    return json.dumps(cfg.to_dict(), indent=2)

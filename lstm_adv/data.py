@@ -1,0 +1,188 @@
+"""The one data interface the training loop uses, whatever the corpus.
+
+A corpus (IMDB in `lstm_adv.imdb`, the synthetic one in `lstm_adv.toy`) supplies tokenised
+train and test reviews as lists of word ids over a frequency-ranked dictionary; `finalize`
+then applies the tutorial's ``imdb.load_data`` steps (maxlen filter on train only, seeded
+validation split, UNK mapping, sort by length, test subset) and returns a `Dataset`.
+`prepare_data` turns a minibatch into the time-major ``(x, mask, y)`` the model takes.
+
+``python -m lstm_adv.data fetch|build|export`` manages the IMDB cache (see `lstm_adv.imdb`).
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .utils import make_rng
+
+PAD, UNK = 0, 1
+
+
+@dataclass
+class Split:
+    """Reviews as lists of word ids, with labels (1 = positive, 0 = negative)."""
+
+    seqs: list
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.seqs)
+
+    def subset(self, idx):
+        return Split([self.seqs[i] for i in idx], self.labels[np.asarray(idx, dtype=np.int64)])
+
+
+@dataclass
+class Dataset:
+    """What training needs: three splits, the id -> word list, and facts for the log."""
+
+    train: Split
+    valid: Split
+    test: Split
+    words: list  # words[i] is the word with id i; words[0] = "<pad>", words[1] = "<unk>"
+    info: dict = field(default_factory=dict)
+
+
+def build_dictionary(token_lists):
+    """Frequency-ranked dictionary, as the tutorial's ``build_dict`` meant it.
+
+    Ids 0 and 1 are padding and UNK; the most frequent word is 2. Ties are broken by the
+    word itself so the dictionary never depends on hash or file order (the original code's
+    Python 2 dict order made ``n_words`` keep arbitrary words; see README, "Defects not copied").
+
+    Returns
+    -------
+    words : list of str
+        ``words[i]`` is the word with id ``i``.
+    counts : list of int
+        Training-split frequency of each word (0 for padding and UNK).
+    """
+    counter = Counter()
+    for tokens in token_lists:
+        counter.update(tokens)
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+    words = ["<pad>", "<unk>"] + [w for w, _ in ranked]
+    counts = [0, 0] + [c for _, c in ranked]
+    return words, counts
+
+
+def encode(token_lists, word_to_id):
+    """Map token lists to id lists; words not in the dictionary become UNK (1), never padding."""
+    return [[word_to_id.get(t, UNK) for t in tokens] for tokens in token_lists]
+
+
+def finalize(train, test, words, cfg, info=None):
+    """Apply the tutorial's ``load_data`` to full-vocabulary splits.
+
+    Parameters
+    ----------
+    train, test : Split
+        All training and test reviews, ids over the full dictionary ``words``.
+    words : list of str
+    cfg : Config
+        Uses maxlen, maxlen_mode, valid_portion, n_words, test_size, seed.
+
+    Returns
+    -------
+    Dataset
+    """
+    info = dict(info or {})
+    n_train_all = len(train)
+    if cfg.maxlen and cfg.maxlen_mode == "filter":
+        # Tutorial: only the train split is filtered (length < maxlen); the paper notes this
+        # keeps about 10% of IMDB.
+        keep = [i for i, s in enumerate(train.seqs) if len(s) < cfg.maxlen]
+        train = train.subset(keep)
+    elif cfg.maxlen and cfg.maxlen_mode == "truncate":
+        # Beyond the tutorial: keep every review, cut to its first maxlen tokens.
+        train = Split([s[:cfg.maxlen] for s in train.seqs], train.labels)
+    info["train_kept_fraction"] = len(train) / max(n_train_all, 1)
+    if len(train) < 2:
+        from .errors import UserError
+        raise UserError(f"only {len(train)} training reviews are shorter than maxlen={cfg.maxlen}; "
+                        "raise maxlen or use maxlen_mode=truncate")
+
+    perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
+    n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
+    valid = train.subset(perm[n_fit:])
+    train = train.subset(perm[:n_fit])
+
+    if cfg.test_size > 0 and cfg.test_size < len(test):
+        # Deviation: the tutorial shuffled with the global numpy RNG; ours is seeded.
+        idx = make_rng(cfg.seed, "test_subset").permutation(len(test))[:cfg.test_size]
+        test = test.subset(np.sort(idx))
+
+    def remove_unk(split):
+        return Split([[w if w < cfg.n_words else UNK for w in s] for s in split.seqs], split.labels)
+
+    def sort_by_len(split):
+        order = sorted(range(len(split)), key=lambda i: len(split.seqs[i]))
+        return split.subset(order)
+
+    train, valid, test = (sort_by_len(remove_unk(s)) for s in (train, valid, test))
+    info.update(n_train=len(train), n_valid=len(valid), n_test=len(test), n_train_all=n_train_all,
+                vocab_size=len(words))
+    return Dataset(train, valid, test, words, info)
+
+
+def load_dataset(cfg):
+    """The `Dataset` named by ``cfg.data``."""
+    if cfg.data == "toy":
+        from .toy import load_toy
+        return load_toy(cfg)
+    from .imdb import load_imdb
+    return load_imdb(cfg)
+
+
+def prepare_data(seqs, labels, floatX="float32"):
+    """A minibatch as the model takes it: time-major, post-padded with 0.
+
+    Parameters
+    ----------
+    seqs : list of list of int
+        ``n_samples`` reviews of any lengths (each at least one token).
+    labels : sequence of int
+
+    Returns
+    -------
+    x : ndarray, int64, shape (n_steps, n_samples)
+    mask : ndarray, floatX, shape (n_steps, n_samples)
+        1.0 on real tokens, 0.0 on padding.
+    y : ndarray, int64, shape (n_samples,)
+    """
+    lengths = [max(len(s), 1) for s in seqs]
+    n_steps = max(lengths)
+    x = np.zeros((n_steps, len(seqs)), dtype=np.int64)
+    mask = np.zeros((n_steps, len(seqs)), dtype=floatX)
+    for j, s in enumerate(seqs):
+        x[:len(s), j] = s
+        mask[:lengths[j], j] = 1.0
+    return x, mask, np.asarray(labels, dtype=np.int64)
+
+
+def minibatches(n, batch_size, rng=None):
+    """Index lists of minibatches, materialised (the tutorial's Python 3 ``zip`` bug consumed them).
+
+    Parameters
+    ----------
+    n : int
+    batch_size : int
+    rng : numpy.random.Generator, optional
+        Shuffle the order first (training); without it the order is kept (evaluation).
+
+    Returns
+    -------
+    list of ndarray of int
+    """
+    idx = rng.permutation(n) if rng is not None else np.arange(n)
+    return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def main(argv=None):
+    from .imdb import data_main
+    return data_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

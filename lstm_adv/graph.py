@@ -1,0 +1,212 @@
+"""Build the graph once and compile it in one place: the `Model` users and the training loop use.
+
+``Model(cfg, n_words)`` holds the shared parameters (one ordered dict, tutorial names), the
+dropout RNGs, the optimizer state and the compiled functions:
+
+- ``f_train(x, mask, y) -> cost``: one update of the training objective.
+- ``f_pred_prob(x, mask) -> probs (B, 2)``: clean inputs, dropout off.
+- ``f_pred(x, mask) -> labels (B,)``.
+- ``inspect(x, mask, y, dropout=False) -> dict``: clean cost, adversarial cost, objective,
+  gradients for every parameter and the perturbation (compiled on first use).
+- ``f_grad_emb(x, mask, y) -> dL/de (T, B, E)`` and ``f_prob_emb(emb, mask) -> probs``: for
+  attacks and the visualiser (compiled on first use).
+
+The backend is chosen here (`get_mode`): NUMBA (PyTensor 3's default), C, JAX (GPU with a
+CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode explicitly.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from .adversarial import build_objective
+from .errors import UserError
+from .model import check_params, classify, embed, init_params, nll, to_shared
+from .optimizers import OPTIMIZERS
+from .utils import make_rng
+
+# User-facing mode names -> PyTensor's predefined modes.
+MODES = {"NUMBA": "NUMBA", "C": "CVM", "JAX": "JAX", "FAST_COMPILE": "FAST_COMPILE"}
+
+
+def resolve_mode_name(cfg):
+    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    # C, not NUMBA: on this 2-core machine the Numba scan update measured several times slower
+    # (see README, "Speed").
+    return "JAX" if cfg.device == "gpu" else "C"
+
+
+def get_mode(cfg):
+    """The PyTensor compilation mode for a configuration, refusing what this machine lacks.
+
+    PyTensor 3 has no ``device`` flag: the GPU is reached through JAX with a CUDA jaxlib.
+    Rather than let JAX fall back to the CPU silently, device=gpu fails when JAX sees no GPU.
+    """
+    name = resolve_mode_name(cfg)
+    if name == "JAX":
+        try:
+            import jax
+        except ImportError:
+            raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
+                            "or use mode=NUMBA") from None
+        if cfg.device == "gpu":
+            try:
+                gpus = jax.devices("gpu")
+            except RuntimeError:
+                gpus = []
+            if not gpus:
+                raise UserError("device=gpu but JAX sees no GPU (install a CUDA jaxlib, e.g. "
+                                "pip install 'jax[cuda12]'), or use device=cpu")
+    if name == "C" and not pytensor.config.cxx:
+        raise UserError("mode=C needs a C++ compiler (g++) that PyTensor can find; or use mode=NUMBA")
+    return pytensor.compile.mode.get_mode(MODES[name])
+
+
+class Model:
+    """The tutorial's model with the paper's objective, compiled.
+
+    Parameters
+    ----------
+    cfg : Config
+    n_words : int
+        Vocabulary size (rows of ``Wemb``).
+    params : dict of str -> ndarray, optional
+        Starting values (e.g. from `load_params`); default `lstm_adv.model.init_params`.
+
+    Attributes
+    ----------
+    tparams : OrderedDict of str -> shared variable
+        The one parameter dict both branches use.
+    opt_state : OrderedDict of str -> shared variable
+        Optimizer accumulators, tutorial names.
+    rngs : OrderedDict with "clean" and "adv" shared RNGs (one dropout stream per branch).
+    mode_name : str
+    """
+
+    def __init__(self, cfg, n_words, params=None):
+        self.cfg = cfg
+        self.n_words = n_words
+        self.mode_name = resolve_mode_name(cfg)
+        self.mode = get_mode(cfg)
+        if params is None:
+            params = init_params(cfg, n_words)
+        check_params(params, cfg, n_words, "the given parameters")
+        with pytensor.config.change_flags(floatX=cfg.floatX):
+            self.tparams = to_shared(OrderedDict((k, np.asarray(v, dtype=cfg.floatX)) for k, v in params.items()))
+            self.rngs = OrderedDict(
+                (branch, pytensor.shared(make_rng(cfg.seed, f"dropout_{branch}"), name=f"rng_{branch}"))
+                for branch in ("clean", "adv"))
+            self.x = pt.matrix("x", dtype="int64")
+            self.mask = pt.matrix("mask", dtype=cfg.floatX)
+            self.y = pt.vector("y", dtype="int64")
+            self._build_train()
+            self._build_eval()
+        self._inspect = None
+        self._attack = None
+
+    # -- compiled once per run ------------------------------------------------------------
+    def _function(self, inputs, outputs, updates=None, name=None):
+        with pytensor.config.change_flags(floatX=self.cfg.floatX):
+            return pytensor.function(inputs, outputs, updates=updates, mode=self.mode, name=name,
+                                     on_unused_input="ignore")
+
+    def _build_train(self):
+        obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True)
+        updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate)
+        updates = list(updates) + list(obj.rng_updates.items())
+        self.f_train = self._function([self.x, self.mask, self.y], obj.cost, updates, "f_train")
+
+    def _build_eval(self):
+        probs, _ = classify(self.tparams, embed(self.tparams, self.x), self.mask, self.cfg, use_noise=False)
+        self.f_pred_prob = self._function([self.x, self.mask], probs, name="f_pred_prob")
+
+    def f_pred(self, x, mask):
+        """Predicted labels, shape (B,)."""
+        return self.f_pred_prob(x, mask).argmax(axis=1)
+
+    # -- compiled on first use --------------------------------------------------------------
+    def inspect(self, x, mask, y, dropout=False):
+        """Every piece of the objective for one batch, without changing parameters.
+
+        Dropout draws (when ``dropout=True``) come from separate RNG copies, so inspecting a
+        model does not shift the training run's random stream.
+
+        Returns
+        -------
+        dict with ``cost_clean``, ``cost_adv``, ``cost`` (floats), ``delta`` (T, B, E) and
+        ``grads`` (OrderedDict name -> array, the gradient used for training).
+        """
+        if self._inspect is None:
+            with pytensor.config.change_flags(floatX=self.cfg.floatX):
+                use_noise = pt.scalar("use_noise", dtype="int8")
+                rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
+                obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise)
+                outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
+                self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
+                                                list(obj.rng_updates.items()), "f_inspect"), list(obj.grads))
+        f, names = self._inspect
+        out = f(x, mask, y, np.int8(bool(dropout)))
+        return {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
+                "delta": out[3], "grads": OrderedDict(zip(names, out[4:]))}
+
+    def _build_attack(self):
+        with pytensor.config.change_flags(floatX=self.cfg.floatX):
+            emb = embed(self.tparams, self.x)
+            probs, _ = classify(self.tparams, emb, self.mask, self.cfg, use_noise=False)
+            g_emb = pytensor.grad(nll(probs, self.y), emb)
+            emb_in = pt.tensor3("emb", dtype=self.cfg.floatX)
+            probs_in, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
+            self._attack = (self._function([self.x, self.mask, self.y], [g_emb, emb], name="f_grad_emb"),
+                            self._function([emb_in, self.mask], probs_in, name="f_prob_emb"))
+
+    def f_grad_emb(self, x, mask, y):
+        """Gradient of the mean clean NLL (dropout off) w.r.t. the embedded input, and that input.
+
+        Returns
+        -------
+        grad : ndarray, shape (T, B, E)
+        emb : ndarray, shape (T, B, E)
+        """
+        if self._attack is None:
+            self._build_attack()
+        return self._attack[0](x, mask, y)
+
+    def f_prob_emb(self, emb, mask):
+        """Class probabilities (B, 2) for given (e.g. perturbed) embedded inputs, dropout off."""
+        if self._attack is None:
+            self._build_attack()
+        return self._attack[1](emb, mask)
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_params(self):
+        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``)."""
+        return OrderedDict((k, v.get_value()) for k, v in self.tparams.items())
+
+    def set_params(self, params):
+        """Load parameters (the tutorial's ``zipp``); shapes must fit."""
+        check_params(params, self.cfg, self.n_words, "the given parameters")
+        for k, v in params.items():
+            self.tparams[k].set_value(np.asarray(v, dtype=self.cfg.floatX))
+
+
+def load_params(path):
+    """Parameters from an ``.npz`` written by a run (tutorial names, no pickles).
+
+    Raises
+    ------
+    UserError
+        When the file is missing, truncated or not an ``.npz`` of arrays.
+    """
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return OrderedDict((k, f[k]) for k in f.files)
+    except FileNotFoundError:
+        raise UserError(f"no such parameter file: {path}") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path} is not a readable parameter .npz ({err}); point to a run's params.npz") from None

@@ -1,0 +1,306 @@
+"""Train the tutorial LSTM with the paper's adversarial objective: ``python -m lstm_adv.train key=value ...``
+
+Reads top to bottom: parse the configuration, lock the run directory, load the data, build and
+compile the model, resume from a checkpoint if there is one, run the tutorial's loop (shuffled
+minibatches, validation every ``validFreq`` updates, patience, best-on-valid parameters), then
+evaluate the best parameters and write the run's files. See `lstm_adv.rundir` for the layout.
+
+Exit status: 0 finished (or already finished), 2 bad input, 3 the cost became NaN/Inf,
+130/143 interrupted by SIGINT/SIGTERM (a checkpoint is written first; rerun to resume).
+"""
+
+import json
+import signal
+import sys
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from . import config as config_mod
+from .data import load_dataset, minibatches, prepare_data
+from .errors import UserError, cli_entry
+from .rundir import RunDir, is_disk_full
+from .utils import atomic_savez, library_versions, make_rng
+
+EXIT_NAN = 3
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum):
+        self.signum = signum
+
+
+def main(argv):
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(config_mod.help_text("python -m lstm_adv.train"))
+        return 0
+    cfg = config_mod.parse_args(argv)
+    run = RunDir(cfg.run_dir())
+    run.lock()
+    try:
+        return train(cfg, run)
+    finally:
+        run.unlock()
+
+
+def train(cfg, run):
+    """Run (or resume) one training run in a locked `RunDir`; returns the exit status."""
+    previous = run.read_json(run.metrics)
+    if cfg.resume and previous and previous.get("status") == "ok":
+        run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
+        return 0
+    if cfg.resume:
+        run.check_same_run(cfg)
+    else:
+        for path in (run.checkpoint, run.checkpoint_prev):
+            path.unlink(missing_ok=True)
+
+    run.log(f"run directory: {run.path}")
+    run.log("configuration: " + json.dumps(cfg.overrides()) + "  (all keys in config.json)")
+
+    # ---- data -----------------------------------------------------------------------------
+    data = load_dataset(cfg)
+    info = data.info
+    run.log(f"data {cfg.data}: train {info['n_train']}, valid {info['n_valid']}, test {info['n_test']} reviews; "
+            f"the maxlen={cfg.maxlen} {cfg.maxlen_mode} kept {100 * info['train_kept_fraction']:.1f}% "
+            f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words")
+    n_words = min(cfg.n_words, len(data.words))
+
+    # ---- model ------------------------------------------------------------------------------
+    from . import graph  # imports PyTensor: keep --help and bad-key errors fast
+
+    params, init_note = initial_params(cfg, n_words, data)
+    t0 = time.time()
+    model = graph.Model(cfg, n_words, params)
+    import pytensor
+    run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
+            f"objective {'adversarial' if cfg.adversarial else 'clean'} "
+            f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}){init_note}")
+    record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words,
+              "versions": library_versions(),
+              "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
+                           "compiledir": pytensor.config.compiledir},
+              "data": {k: v for k, v in info.items() if k != "word_counts"},
+              "argv": sys.argv}
+    run.write_config(record)
+    run.write_vocab(data.words[:n_words])
+
+    # ---- loop state (all of it goes into checkpoints) ------------------------------------------
+    state = {"uidx": 0, "eidx": 0, "batch_pos": 0, "history": [], "bad_counter": 0, "best_update": None,
+             "cost_sum": 0.0, "cost_n": 0, "elapsed": 0.0, "estop": False}
+    shuffle_rng = make_rng(cfg.seed, "shuffle")
+    epoch_perm = None
+    best_p = None
+
+    resumed = run.load_checkpoint(run.log) if cfg.resume else None
+    if resumed is not None:
+        arrays, state = resumed
+        model.set_params(_prefixed(arrays, "param/"))
+        for name, var in model.opt_state.items():
+            var.set_value(arrays["opt/" + name])
+        for name, var in model.rngs.items():
+            var.set_value(_generator(state["rng_" + name]))
+        shuffle_rng = _generator(state["rng_shuffle"])
+        epoch_perm = arrays.get("epoch_perm")
+        best_p = _prefixed(arrays, "best/") or None
+        run.log(f"resumed from the checkpoint at update {state['uidx']} (epoch {state['eidx']})")
+
+    def checkpoint():
+        arrays = OrderedDict(("param/" + k, v) for k, v in model.get_params().items())
+        arrays.update(("opt/" + k, v.get_value()) for k, v in model.opt_state.items())
+        if best_p is not None:
+            arrays.update(("best/" + k, v) for k, v in best_p.items())
+        if epoch_perm is not None:
+            arrays["epoch_perm"] = epoch_perm
+        saved = dict(state, elapsed=state["elapsed"] + time.time() - t_start,
+                     rng_shuffle=shuffle_rng.bit_generator.state,
+                     **{"rng_" + k: v.get_value(borrow=True).bit_generator.state for k, v in model.rngs.items()})
+        run.save_checkpoint(arrays, saved)
+        if best_p is not None:
+            atomic_savez(run.params, best_p)
+
+    def metrics(status, **extra):
+        out = {"status": status, "train_err": None, "valid_err": None, "test_err": None,
+               "best_update": state["best_update"], "n_updates": state["uidx"], "n_epochs": state["eidx"],
+               "wall_time_s": round(state["elapsed"] + time.time() - t_start, 2),
+               "ms_per_update": round(1000 * step_time[0] / max(step_time[1], 1), 2)}
+        out.update(extra)
+        run.write_metrics(out)
+        return out
+
+    # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
+    stop = []
+    handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    t_start = time.time()
+    step_time = [0.0, 0]
+    metrics("running")
+
+    # ---- the tutorial's loop ------------------------------------------------------------------
+    try:
+        while state["eidx"] < cfg.max_epochs and not state["estop"]:
+            if epoch_perm is None:
+                epoch_perm = shuffle_rng.permutation(len(data.train))
+                state["batch_pos"] = 0
+            batches = [epoch_perm[i:i + cfg.batch_size] for i in range(0, len(epoch_perm), cfg.batch_size)]
+            bar = _progress(cfg, len(batches), state)
+            for pos in range(state["batch_pos"], len(batches)):
+                idx = batches[pos]
+                x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
+                t = time.perf_counter()
+                cost = float(model.f_train(x, mask, y))
+                step_time[0] += time.perf_counter() - t
+                step_time[1] += 1
+                state["uidx"] += 1
+                state["batch_pos"] = pos + 1
+                if not np.isfinite(cost):
+                    # Fail loudly: the checkpoint before the blow-up is kept, never a fake error.
+                    run.log(f"bad cost {cost} at update {state['uidx']}: stopping (status nan); the last "
+                            f"checkpoint is kept")
+                    metrics("nan")
+                    return EXIT_NAN
+                state["cost_sum"] += cost
+                state["cost_n"] += 1
+                if bar is not None:
+                    bar.update(1)
+                    if state["uidx"] % cfg.dispFreq == 0:
+                        bar.set_postfix(cost=f"{cost:.4f}")
+
+                if state["uidx"] % cfg.validFreq == 0:
+                    row = validate(cfg, model, data, state)
+                    state["history"].append(row)
+                    valid_errs = np.array([r["valid_err"] for r in state["history"]])
+                    if best_p is None or row["valid_err"] <= valid_errs.min():
+                        best_p = model.get_params()
+                        state["best_update"] = state["uidx"]
+                        state["bad_counter"] = 0
+                    _write(bar, run, _valid_line(row, state, step_time))
+                    run.write_history(state["history"])
+                    # The tutorial's patience rule, verbatim.
+                    if (len(state["history"]) > cfg.patience
+                            and row["valid_err"] >= valid_errs[:-cfg.patience].min()):
+                        state["bad_counter"] += 1
+                        if state["bad_counter"] > cfg.patience:
+                            _write(bar, run, "early stop")
+                            state["estop"] = True
+                if state["uidx"] % cfg.saveFreq == 0:
+                    checkpoint()
+                if stop:
+                    raise _Interrupted(stop[0])
+                if state["estop"]:
+                    break
+            if bar is not None:
+                bar.close()
+            if not state["estop"]:
+                state["eidx"] += 1
+                epoch_perm = None
+    except _Interrupted as intr:
+        checkpoint()
+        metrics("interrupted")
+        run.log(f"interrupted by signal {intr.signum} at update {state['uidx']}: checkpoint written; "
+                "run the same command again to resume")
+        return 128 + intr.signum
+    except OSError as err:
+        if is_disk_full(err):
+            raise UserError(f"disk full while writing to {run.path} ({err.strerror}); the previous checkpoint "
+                            "is intact: free space and run the same command to resume") from None
+        raise
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+    # ---- final evaluation of the best parameters -----------------------------------------------
+    if best_p is not None:
+        model.set_params(best_p)
+    else:
+        best_p = model.get_params()
+        state["best_update"] = state["uidx"]
+    checkpoint()
+    from .evaluate import attack_errors, pred_error
+
+    errs = {name: pred_error(model, split, cfg.valid_batch_size)
+            for name, split in (("train_err", data.train), ("valid_err", data.valid), ("test_err", data.test))}
+    extra = {}
+    if cfg.attack_strengths:
+        subset = data.test
+        if 0 < cfg.attack_size < len(subset):
+            subset = subset.subset(np.sort(make_rng(cfg.seed, "attack_subset").permutation(len(subset))[:cfg.attack_size]))
+        extra["attack"] = attack_errors(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm)
+        extra["attack_n"] = len(subset)
+    out = metrics("ok", **errs, **extra)
+    run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
+            f"(best update {state['best_update']}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
+            f"{out['ms_per_update']:.1f} ms/update)"
+            + (f"; under attack {extra['attack']}" if extra else ""))
+    return 0
+
+
+def initial_params(cfg, n_words, data):
+    """Starting parameters: ``reload_model``, else the tutorial's init (+ word2vec rows)."""
+    from .graph import load_params
+    from .model import init_params
+
+    if cfg.reload_model:
+        from pathlib import Path
+        path = Path(cfg.reload_model)
+        if path.is_dir():
+            path = path / "params.npz"
+        return load_params(path), f"; parameters from {path}"
+    params = init_params(cfg, n_words)
+    if cfg.wemb_init == "word2vec":
+        from .embeddings import load_word2vec
+        params["Wemb"], w2v = load_word2vec(cfg.w2v_path, data.words[:n_words], params["Wemb"], cfg.w2v_limit)
+        return params, f"; word2vec {w2v}"
+    return params, ""
+
+
+def validate(cfg, model, data, state):
+    """One history row: errors with the current parameters (test only if ``valid_test=1``)."""
+    from .evaluate import pred_error
+
+    row = {"update": state["uidx"], "epoch": state["eidx"],
+           "train_cost": state["cost_sum"] / max(state["cost_n"], 1),
+           "train_err": pred_error(model, data.train, cfg.valid_batch_size),
+           "valid_err": pred_error(model, data.valid, cfg.valid_batch_size),
+           "test_err": pred_error(model, data.test, cfg.valid_batch_size) if cfg.valid_test else None}
+    state["cost_sum"], state["cost_n"] = 0.0, 0
+    return row
+
+
+def _valid_line(row, state, step_time):
+    best = min(r["valid_err"] for r in state["history"])
+    test = f" test {row['test_err']:.4f}" if row["test_err"] is not None else ""
+    return (f"update {row['update']} epoch {row['epoch']}: cost {row['train_cost']:.4f} "
+            f"train {row['train_err']:.4f} valid {row['valid_err']:.4f}{test} (best {best:.4f} "
+            f"at {state['best_update']}) {1000 * step_time[0] / max(step_time[1], 1):.1f} ms/update")
+
+
+def _progress(cfg, total, state):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=state["batch_pos"], desc=f"epoch {state['eidx']}", leave=False,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def _write(bar, run, line):
+    if bar is not None:
+        bar.clear()
+    run.log(line)
+    if bar is not None:
+        bar.refresh()
+
+
+def _prefixed(arrays, prefix):
+    return OrderedDict((k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix))
+
+
+def _generator(state):
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+if __name__ == "__main__":
+    sys.exit(cli_entry(main)())

@@ -1,0 +1,84 @@
+"""Small shared helpers: seeded RNG streams, atomic file writes, library versions."""
+
+import io
+import json
+import os
+import platform
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+
+def make_rng(seed, purpose):
+    """A numpy Generator for one purpose, derived from the run's single ``seed``.
+
+    Each consumer (validation split, shuffling, init, dropout ...) gets its own stream, so
+    adding a random choice in one place never shifts the numbers drawn in another.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(purpose.encode())]))
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
+    over the target. If anything fails (a full disk), the temporary file is removed and the
+    previous version of ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def atomic_savez(path, arrays):
+    """Save a dict of arrays as an uncompressed ``.npz`` atomically (loadable with allow_pickle=False)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def library_versions():
+    """Versions of the interpreter and every library that can change a result."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("lstm_adv", "pytensor", "numpy", "scipy", "numba", "gensim", "sacremoses", "jax", "jaxlib"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out

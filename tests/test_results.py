@@ -1,0 +1,257 @@
+"""Table 1 generator (lstm_adv.results) on hand-made run directories."""
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lstm_adv import results
+from lstm_adv.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Test errors per eps (one value per seed); dev errors are derived from them.
+TEST_ERR = {
+    0.0: [0.190, 0.200, 0.185, 0.210, 0.195],
+    0.5: [0.180, 0.205, 0.190, 0.200, 0.188],
+    15.0: [0.300, 0.310, 0.305, 0.320, 0.298],   # clearly worse
+}
+
+
+def make_run(root, name, eps, seed, status="ok", dev=0.15, test=0.2, alpha=0.5, metrics=True,
+             attack=None, raw_metrics=None, **config):
+    d = Path(root) / name
+    d.mkdir(parents=True)
+    cfg = {"eps": eps, "alpha": alpha, "seed": seed, "adv": -1, "adv_norm": "sign", "encoder": "lstm",
+           "data": "imdb", **config}
+    (d / "config.json").write_text(json.dumps({"config": cfg, "versions": {}, "pytensor": {"mode": "NUMBA"}}))
+    if raw_metrics is not None:
+        (d / "metrics.json").write_text(raw_metrics)
+    elif metrics:
+        m = {"status": status, "train_err": 0.05, "valid_err": dev, "test_err": test, "best_update": 10,
+             "n_updates": 20, "n_epochs": 2, "wall_time_s": 60.0, "ms_per_update": 3.0}
+        if status != "ok":
+            m.update(valid_err=None, test_err=None)
+        if attack:
+            m["attack"] = attack
+        (d / "metrics.json").write_text(json.dumps(m))
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "runs"
+    for eps, errs in TEST_ERR.items():
+        for seed, t in enumerate(errs):
+            make_run(root, f"eps={eps}/seed={seed}", eps, seed, dev=round(t - 0.05, 3), test=t,
+                     attack={"0.1": t + 0.1, "0.5": t + 0.3 - eps / 100})
+    # eps=0.2: two good seeds plus every kind of run that must not give numbers.
+    make_run(root, "eps=0.2/seed=0", 0.2, 0, dev=0.14, test=0.21)
+    make_run(root, "eps=0.2/seed=1", 0.2, 1, dev=0.16, test=0.23)
+    make_run(root, "eps=0.2/seed=2", 0.2, 2, status="nan")
+    make_run(root, "eps=0.2/seed=3", 0.2, 3, status="interrupted")
+    make_run(root, "eps=0.2/seed=4", 0.2, 4, metrics=False)
+    # eps=0.3: nothing but failures, with error values that must never be shown.
+    make_run(root, "eps=0.3/seed=0", 0.3, 0, status="nan")
+    make_run(root, "eps=0.3/seed=1", 0.3, 1, raw_metrics="{not json")
+    make_run(root, "eps=0.3/seed=2", 0.3, 2, raw_metrics=json.dumps(
+        {"status": "ok", "valid_err": float("nan"), "test_err": 0.777}))
+    # an eps outside the paper's grid, and a run at another alpha
+    make_run(root, "eps=0.05/seed=0", 0.05, 0, dev=0.15, test=0.2)
+    make_run(root, "alpha=0.25", 0.5, 0, alpha=0.25, dev=0.111, test=0.666)
+    return root
+
+
+def md_table(md):
+    """The first Markdown table in ``md`` as a list of rows of cells."""
+    lines = [l for l in md.split("\n## ")[0].splitlines() if l.startswith("|") and not l.startswith("|---")]
+    return [[c.strip() for c in l.strip("|").split("|")] for l in lines]
+
+
+def test_layout_rows_columns_and_paper_values(sweep):
+    s = results.summarise(sweep)
+    expected = sorted(set(results.PAPER) | {0.05})
+    assert s["columns"] == expected
+    table = md_table(results.to_markdown(s))
+    header, rows = table[0], table[1:]
+    assert header == ["eps", "0.0", "0.05", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9",
+                      "1.0", "15.0"]
+    assert [r[0] for r in rows] == ["dev", "test", "average"]
+    cell = dict(zip(header, rows[1]))
+    t0 = np.array(TEST_ERR[0.0])
+    assert cell["0.0"] == f"{t0.mean():.3f} ± {t0.std(ddof=1):.3f} (paper .19)"
+    assert cell["15.0"].endswith("(paper .17)")
+    assert cell["0.1"] == "no runs (paper failed)"          # the paper's eps=0.1 run printed 0.00
+    assert cell["0.05"] == "0.200 (n=1)"                     # not in the paper's grid: no paper value
+    assert cell["0.4"] == "no runs (paper .19)"
+    assert dict(zip(header, rows[0]))["0.3"] == "3 failed (paper .12)"
+
+
+def test_means_and_sd_match_numpy(sweep):
+    s = results.summarise(sweep)
+    for eps, errs in TEST_ERR.items():
+        test = np.array(errs)
+        dev = np.round(test - 0.05, 3)
+        c = s["cells"][eps]
+        assert c["n_ok"] == len(errs) and c["n_failed"] == 0
+        assert c["test"]["mean"] == pytest.approx(test.mean(), abs=1e-12)
+        assert c["test"]["sd"] == pytest.approx(test.std(ddof=1), abs=1e-12)
+        assert c["dev"]["mean"] == pytest.approx(dev.mean(), abs=1e-12)
+        avg = (dev + test) / 2
+        assert c["average"]["mean"] == pytest.approx(avg.mean(), abs=1e-12)
+        assert c["average"]["sd"] == pytest.approx(avg.std(ddof=1), abs=1e-12)
+    c = s["cells"][0.05]
+    assert c["n_ok"] == 1 and math.isnan(c["test"]["sd"])
+
+
+def test_welch_and_mann_whitney_equal_scipy(sweep):
+    s = results.summarise(sweep)
+    for eps in (0.5, 15.0):
+        a, b = TEST_ERR[eps], TEST_ERR[0.0]
+        t = s["cells"][eps]["test"]
+        assert t["p_welch"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
+        assert t["p_mwu"] == pytest.approx(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-12)
+    assert s["cells"][15.0]["test"]["p_welch"] < 1e-4           # clearly different group
+    assert s["cells"][0.5]["test"]["p_welch"] > 0.05
+    assert math.isnan(s["cells"][0.0]["test"]["p_welch"])         # eps=0 is the reference
+    assert math.isnan(s["cells"][0.05]["test"]["p_welch"])        # one ok run: n/a
+    md = results.to_markdown(s)
+    sig = md.split("## Does any eps differ")[1].split("\n## ")[0]
+    rows = {r[0]: r for r in md_table("|" + sig.split("\n|", 1)[1])[1:]}
+    assert rows["0.05"][3:] == ["n/a", "n/a", "n/a"]
+    assert rows["15.0"][3] == "<0.001"
+    assert "eps=15.0 (worse)" in sig
+
+
+def test_identical_and_degenerate_groups():
+    for same in ([0.2, 0.2, 0.2], [0.25, 0.25]):              # no spread: t = 0/0 (or 0 by rounding)
+        p_welch, p_mwu = results.compare(same, same)
+        assert (math.isnan(p_welch) or p_welch == pytest.approx(1.0)) and p_mwu == pytest.approx(1.0)
+    assert math.isnan(results.compare([0.25, 0.25], [0.25, 0.25])[0])
+    p_welch, p_mwu = results.compare([0.1, 0.12, 0.11], [0.1, 0.12, 0.11])
+    assert p_welch == pytest.approx(1.0) and p_mwu == pytest.approx(1.0)
+    assert all(math.isnan(p) for p in results.compare([0.1], [0.2, 0.3]))
+    assert results._p(math.nan) == "n/a"
+
+
+def test_holm():
+    adj = results.holm([0.01, math.nan, 0.04, 0.03])
+    assert adj[0] == pytest.approx(0.03) and math.isnan(adj[1])
+    assert adj[2] == pytest.approx(0.06) and adj[3] == pytest.approx(0.06)
+
+
+def test_failed_runs_are_counts_never_numbers(sweep):
+    s = results.summarise(sweep)
+    c = s["cells"][0.2]
+    assert (c["n_ok"], c["n_failed"]) == (2, 3)
+    assert c["not_ok"] == {"nan": 1, "interrupted": 1, "no metrics": 1}
+    assert c["test"]["mean"] == pytest.approx(0.22)              # from the two ok runs only
+    c = s["cells"][0.3]
+    assert (c["n_ok"], c["n_failed"]) == (0, 3)
+    assert c["not_ok"] == {"nan": 2, "corrupt": 1}               # an "ok" run with a NaN error is nan
+    assert math.isnan(c["test"]["mean"])
+    md, text = results.to_markdown(s), results.to_csv(s)
+    assert "0.777" not in md and "0.777" not in text
+    assert any("unreadable, counted as failed" in w for w in s["warnings"])
+    runs_rows = {r[0]: r for r in md_table("|" + md.split("## Runs per eps")[1].split("\n|", 1)[1])[1:]}
+    assert runs_rows["0.2"][1:4] == ["2", "3", "1 interrupted, 1 nan, 1 no metrics"]
+
+
+def test_other_alpha_kept_out_of_table1(sweep):
+    s = results.summarise(sweep)
+    assert s["cells"][0.5]["n_ok"] == len(TEST_ERR[0.5])
+    assert s["other_alpha"][0.25][0.5]["n_ok"] == 1
+    md = results.to_markdown(s)
+    assert "0.666" not in md.split("## Runs at other alpha")[0]
+    assert "| 0.25 | 0.5 | 0.111 (n=1) | 0.666 (n=1) | 1 | 0 |" in md
+
+
+def test_attack_table(sweep):
+    s = results.summarise(sweep)
+    a = s["attack"][15.0][0.5]
+    assert a["n"] == 5 and a["mean"] == pytest.approx(np.mean(TEST_ERR[15.0]) + 0.3 - 0.15)
+    assert 0.2 not in s["attack"] or s["attack"][0.2][0.1]["n"] == 0
+    assert "## Robustness" in results.to_markdown(s)
+
+
+def test_csv_content(sweep):
+    s = results.summarise(sweep)
+    rows = list(csv.DictReader(io.StringIO(results.to_csv(s))))
+    assert tuple(rows[0]) == results.CSV_COLUMNS
+    assert len(rows) == 3 * len(s["columns"])
+    by = {(r["eps"], r["split"]): r for r in rows}
+    r = by[("0.0", "test")]
+    assert float(r["mean"]) == pytest.approx(np.mean(TEST_ERR[0.0]), abs=1e-6)
+    assert float(r["sd"]) == pytest.approx(np.std(TEST_ERR[0.0], ddof=1), abs=1e-6)
+    assert (r["n_ok"], r["n_failed"], r["paper"], r["p_welch"], r["p_mwu"]) == ("5", "0", "0.19", "", "")
+    r = by[("15.0", "test")]
+    p = stats.ttest_ind(TEST_ERR[15.0], TEST_ERR[0.0], equal_var=False).pvalue
+    assert float(r["p_welch"]) == pytest.approx(p, rel=1e-5, abs=1e-9)
+    assert by[("0.3", "dev")]["mean"] == "" and by[("0.3", "dev")]["n_failed"] == "3"
+    assert by[("0.1", "average")]["paper_note"] == "failed"
+    assert by[("0.05", "test")]["paper_note"] == "not in paper"
+
+
+def test_write_table_files(sweep, tmp_path):
+    files = results.write_table(results.summarise(sweep), tmp_path / "out")
+    assert [f.name for f in files] == ["table1.md", "table1.csv", "table1.png"]
+    assert (tmp_path / "out" / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / "table1.md").read_text().startswith("# Table 1")
+
+
+def test_cli_writes_files_and_prints_table(sweep, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", str(sweep), f"out={out}"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "| dev |" in proc.stdout and "Traceback" not in proc.stderr
+    assert "warning:" in proc.stderr                           # the corrupt metrics.json
+    assert {p.name for p in out.iterdir()} == {"table1.md", "table1.csv", "table1.png"}
+    proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", str(sweep), "plot=0"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and (sweep / "table1.csv").exists() and not (sweep / "table1.png").exists()
+
+
+@pytest.mark.parametrize("setup", ["missing", "empty", "all_corrupt", "bad_option"])
+def test_cli_bad_input_exits_2(tmp_path, setup):
+    args = ["/nonexistent/runs"]
+    if setup == "empty":
+        args = [str(tmp_path)]
+    elif setup == "all_corrupt":
+        make_run(tmp_path, "r", 0.0, 1, raw_metrics="[1, 2")
+        args = [str(tmp_path)]
+    elif setup == "bad_option":
+        make_run(tmp_path, "r", 0.0, 1)
+        args = [str(tmp_path), "colour=red"]
+    proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", *args], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_summarise_raises_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        results.summarise(tmp_path / "nope")
+    with pytest.raises(UserError, match="no runs"):
+        results.summarise(tmp_path)
+
+
+def test_identical_groups_through_the_table(tmp_path):
+    for eps in (0.0, 0.5):
+        for seed in range(3):
+            make_run(tmp_path, f"e{eps}s{seed}", eps, seed, dev=0.125, test=0.25)
+    s = results.summarise(tmp_path)
+    t = s["cells"][0.5]["test"]
+    assert math.isnan(t["p_welch"]) and t["p_mwu"] == pytest.approx(1.0)
+    md = results.to_markdown(s)
+    assert "| 0.5 | 3 vs 3 | +0.000 | n/a | n/a | 1.000 |" in md
+    assert "No eps differs from eps = 0" in md
+    assert "0.250 ± 0.000 (paper .18)" in md
