@@ -210,7 +210,11 @@ def imdb_sentences(source, workers=2, unsup=True, cache=None, progress=True):
     words = corpus.words
     sentences = [[words[i] for i in s] for s in corpus.train.seqs]
     if unsup:
-        texts = [t for _, t in imdb.read_reviews(source, parts=(("train", "unsup", None),))[("train", "unsup")]]
+        try:
+            found = imdb.read_reviews(source, parts=(("train", "unsup", None),))
+        except UserError as err:
+            raise UserError(f"{err}; or train on the labelled reviews only with unsup=0") from None
+        texts = [t for _, t in found[("train", "unsup")]]
         shared = {}  # one string object per distinct word: 13M tokens would otherwise each own one
         for tokens in imdb.tokenize_texts(texts, workers=workers, progress=progress, desc="tokenise unsup"):
             sentences.append([shared.setdefault(t, t) for t in tokens])

@@ -120,9 +120,13 @@ def _check_source(path, what):
     if not path.exists():
         raise UserError(f"{what}: no such file or folder; give the {ARCHIVE_NAME} tarball or the "
                         "extracted aclImdb folder")
+    if path.is_dir() and not (path / "train").is_dir():
+        # Also accept the folder that holds the release (aclImdb/ or the tarball).
+        for name in ("aclImdb", ARCHIVE_NAME, "aclImdb.tar.gz"):
+            if (path / name).exists():
+                path = path / name
+                break
     if path.is_dir():
-        if not (path / "train").is_dir() and (path / "aclImdb").is_dir():
-            path = path / "aclImdb"
         for split, cls, _ in LABELLED:
             if not (path / split / cls).is_dir():
                 raise UserError(f"{what}: folder {path} has no {split}/{cls}; point it at the extracted "
@@ -456,10 +460,8 @@ class Corpus:
 
 def cache_paths(fingerprint, cache=None):
     """The ``(npz, vocabulary json)`` pair for a source fingerprint and this preprocessing."""
-    import sacremoses
-
     cache = Path(cache) if cache is not None else cache_dir()
-    key = f"imdb-{fingerprint[:16]}-p{PREPROCESS_VERSION}-sacremoses{sacremoses.__version__}"
+    key = f"imdb-{fingerprint[:16]}-p{PREPROCESS_VERSION}-sacremoses{_sacremoses_version()}"
     return cache / f"{key}.npz", cache / f"{key}.vocab.json"
 
 
@@ -506,9 +508,7 @@ def _pack(split):
 
 
 def _unpack(flat, offsets, labels):
-    flat = flat.tolist()
-    offsets = offsets.tolist()
-    seqs = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    seqs = [a.tolist() for a in np.split(flat, offsets[1:-1])] if len(labels) else []
     return Split(seqs, labels.astype(np.int64))
 
 
@@ -589,9 +589,14 @@ def load_corpus(source, workers=None, cache=None, progress=True, force=False):
     return corpus
 
 
+def _sacremoses_version():
+    # Not ``import sacremoses``: that compiles its large regexes, a second a cached load need not pay.
+    import importlib.metadata
+    return importlib.metadata.version("sacremoses")
+
+
 def _tokenizer_description():
-    import sacremoses
-    return f"sacremoses {sacremoses.__version__} MosesTokenizer(lang=en), escape=False; lowercase; whitespace split"
+    return f"sacremoses {_sacremoses_version()} MosesTokenizer(lang=en), escape=False; lowercase; whitespace split"
 
 
 def load_imdb(cfg, workers=None, cache=None):

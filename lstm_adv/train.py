@@ -46,12 +46,12 @@ def main(argv):
 
 def train(cfg, run):
     """Run (or resume) one training run in a locked `RunDir`; returns the exit status."""
-    previous = run.read_json(run.metrics)
-    if cfg.resume and previous and previous.get("status") == "ok":
-        run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
-        return 0
     if cfg.resume:
         run.check_same_run(cfg)
+        previous = run.read_json(run.metrics)
+        if previous and previous.get("status") == "ok":
+            run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
+            return 0
     else:
         for path in (run.checkpoint, run.checkpoint_prev):
             path.unlink(missing_ok=True)
@@ -239,14 +239,16 @@ def train(cfg, run):
 def initial_params(cfg, n_words, data):
     """Starting parameters: ``reload_model``, else the tutorial's init (+ word2vec rows)."""
     from .graph import load_params
-    from .model import init_params
+    from .model import check_params, init_params
 
     if cfg.reload_model:
         from pathlib import Path
         path = Path(cfg.reload_model)
         if path.is_dir():
             path = path / "params.npz"
-        return load_params(path), f"; parameters from {path}"
+        params = load_params(path)
+        check_params(params, cfg, n_words, str(path))
+        return params, f"; parameters from {path}"
     params = init_params(cfg, n_words)
     if cfg.wemb_init == "word2vec":
         from .embeddings import load_word2vec

@@ -266,6 +266,10 @@ def test_lookup_order(tree, tarball, tmp_path, monkeypatch):
     assert imdb.find_source("") == tarball
     assert imdb.find_source(str(tree)) == tree  # data_path wins
     assert imdb.find_source(str(tree.parent)) == tree  # a folder holding aclImdb/ is fine too
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    (shelf / "aclImdb.tar.gz").write_bytes(tarball.read_bytes())
+    assert imdb.find_source(str(shelf)) == shelf / "aclImdb.tar.gz"  # a folder holding the tarball
     monkeypatch.delenv("LSTM_ADV_DATA")
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -505,6 +509,7 @@ def test_download_network_error_is_one_line(tmp_path):
 
 # --- the real archive (opt-in) ------------------------------------------------------------------
 
+@pytest.mark.realdata
 @pytest.mark.skipif(not (REAL_DATA and Path(REAL_DATA).is_file()),
                     reason="set LSTM_ADV_DATA to the aclImdb tarball (e.g. ../shared/data/aclImdb.tar.gz) to run")
 def test_real_archive(monkeypatch):

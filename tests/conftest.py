@@ -1,0 +1,46 @@
+"""Shared helpers: tiny settings so every compiled graph is small and cached across tests."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# A toy run small enough to train in seconds; the same shapes everywhere keep compiles cached.
+TINY = ["data=toy", "wdim=8", "hdim=8", "max_epochs=2", "validFreq=20", "saveFreq=20",
+        "attack_eps=", "progress=0", "mode=C"]
+
+
+def run_cli(module, args, cwd, timeout=600, env=None):
+    """Run ``python -m module args`` and return the CompletedProcess (text output)."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def load_npz(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def assert_one_line_error(proc, *fragments):
+    """Exit status 2, one line on stderr naming the problem, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in errors[0], (frag, errors[0])
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)

@@ -1,0 +1,165 @@
+"""The training command end to end on data=toy: outputs, learning, resume, locks, bad input."""
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
+from lstm_adv import train
+from lstm_adv.rundir import RunDir
+
+PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One uninterrupted tiny run: the reference for resume, reload and refusal tests."""
+    root = tmp_path_factory.mktemp("ref")
+    args = TINY + ["max_epochs=6", "saveFreq=7", "validFreq=10", "eps=0.5", f"saveto={root / 'run'}"]
+    proc = run_cli("lstm_adv.train", args, root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "run", args
+
+
+def test_toy_run_learns_and_writes_its_directory(tmp_path):
+    proc = run_cli("lstm_adv.train", ["data=toy", "progress=0", "mode=C", "attack_eps=0.1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = next((tmp_path / "runs").iterdir())
+    assert {"config.json", "history.csv", "metrics.json", "params.npz", "checkpoint.npz", "vocab.json",
+            "train.log"} <= {p.name for p in run.iterdir()}
+    metrics = read_json(run / "metrics.json")
+    assert metrics["status"] == "ok"
+    assert metrics["test_err"] < 0.2 and metrics["valid_err"] < 0.2  # chance is 0.5
+    assert set(metrics["attack"]) == {"0.1"}
+    saved = read_json(run / "config.json")
+    assert saved["config"]["data"] == "toy" and saved["pytensor"]["mode"] == "C"
+    assert {"pytensor", "numpy"} <= set(saved["versions"])
+    assert list(load_npz(run / "params.npz")) == PARAM_NAMES
+    header = (run / "history.csv").read_text().splitlines()[0]
+    assert header == "update,epoch,train_cost,train_err,valid_err,test_err"
+    assert "data toy: train 950, valid 50, test 400" in proc.stdout
+
+
+def test_kill_and_resume_is_bit_exact(finished_run, tmp_path):
+    ref_dir, ref_args = finished_run
+    args = [a for a in ref_args if not a.startswith("saveto=")] + [f"saveto={tmp_path / 'run'}"]
+    child = subprocess.Popen([sys.executable, "-m", "lstm_adv.train", *args], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "run" / "checkpoint.npz"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.005)
+    time.sleep(np.random.default_rng().uniform(0, 0.3))  # a random update after the first checkpoint
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "running"
+
+    proc = run_cli("lstm_adv.train", args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from the checkpoint at update" in proc.stdout
+    a, b = load_npz(ref_dir / "params.npz"), load_npz(tmp_path / "run" / "params.npz")
+    for k in PARAM_NAMES:
+        assert np.array_equal(a[k], b[k]), k
+    assert (ref_dir / "history.csv").read_text() == (tmp_path / "run" / "history.csv").read_text()
+    ma, mb = read_json(ref_dir / "metrics.json"), read_json(tmp_path / "run" / "metrics.json")
+    assert [ma[k] for k in ("train_err", "valid_err", "test_err", "best_update", "n_updates")] == \
+           [mb[k] for k in ("train_err", "valid_err", "test_err", "best_update", "n_updates")]
+
+
+def test_finished_run_is_not_trained_again(finished_run):
+    run, args = finished_run
+    before = (run / "params.npz").stat().st_mtime_ns
+    proc = run_cli("lstm_adv.train", args, run.parent)
+    assert proc.returncode == 0 and "already finished" in proc.stdout
+    assert (run / "params.npz").stat().st_mtime_ns == before
+
+
+def test_second_process_on_a_run_directory_is_refused(finished_run, tmp_path):
+    run, args = finished_run
+    held = RunDir(run)
+    held.lock()
+    try:
+        assert_one_line_error(run_cli("lstm_adv.train", args, tmp_path), "is in use by pid")
+    finally:
+        held.unlock()
+
+
+def test_resuming_with_another_configuration_is_refused(finished_run, tmp_path):
+    run, args = finished_run
+    proc = run_cli("lstm_adv.train", args + ["hdim=6"], tmp_path)
+    assert_one_line_error(proc, "holds a run with hdim=8, not 6")
+
+
+def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_path):
+    run, _ = finished_run
+    proc = run_cli("lstm_adv.train", TINY + ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"], tmp_path)
+    assert_one_line_error(proc, "params.npz: parameter lstm_W has shape (8, 32)", "needs (8, 24)")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    proc = run_cli("lstm_adv.train", TINY + [f"reload_model={bad}", f"saveto={tmp_path / 'r2'}"], tmp_path)
+    assert_one_line_error(proc, "is not a readable parameter .npz")
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_path):
+    ref, args = finished_run
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "checkpoint.npz", "checkpoint.prev.npz"):
+        shutil.copy(ref / name, run / name)
+    data = (run / "checkpoint.npz").read_bytes()
+    (run / "checkpoint.npz").write_bytes(data[: len(data) // 2])
+    args = [a for a in args if not a.startswith("saveto=")] + [f"saveto={run}"]
+    proc = run_cli("lstm_adv.train", args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "checkpoint.npz is unreadable" in proc.stdout and "resumed from the checkpoint" in proc.stdout
+    # Both unreadable: refuse, delete nothing.
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    shutil.copy(ref / "config.json", run2 / "config.json")
+    for name in ("checkpoint.npz", "checkpoint.prev.npz"):
+        (run2 / name).write_bytes(data[:100])
+    proc = run_cli("lstm_adv.train", [a for a in args if not a.startswith("saveto=")] + [f"saveto={run2}"], tmp_path)
+    assert_one_line_error(proc, "every checkpoint", "resume=0")
+    assert (run2 / "checkpoint.npz").read_bytes() == data[:100]
+
+
+def test_nan_cost_stops_with_status_nan(tmp_path):
+    args = TINY + ["optimizer=sgd", "lrate=1e30", "saveFreq=1", f"saveto={tmp_path / 'run'}"]
+    proc = run_cli("lstm_adv.train", args, tmp_path)
+    assert proc.returncode == train.EXIT_NAN, proc.stderr[-2000:]
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["status"] == "nan" and metrics["test_err"] is None
+    assert "bad cost" in proc.stdout
+    with np.load(tmp_path / "run" / "checkpoint.npz") as f:  # the one before the blow-up
+        assert np.isfinite(f["param/U"]).all()
+
+
+def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
+    import lstm_adv.rundir as rundir
+
+    real = rundir.atomic_savez
+    calls = []
+
+    def flaky(path, arrays):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, arrays)
+
+    monkeypatch.setattr(rundir, "atomic_savez", flaky)
+    monkeypatch.chdir(tmp_path)
+    status = train.cli_entry(train.main)(TINY + ["saveFreq=5", "saveto=run"])
+    assert status == 2
+    assert "disk full" in capsys.readouterr().err
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+    with np.load(tmp_path / "run" / "checkpoint.npz") as f:
+        state = str(f["state_json"])
+    assert '"uidx": 10' in state  # saves at 5 and 10 succeeded, 15 hit the full disk
