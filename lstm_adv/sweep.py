@@ -42,6 +42,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -367,15 +368,28 @@ def _describe_rc(rc):
     return {2: "exit 2 (bad input)", 3: "exit 3 (NaN cost)"}.get(rc, f"exit {rc}")
 
 
-def _last_line(path, start):
+def _tail_lines(path, start=0):
     try:
         with open(path, "rb") as fh:
             fh.seek(start)
             text = fh.read().decode("utf-8", "replace")
     except OSError:
-        return ""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
+        return []
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _why(run_dir, err_at, rc):
+    """One line saying why an attempt failed: train's ``error:`` line, its NaN line, else stderr's last."""
+    if rc < 0:
+        return ""   # killed: its last output says nothing about why
+    train_log = {EXIT_NAN: "bad cost", 130: "interrupted by signal", 143: "interrupted by signal"}
+    if rc in train_log:
+        lines = [ln for ln in _tail_lines(Path(run_dir) / "train.log") if ln.startswith(train_log[rc])]
+        if lines:
+            return lines[-1][:200]
+    err = _tail_lines(Path(run_dir) / "stderr.log", err_at)
+    errors = [ln for ln in err if ln.startswith("error:")]
+    return (errors or err or [""])[-1][:200]
 
 
 class SlotPool:
@@ -400,6 +414,24 @@ class SlotPool:
                 self._handles.append(fh)
                 self.free.append(self.dir / f"slot-{k}")
             k += 1
+        self._seed()
+
+    def _seed(self):
+        """Start each of our never-used slots as a copy of one of our used ones (compiled code is
+        reusable, and a cold cache costs minutes per slot). Only slots we hold are read or written."""
+        warm = next((d for d in self.free if d.is_dir()), None)
+        if warm is None:
+            return
+        for slot in self.free:
+            if slot.exists():
+                continue
+            tmp = slot.with_name(f".{slot.name}.seeding-{os.getpid()}")
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(warm, tmp, symlinks=True, ignore=shutil.ignore_patterns("lock_dir", "*.lock"))
+                os.replace(tmp, slot)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # a cold slot is slower, not wrong
 
     def release(self):
         for fh in self._handles:
@@ -417,6 +449,13 @@ class Launcher:
         self.stopping = None
         self.results = {}      # Command -> (outcome, detail)
         self.running = {}      # slot -> (proc, cmd, attempt, started, stderr offset)
+        # Progress lines name runs relative to the folder that holds them all.
+        dirs = [os.path.abspath(c.run_dir) for c in commands]
+        self.root = os.path.commonpath(dirs) if len(dirs) > 1 else os.path.dirname(dirs[0])
+        if self.root in dirs:
+            self.root = os.path.dirname(self.root)
+        for cmd, d in zip(commands, dirs):
+            cmd.name = os.path.relpath(d, self.root)
 
     def say(self, line):
         print(line, file=self.out, flush=True)
@@ -442,8 +481,8 @@ class Launcher:
             else:
                 todo.append(cmd)
         done = total - len(todo)
-        self.say(f"{total} runs: {done - failed_before} already finished, {failed_before} failed earlier (nan), "
-                 f"{len(todo)} to run, {self.jobs} at a time (compile caches in {self.compiledir})")
+        self.say(f"{total} runs under {self.root}: {done - failed_before} already finished, {failed_before} failed "
+                 f"earlier (nan), {len(todo)} to run, {self.jobs} at a time (compile caches in {self.compiledir})")
         if not todo:
             return self.summary()
 
@@ -479,7 +518,7 @@ class Launcher:
                     if outcome == "ok" and run_status(cmd.run_dir) != "ok":
                         outcome = "retry"
                     detail = _describe_rc(rc)
-                    last = _last_line(cmd.run_dir / "stderr.log", err_at)
+                    last = _why(cmd.run_dir, err_at, rc)
                     if outcome == "retry" and attempts[cmd] <= self.retries:
                         self.say(f"       {cmd.name}: {detail} after {_hms(elapsed)}; retrying "
                                  f"(attempt {attempts[cmd] + 1} of {self.retries + 1}, resumes from its checkpoint)")
@@ -490,11 +529,8 @@ class Launcher:
                     if outcome != "interrupted":
                         done += 1
                         durations.append(elapsed)
-                    self.results[cmd] = (outcome, detail if outcome == "ok" else
-                                         f"{detail}" + (f": {last}" if last else ""))
-                    left = sum(1 for c in todo if c not in self.results)
-                    eta = (f"ETA {_hms(np.mean(durations) * left / min(self.jobs, max(left, 1)))}"
-                           if durations and left else "")
+                    self.results[cmd] = (outcome, detail + (f": {last}" if last and outcome != "ok" else ""))
+                    eta = self._eta(queue, durations)
                     self.say(f"[{done:>{len(str(total))}}/{total}] {outcome:<6} {cmd.name} ({_hms(elapsed)}); "
                              f"elapsed {_hms(time.time() - t0)}" + (f", {eta}" if eta else ""))
         finally:
@@ -503,6 +539,15 @@ class Launcher:
             pool.release()
         rc = self.summary()
         return 128 + self.stopping if self.stopping else rc
+
+    def _eta(self, queue, durations):
+        """Time left: the mean run time for each queued run and the rest of each running one, over the slots."""
+        if not durations or not (queue or self.running):
+            return ""
+        mean = float(np.mean(durations))
+        now = time.time()
+        work = mean * len(queue) + sum(max(mean - (now - r[3]), 0.0) for r in self.running.values())
+        return f"ETA {_hms(work / min(self.jobs, len(queue) + len(self.running)))}"
 
     def _start(self, cmd, slot, attempt):
         cmd.run_dir.mkdir(parents=True, exist_ok=True)
@@ -521,13 +566,13 @@ class Launcher:
 
     def summary(self):
         """Print the closing summary; returns 0 if every run is ok, else 1."""
-        bad = [(c, r) for c, r in self.results.items() if r[0] != "ok"]
+        bad = [(c, r) for c, r in self.results.items() if r[0] not in ("ok", "interrupted")]
         n_ok = sum(1 for r in self.results.values() if r[0] == "ok")
-        not_run = [c for c in self.commands if c not in self.results]
+        unfinished = len(self.commands) - n_ok - len(bad)
         self.say(f"summary: {n_ok} of {len(self.commands)} runs ok, {len(bad)} failed"
-                 + (f", {len(not_run)} not finished (interrupted)" if not_run else ""))
+                 + (f", {unfinished} not finished (run the same command again to resume)" if unfinished else ""))
         for cmd, (outcome, detail) in bad:
-            self.say(f"  {outcome:<11} {cmd.name}: {detail}  (logs: {cmd.run_dir}/stderr.log, train.log)")
+            self.say(f"  {outcome:<11} {cmd.run_dir}: {detail}  (logs: stderr.log, train.log there)")
         return EXIT_FAILED if bad else 0
 
 
@@ -612,7 +657,7 @@ def slurm(argv):
     out = Path(opts.get("out") or Path(argv[0]).parent / "slurm.sh")
     text = render_slurm(argv[0], commands, k, opts.get("time") or "24:00:00", cpus, opts.get("mem", ""),
                         opts.get("partition", ""), opts.get("job_name", ""), opts.get("compiledir") or None,
-                        out, ["slurm"] + list(argv))
+                        out, list(argv))
     (Path(argv[0]).resolve().parent / "slurm-logs").mkdir(parents=True, exist_ok=True)
     try:
         atomic_write_text(out, text)

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def make_rng(seed, purpose):
     """A numpy Generator for one purpose, derived from the run's single ``seed``.
 
@@ -35,6 +39,7 @@ def atomic_write_bytes(path, data):
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:

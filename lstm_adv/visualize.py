@@ -815,8 +815,10 @@ def choose_pairs(res, opts):
     if cand.size:
         order = sorted(cand, key=lambda i: (not dec_flips[i], res.p_dec["bigram"][i]))
         return [int(i) for i in order[:opts.pairs]], True
+    # No flip: the largest drops in P(true label), among the correctly classified reviews if any.
     drop = res.p_orig - res.p_emb[float(opts.eps_vis)]
-    order = np.argsort(-drop, kind="stable")
+    pool = np.flatnonzero(correct) if correct.any() else np.arange(len(res.reviews))
+    order = pool[np.argsort(-drop[pool], kind="stable")]
     return [int(i) for i in order[:opts.pairs]], False
 
 
@@ -983,10 +985,12 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         for i in pairs:
             rv = res.reviews[i]
             doc.h(3, f"{rv.name}: true label {LABEL_NAMES.get(rv.label, rv.label)}")
-            verdict = "still fools the model" if res.pred_dec["bigram"][i] != rv.label else "no longer fools the model"
+            wrong = [name for name, pred in (("original text", res.pred_orig[i]),
+                                             ("perturbed embeddings", res.pred_emb[float(opts.eps_vis)][i]),
+                                             ("decoded text", res.pred_dec["bigram"][i])) if pred != rv.label]
             doc.p(f"P(true label): original text {res.p_orig[i]:.3f}, perturbed embeddings "
-                  f"{res.p_emb[float(opts.eps_vis)][i]:.3f}, decoded text {res.p_dec['bigram'][i]:.3f} "
-                  f"(the decoded text {verdict}).")
+                  f"{res.p_emb[float(opts.eps_vis)][i]:.3f}, decoded text {res.p_dec['bigram'][i]:.3f}; "
+                  f"misclassified: {', '.join(wrong) if wrong else 'none'}.")
             orig = res.rows["original"][i]
             doc.table(["", "text"], [
                 ["original", render_tokens(orig, None, words, fmt, opts.max_tokens)],

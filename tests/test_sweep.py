@@ -1,0 +1,347 @@
+"""The sweep launcher (lstm_adv.sweep) and experiments/table1.sh, end to end on data=toy.
+
+The training runs here compile PyTensor graphs: about 10 s (clean) and 20 s (adversarial) each
+with a warm compile cache, minutes with a cold one. The launcher keeps its caches in
+``$LSTM_ADV_COMPILEDIR`` (default ``~/.cache/lstm_adv/pytensor``), shared with real sweeps, so
+only the first run of this file on a machine pays for compiling.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lstm_adv import sweep
+from lstm_adv.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wdim=8", "attack_eps=",
+        "progress=0"]
+NAN = ["optimizer=sgd", "lrate=1e30"]   # the cost is NaN at update 2
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def sweep_cli(*args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "lstm_adv.sweep", *map(str, args)], cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def train_line(*keys):
+    return sweep.command_line(list(keys))
+
+
+def status(run_dir):
+    return json.loads((Path(run_dir) / "metrics.json").read_text())["status"]
+
+
+def mtime(run_dir):
+    return (Path(run_dir) / "metrics.json").stat().st_mtime_ns
+
+
+def attempts(run_dir):
+    return (Path(run_dir) / "stdout.log").read_text().count("=== attempt ")
+
+
+# --------------------------------------------------------------------------- fast: no training
+def test_plan_table1_grid_and_pass_through(tmp_path):
+    r = sweep_cli("plan", "table1", "seeds=3", "max_epochs=5", "attack_eps=0.01,0.5", "attack_size=100",
+                  cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / r.stdout.strip()
+    assert path == tmp_path / "runs" / "table1-max_epochs=5,attack_eps=0.01,0.5,attack_size=100" / "commands.txt"
+    commands = sweep.read_commands(path)
+    assert len(commands) == 12 * 3
+    assert sorted({c.cfg.eps for c in commands}) == list(sweep.TABLE1_EPS)
+    assert {c.cfg.seed for c in commands} == {1, 2, 3}
+    assert {c.cfg.alpha for c in commands} == {0.5}
+    for c in commands:   # pass-through keys (robustness attack included) reach every run
+        assert (c.cfg.max_epochs, c.cfg.attack_strengths, c.cfg.attack_size) == (5, (0.01, 0.5), 100)
+        assert tmp_path / c.run_dir == path.parent / f"eps={c.cfg.eps}" / f"seed={c.cfg.seed}"
+    assert len({c.run_dir for c in commands}) == len(commands)
+    # keys the grid sets are refused
+    for bad in ("eps=0.5", "seed=3", "saveto=x"):
+        r = sweep_cli("plan", "table1", bad, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "table1 grid" in r.stderr
+
+
+def test_plan_random_pairs_share_the_draw(tmp_path):
+    r = sweep_cli("plan", "random", "draws=4", "search_seed=7", "data=toy", "optimizer=adadelta", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    commands = sweep.read_commands(tmp_path / r.stdout.strip())
+    assert len(commands) == 8
+    for adv, plain in zip(commands[::2], commands[1::2]):
+        assert adv.run_dir.name == "adv" and plain.run_dir.name == "plain"
+        assert adv.cfg.adversarial and adv.cfg.eps > 0 and not plain.cfg.adversarial and plain.cfg.eps == 0
+        a, p = adv.cfg.to_dict(), plain.cfg.to_dict()
+        assert {k for k in a if a[k] != p[k]} == {"eps", "saveto"}
+        assert adv.cfg.optimizer == "adadelta" and adv.cfg.data == "toy"   # pass-through fixes a key
+    assert len({c.cfg.seed for c in commands}) == 4
+    # draws are reproducible and do not depend on how many are drawn
+    assert sweep.draw_config(7, 2) == sweep.draw_config(7, 2) != sweep.draw_config(8, 2)
+    r2 = sweep_cli("plan", "random", "draws=2", "search_seed=7", "data=toy", "optimizer=adadelta",
+                   "sweep_dir=other", cwd=tmp_path)
+    assert [c.keys[:-1] for c in sweep.read_commands(tmp_path / r2.stdout.strip())] == \
+        [c.keys[:-1] for c in commands[:4]]
+
+
+def test_typo_refuses_the_whole_sweep(tmp_path):
+    r = sweep_cli("plan", "table1", "hdimm=8", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == "error: unknown key 'hdimm'; did you mean hdim?\n"
+    assert not (tmp_path / "runs").exists()
+
+    cmds = tmp_path / "commands.txt"
+    good = train_line(*TINY, "saveto=r/a")
+    for bad, words in [(train_line(*TINY, "hdimm=8", "saveto=r/b"), ("line 3", "hdimm", "did you mean hdim")),
+                       (train_line(*TINY, "eps=-1", "saveto=r/b"), ("line 3", "eps=-1")),
+                       (train_line(*TINY, "saveto=r/a"), ("line 3", "run directory", "line 1")),
+                       ("echo hello", ("line 3", "not a"))]:
+        cmds.write_text(f"{good}\n# a comment\n{bad}\n")
+        for sub in ("run", "slurm"):
+            r = sweep_cli(sub, cmds, "jobs=2" if sub == "run" else "max_parallel=2", cwd=tmp_path)
+            assert r.returncode == 2, (sub, bad, r.stdout, r.stderr)
+            assert r.stderr.count("\n") == 1 and all(w in r.stderr for w in words), r.stderr
+            assert r.stdout == ""
+        assert not (tmp_path / "r").exists()   # nothing started
+    r = sweep_cli("run", tmp_path / "missing.txt", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot read" in r.stderr
+    r = sweep_cli("run", cmds, "max_epochs=3", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown option 'max_epochs'" in r.stderr
+
+
+def test_retry_policy():
+    assert sweep.classify(0, None) == "ok"
+    assert sweep.classify(3, None) == "nan"        # a finished failure: never retried
+    assert sweep.classify(2, None) == "error"      # bad input: never retried
+    assert sweep.classify(1, None) == "retry"      # a crash
+    assert sweep.classify(-9, None) == "retry"     # killed (OOM killer, SIGKILL)
+    assert sweep.classify(143, None) == "retry"    # terminated by someone else: resume
+    assert sweep.classify(143, signal.SIGTERM) == "interrupted"   # we are stopping
+
+
+def test_compile_env_replaces_cache_flags(tmp_path):
+    e = sweep.compile_env(tmp_path / "slot-1", {"PYTENSOR_FLAGS": "floatX=float32,compiledir=/x,base_compiledir=/y"})
+    assert e["PYTENSOR_FLAGS"] == f"floatX=float32,base_compiledir={tmp_path / 'slot-1'}"
+    assert e["NUMBA_CACHE_DIR"] == str(tmp_path / "slot-1" / "numba")
+
+
+def test_slot_pool_locks_and_seeds_slots(tmp_path):
+    a = sweep.SlotPool(tmp_path, 2)
+    assert [s.name for s in a.free] == ["slot-0", "slot-1"]
+    (a.free[0] / "compiledir_x").mkdir(parents=True)
+    (a.free[0] / "compiledir_x" / "mod.so").write_text("compiled")
+    b = sweep.SlotPool(tmp_path, 2)   # another sweep on this host: other slots, seeded from a warm one
+    assert [s.name for s in b.free] == ["slot-2", "slot-3"]
+    assert not (b.free[0] / "compiledir_x").exists()   # slot-0 is not ours to read: b had none warm
+    a.release()
+    (b.free[0] / "compiledir_y").mkdir(parents=True)
+    c = sweep.SlotPool(tmp_path, 3)
+    assert [s.name for s in c.free] == ["slot-0", "slot-1", "slot-4"]
+    assert (c.free[2] / "compiledir_x" / "mod.so").read_text() == "compiled"
+    b.release()
+    c.release()
+
+
+def test_slurm_script_one_command_per_task(tmp_path, monkeypatch):
+    """Render the array script, then run it as Slurm would, for every task id, with a stub python."""
+    monkeypatch.chdir(tmp_path)
+    lines = [train_line(*TINY, f"seed={i}", f"saveto=runs/s/{i}") for i in range(5)]
+    cmds = tmp_path / "commands.txt"
+    cmds.write_text("# planned by hand\n" + "\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")
+    r = sweep_cli("slurm", cmds, "max_parallel=3", "time=1:00:00", "partition=gpu", "out=job.sh", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "job.sh").read_text()
+    assert "#SBATCH --array=0-4%3\n" in text and "#SBATCH --time=1:00:00\n" in text
+    assert "#SBATCH --partition=gpu\n" in text and os.access(tmp_path / "job.sh", os.X_OK)
+
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "python").write_text('#!/bin/bash\necho "$PYTENSOR_FLAGS|$*" >> "$STUB_LOG"\n')
+    (stub / "python").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(stub / "python"))
+    script = tmp_path / "stub.sh"
+    sweep_commands = sweep.read_commands(cmds)
+    script.write_text(sweep.render_slurm(cmds, sweep_commands, 3, compiledir=tmp_path / "cache"))
+    log = tmp_path / "stub.log"
+    for task in range(5):
+        r = subprocess.run(["bash", str(script)], env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task),
+                                                          "STUB_LOG": str(log)}, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split("|")[1] for c in calls] == [ln.split(" ", 1)[1] for ln in lines]
+    assert all(c.split("|")[0].startswith(f"base_compiledir={tmp_path / 'cache'}/") for c in calls)
+    r = subprocess.run(["bash", str(script)], env={**os.environ, "SLURM_ARRAY_TASK_ID": "5", "STUB_LOG": str(log)},
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no command for array task 5" in r.stderr
+
+
+def test_random_search_summary(tmp_path):
+    def run(draw, kind, valid, test, status="ok", eps=0.3):
+        d = tmp_path / f"draw={draw:03d}" / kind
+        d.mkdir(parents=True)
+        adv = kind == "adv"
+        cfg = {"hdim": 64, "wdim": 32, "optimizer": "adadelta", "lrate": 0.1, "alpha": 0.4,
+               "eps": eps if adv else 0.0, "seed": draw}
+        (d / "config.json").write_text(json.dumps({"config": cfg, "adversarial": adv}))
+        (d / "metrics.json").write_text(json.dumps({"status": status, "valid_err": valid, "test_err": test,
+                                                    "attack": {"0.1": test + 0.1} if test else {}}))
+
+    run(0, "adv", 0.20, 0.25)
+    run(0, "plain", 0.18, 0.22)
+    run(1, "adv", 0.10, 0.30)      # best adversarial on validation (not on test)
+    run(1, "plain", 0.15, 0.21)    # best plain
+    run(2, "adv", None, None, status="nan")
+    run(2, "plain", 0.16, 0.20)
+    r = sweep_cli("summary", tmp_path, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "summary.md").read_text()
+    assert text == r.stdout
+    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| adversarial")
+            or ln.startswith("| plain")}
+    assert "draw=001" in rows["adversarial"] and "0.1000" in rows["adversarial"] and "0.3000" in rows["adversarial"]
+    assert "2 of 3" in rows["adversarial"] and "eps=0.3" in rows["adversarial"] and "lrate" not in rows["adversarial"]
+    assert "draw=001" in rows["plain"] and "0.2100" in rows["plain"] and "eps=" not in rows["plain"]
+    assert "2 draws with both runs ok" in text and "test error 0.3000 vs 0.2100 (+0.0900)" in text
+    assert "draw=002/adv (nan)" in text
+
+
+# --------------------------------------------------------------------------- end to end (trains)
+def test_table1_end_to_end_with_a_nan_run(tmp_path):
+    """plan -> run (jobs=2) -> table; a NaN run is reported, not retried, and failed in the table;
+    then experiments/table1.sh over the same folder skips every finished run and writes the table."""
+    root = tmp_path / "table1"
+    r = sweep_cli("plan", "table1", "seeds=1", "eps_grid=0,0.5", f"sweep_dir={root}", *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    nan_dir = root / "eps=0.1" / "seed=1"
+    cmds = root / "with-nan.txt"   # the planned grid plus a run that ends in NaN
+    cmds.write_text(Path(r.stdout.strip()).read_text()
+                    + train_line("alpha=0.5", "eps=0.1", "seed=1", *TINY, *NAN, f"saveto={nan_dir}") + "\n")
+
+    t0 = time.time()
+    r = sweep_cli("run", cmds, "jobs=2", "retries=2", cwd=tmp_path)
+    print(r.stdout, r.stderr, f"{time.time() - t0:.0f}s")
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    assert f"3 runs under {root}: 0 already finished, 0 failed earlier (nan), 3 to run, 2 at a time" in out
+    assert "[1/3] ok     eps=0.0/seed=1 (" in out and "[3/3]" in out and "ETA" in out and "elapsed" in out
+    assert "summary: 2 of 3 runs ok, 1 failed" in out
+    assert f"nan         {nan_dir}: exit 3 (NaN cost): bad cost nan at update" in out
+    assert "retrying" not in out
+    ok_dirs = [root / "eps=0.0" / "seed=1", root / "eps=0.5" / "seed=1"]
+    assert [status(d) for d in ok_dirs] == ["ok", "ok"] and status(nan_dir) == "nan"
+    assert attempts(nan_dir) == 1
+    for d in ok_dirs + [nan_dir]:   # per-run logs of the process's output
+        assert "run directory:" in (d / "stdout.log").read_text()
+        assert (d / "stderr.log").exists()
+    mtimes = [mtime(d) for d in ok_dirs + [nan_dir]]
+
+    # The script: plans the same grid (same folder), skips everything, writes the table.
+    r = subprocess.run(["bash", str(REPO / "experiments" / "table1.sh"), "eps_grid=0,0.5", f"sweep_dir={root}",
+                        *TINY], cwd=tmp_path, env={**env(), "SEEDS": "1", "JOBS": "2", "PYTHON": sys.executable},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"2 runs under {root}: 2 already finished, 0 failed earlier (nan), 0 to run" in r.stdout
+    assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes   # nothing retrained
+    table = (root / "table1.md").read_text()
+    assert (root / "table1.csv").exists() and (root / "table1.png").exists()
+    header, _, dev = table.splitlines()[4:7]
+    cols = [c.strip() for c in header.split("|")[1:-1]]
+    cells = dict(zip(cols, [c.strip() for c in dev.split("|")[1:-1]]))
+    assert cells["0.1"].startswith("1 failed")
+    assert "(n=1)" in cells["0.0"] and "(n=1)" in cells["0.5"]
+    assert "| 0.1 | 0 | 1 | 1 nan |" in table
+
+    # The launcher itself, again: the NaN run is reported as failed earlier, not started.
+    r = sweep_cli("run", cmds, "jobs=2", cwd=tmp_path)
+    assert r.returncode == 1 and "2 already finished, 1 failed earlier (nan), 0 to run" in r.stdout
+    assert attempts(nan_dir) == 1 and [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes
+
+
+def test_resume_after_a_run_is_killed(tmp_path):
+    """SIGKILL one training process mid-run; the sweep reports it; rerunning the sweep resumes it
+    from its checkpoint and leaves the finished run alone."""
+    a, b = tmp_path / "r" / "a", tmp_path / "r" / "b"
+    cmds = tmp_path / "commands.txt"
+    cmds.write_text(train_line(*TINY, "seed=1", f"saveto={a}") + "\n"
+                    + train_line(*TINY, "seed=2", "max_epochs=4", "saveFreq=10", f"saveto={b}") + "\n")
+    log = open(tmp_path / "sweep.out", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1", "retries=0"],
+                            cwd=tmp_path, env=env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 400
+        while not (b / "checkpoint.npz").exists():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.out").read_text()
+            time.sleep(0.05)
+        os.kill(int((b / ".lock").read_text()), signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    out = (tmp_path / "sweep.out").read_text()
+    assert f"failed      {b}: killed by SIGKILL" in out, out
+    assert status(a) == "ok" and status(b) == "running"
+    a_mtime = mtime(a)
+
+    r = sweep_cli("run", cmds, "jobs=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"2 runs under {tmp_path / 'r'}: 1 already finished, 0 failed earlier (nan), 1 to run" in r.stdout
+    assert "summary: 2 of 2 runs ok, 0 failed" in r.stdout
+    assert status(b) == "ok" and mtime(a) == a_mtime and attempts(a) == 1 and attempts(b) == 2
+    assert "resumed from the checkpoint at update" in (b / "train.log").read_text()
+    assert (b / "train.log").read_text().count("run directory:") == 2
+
+
+# --------------------------------------------------------------------------- a real Slurm array
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if shutil.which("sbatch") is None:
+        pytest.skip("sbatch not installed (apt-get install slurm-wlm munge; see ../shared/slurm/README.md)")
+    up = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    started = False
+    if not up:
+        start = REPO.parent / "shared" / "slurm" / "start-cluster.sh"
+        if not start.exists() or os.geteuid() != 0:
+            pytest.skip("no Slurm controller answers and start-cluster.sh cannot be run here")
+        r = subprocess.run(["bash", str(start)], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            pytest.skip(f"could not start a single-node Slurm: {r.stderr.strip()[-300:]}")
+        started = True
+    yield
+    if started:
+        subprocess.run(["bash", str(REPO.parent / "shared" / "slurm" / "stop-cluster.sh")], capture_output=True,
+                       timeout=60)
+
+
+def test_slurm_array_for_real(tmp_path, slurm_cluster):
+    root = tmp_path / "t1"
+    r = sweep_cli("plan", "table1", "seeds=2", "eps_grid=0", f"sweep_dir={root}", *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cmds = r.stdout.strip()
+    r = sweep_cli("slurm", cmds, "max_parallel=2", "time=0:10:00", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job = subprocess.run(["sbatch", "--parsable", r.stdout.strip()], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert job.returncode == 0, job.stderr
+    job_id = job.stdout.strip().split(";")[0]
+    deadline = time.time() + 400
+    while subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True).stdout.strip():
+        assert time.time() < deadline, "the array did not finish"
+        time.sleep(0.5)
+    shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
+    states = [w for w in shown.split() if w.startswith("JobState=")]
+    logs = "".join(p.read_text() for p in sorted((root / "slurm-logs").glob("*.out")))
+    assert states == ["JobState=COMPLETED"] * 2, shown + logs
+    assert [status(root / "eps=0.0" / f"seed={s}") for s in (1, 2)] == ["ok", "ok"], logs
+    for s in (1, 2):
+        assert logs.count(f"saveto={root}/eps=0.0/seed={s}\n") == 1
