@@ -29,10 +29,11 @@ directory, ``base_compiledir=ROOT/<host>/slot-K`` (and ``NUMBA_CACHE_DIR`` under
 slot K is held with a file lock for the whole sweep, so concurrent processes never share one
 and later runs in the same slot reuse its compiled code (ROOT: ``compiledir=``, else
 ``$LSTM_ADV_COMPILEDIR``, else ``~/.cache/lstm_adv/pytensor``). Per run it appends the process's
-output to ``stdout.log`` and ``stderr.log`` in the run directory. Runs already finished are
-skipped; runs that ended in NaN earlier (status nan) are reported, not rerun (delete the run
-directory to try again). A run that crashes or is killed is retried up to ``retries`` times
-(it resumes from its checkpoint); exit 2 (bad input) and exit 3 (NaN cost) are reported, never
+output to ``stdout.log`` and ``stderr.log`` in the run directory (a new slot's cache starts as
+a copy of a used one). Runs already finished are skipped; runs that ended in NaN earlier
+(status nan) are reported, not rerun (delete the run directory to try again), and so is a run
+directory holding a run of another configuration. A run that crashes or is killed is retried up
+to ``retries`` times (it resumes from its checkpoint); exit 2 (bad input) and exit 3 (NaN cost) are reported, never
 retried. Exit status: 0 all ok, 1 some runs failed (listed at the end), 2 refused,
 130/143 interrupted (SIGINT/SIGTERM reach the runs, which checkpoint; run again to resume).
 """
@@ -54,6 +55,7 @@ import numpy as np
 
 from . import config as config_mod
 from .errors import UserError, cli_entry
+from .rundir import RunDir
 from .utils import atomic_write_text
 
 EXIT_FAILED = 1
@@ -98,9 +100,6 @@ assert not (PLAN_OPTIONS | RUN_OPTIONS | SLURM_OPTIONS) & set(config_mod.FIELDS)
 
 # Pass-through keys that do not change what a run computes: left out of the default sweep dir.
 _NOT_IN_DIR_NAME = {"progress", "data_path", "download", "dispFreq", "saveFreq", "valid_test", "device", "mode"}
-
-USAGE = __doc__.split("A *commands file*")[0].strip()
-
 
 # --------------------------------------------------------------------------- small helpers
 def _options(argv, allowed, what):
@@ -196,8 +195,9 @@ def plan_table1(opts, keys):
             raise UserError("eps_grid= is empty; e.g. eps_grid=0,0.5")
     root = _sweep_dir("table1", opts, keys)
     commands = []
-    for eps in grid:
-        for seed in range(1, seeds + 1):
+    # Seed-major: an interrupted sweep leaves whole rows of the table, not a few columns.
+    for seed in range(1, seeds + 1):
+        for eps in grid:
             run_dir = root / f"eps={_num(float(eps))}" / f"seed={seed}"
             commands.append([f"alpha={TABLE1_ALPHA}", f"eps={_num(float(eps))}", f"seed={seed}", "progress=0"]
                             + keys + [f"saveto={run_dir}"])
@@ -472,7 +472,17 @@ class Launcher:
         total = len(self.commands)
         todo, failed_before = [], 0
         for cmd in self.commands:
-            status = run_status(cmd.run_dir)
+            # As lstm_adv.train decides (resume=1): a folder holding another configuration is bad
+            # input; a finished run is skipped; a NaN run is a finished failure.
+            status = None
+            if cmd.cfg.resume:
+                try:
+                    RunDir(cmd.run_dir).check_same_run(cmd.cfg)
+                except UserError as err:
+                    self.results[cmd] = ("error", f"not started: {err}")
+                    failed_before += 1
+                    continue
+                status = run_status(cmd.run_dir)
             if status == "ok":
                 self.results[cmd] = ("ok", "finished earlier")
             elif status == "nan":
@@ -482,7 +492,8 @@ class Launcher:
                 todo.append(cmd)
         done = total - len(todo)
         self.say(f"{total} runs under {self.root}: {done - failed_before} already finished, {failed_before} failed "
-                 f"earlier (nan), {len(todo)} to run, {self.jobs} at a time (compile caches in {self.compiledir})")
+                 f"(nan earlier, or bad input), {len(todo)} to run, {self.jobs} at a time "
+                 f"(compile caches in {self.compiledir})")
         if not todo:
             return self.summary()
 
@@ -493,7 +504,7 @@ class Launcher:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         forwarded = False
         try:
-            while queue or self.running:
+            while (queue and not self.stopping) or self.running:
                 if self.stopping and not forwarded:
                     forwarded = True
                     self.say(f"stopping (signal {self.stopping}): the running runs checkpoint and exit; "
@@ -577,7 +588,7 @@ class Launcher:
 
 
 def run(argv):
-    if not argv or "=" in argv[0]:
+    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
         raise UserError("sweep run needs a commands file: python -m lstm_adv.sweep run COMMANDS_FILE [jobs=N]")
     opts, keys = _options(argv[1:], RUN_OPTIONS, "sweep run")
     _refuse_train_keys(keys, "run")
@@ -646,7 +657,7 @@ def render_slurm(commands_path, commands, max_parallel=4, time_limit="24:00:00",
 
 
 def slurm(argv):
-    if not argv or "=" in argv[0]:
+    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
         raise UserError("sweep slurm needs a commands file: python -m lstm_adv.sweep slurm COMMANDS_FILE "
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
     opts, keys = _options(argv[1:], SLURM_OPTIONS, "sweep slurm")

@@ -580,8 +580,10 @@ class Decoder:
         sims_out = np.empty((vectors.shape[0], k), dtype=np.float32)
         for s, v in self._chunks(vectors):
             sims = v @ self.Wn[1:self.top_end].T
-            part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_set else np.broadcast_to(
-                np.arange(n_set), (len(v), n_set))
+            if k < n_set:
+                part = np.argpartition(sims, n_set - k, axis=1)[:, n_set - k:]
+            else:
+                part = np.broadcast_to(np.arange(n_set), (len(v), n_set))
             part_sims = np.take_along_axis(sims, part, axis=1)
             order = np.argsort(-part_sims, axis=1, kind="stable")
             ids[s:s + len(v)] = 1 + np.take_along_axis(part, order, axis=1)
@@ -589,7 +591,7 @@ class Decoder:
         return ids, sims_out
 
 
-def bigram_decode(cand, sims, lengths, lm, lm_weight, max_cells=400_000):
+def bigram_decode(cand, sims, lengths, lm, lm_weight, max_cells=2_000_000):
     """Row 5: Viterbi over each review's candidates, cosine + lm_weight * bigram log-probability.
 
     Parameters

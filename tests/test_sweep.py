@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from lstm_adv import sweep
-from lstm_adv.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wdim=8", "attack_eps=",
@@ -232,7 +231,8 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     print(r.stdout, r.stderr, f"{time.time() - t0:.0f}s")
     assert r.returncode == 1, r.stdout + r.stderr
     out = r.stdout
-    assert f"3 runs under {root}: 0 already finished, 0 failed earlier (nan), 3 to run, 2 at a time" in out
+    assert (f"3 runs under {root}: 0 already finished, 0 failed (nan earlier, or bad input), 3 to run, "
+            "2 at a time") in out
     assert "[1/3] ok     eps=0.0/seed=1 (" in out and "[3/3]" in out and "ETA" in out and "elapsed" in out
     assert "summary: 2 of 3 runs ok, 1 failed" in out
     assert f"nan         {nan_dir}: exit 3 (NaN cost): bad cost nan at update" in out
@@ -250,7 +250,7 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
                         *TINY], cwd=tmp_path, env={**env(), "SEEDS": "1", "JOBS": "2", "PYTHON": sys.executable},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"2 runs under {root}: 2 already finished, 0 failed earlier (nan), 0 to run" in r.stdout
+    assert f"2 runs under {root}: 2 already finished, 0 failed (nan earlier, or bad input), 0 to run" in r.stdout
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes   # nothing retrained
     table = (root / "table1.md").read_text()
     assert (root / "table1.csv").exists() and (root / "table1.png").exists()
@@ -263,8 +263,16 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
 
     # The launcher itself, again: the NaN run is reported as failed earlier, not started.
     r = sweep_cli("run", cmds, "jobs=2", cwd=tmp_path)
-    assert r.returncode == 1 and "2 already finished, 1 failed earlier (nan), 0 to run" in r.stdout
+    assert r.returncode == 1 and "2 already finished, 1 failed (nan earlier, or bad input), 0 to run" in r.stdout
     assert attempts(nan_dir) == 1 and [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes
+
+    # The same folders planned with another setting: refused per run, as train would, never skipped.
+    other = tmp_path / "hdim16.txt"
+    other.write_text(cmds.read_text().replace(" hdim=8 ", " hdim=16 "))
+    r = sweep_cli("run", other, "jobs=2", cwd=tmp_path)
+    assert r.returncode == 1 and "0 already finished, 3 failed (nan earlier, or bad input), 0 to run" in r.stdout
+    assert r.stdout.count("holds a run with hdim=8, not 16") == 3
+    assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes
 
 
 def test_resume_after_a_run_is_killed(tmp_path):
@@ -295,11 +303,34 @@ def test_resume_after_a_run_is_killed(tmp_path):
 
     r = sweep_cli("run", cmds, "jobs=1", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"2 runs under {tmp_path / 'r'}: 1 already finished, 0 failed earlier (nan), 1 to run" in r.stdout
+    assert f"2 runs under {tmp_path / 'r'}: 1 already finished, 0 failed (nan earlier, or bad input), 1 to run" in r.stdout
     assert "summary: 2 of 2 runs ok, 0 failed" in r.stdout
     assert status(b) == "ok" and mtime(a) == a_mtime and attempts(a) == 1 and attempts(b) == 2
     assert "resumed from the checkpoint at update" in (b / "train.log").read_text()
     assert (b / "train.log").read_text().count("run directory:") == 2
+
+
+def test_sigterm_stops_the_sweep(tmp_path):
+    """SIGTERM to the launcher: the running run checkpoints (status interrupted), nothing new starts."""
+    c, d = tmp_path / "r" / "c", tmp_path / "r" / "d"
+    cmds = tmp_path / "commands.txt"
+    cmds.write_text(train_line(*TINY, "max_epochs=4", "saveFreq=10", f"saveto={c}") + "\n"
+                    + train_line(*TINY, f"saveto={d}") + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1"], cwd=tmp_path,
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 400
+        while not (c / "checkpoint.npz").exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "stopping (signal 15)" in out and "0 failed, 2 not finished" in out
+    assert status(c) == "interrupted" and not d.exists()
 
 
 # --------------------------------------------------------------------------- a real Slurm array

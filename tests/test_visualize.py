@@ -2,7 +2,6 @@
 
 import itertools
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 
 from conftest import TINY, assert_one_line_error, run_cli
 from lstm_adv import visualize as vis
-from lstm_adv.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 # Small matrix products are many times slower when OpenBLAS spreads them over threads on a
