@@ -12,9 +12,12 @@ dropout RNGs, the optimizer state and the compiled functions:
   attacks and the visualiser (compiled on first use).
 
 The backend is chosen here (`get_mode`): NUMBA (PyTensor 3's default), C, JAX (GPU with a
-CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode explicitly.
+CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode explicitly, and so do
+the scans' inner functions. `limit_blas_threads` runs OpenBLAS single-threaded (see there).
 """
 
+import ctypes
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -35,8 +38,11 @@ def resolve_mode_name(cfg):
     """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
     if cfg.mode != "auto":
         return cfg.mode
-    # C, not NUMBA: on this 2-core machine the Numba scan update measured several times slower
-    # (see README, "Speed").
+    # C, not NUMBA (PyTensor 3's default), measured with `python -m lstm_adv.bench` (README,
+    # "Speed"): with the C kernels of the LSTM step (`lstm_adv.model.LSTMCell`) and the manual
+    # backward pass, a B=16 x T=100 update takes about 33 ms clean / 57 ms adversarial of CPU
+    # time in C against 58 / 112 in NUMBA, whose LLVM code computes every sigmoid and tanh with
+    # scalar libm calls. JAX stays opt-in on the CPU (an optional extra, and static shapes).
     return "JAX" if cfg.device == "gpu" else "C"
 
 
@@ -51,6 +57,9 @@ def get_mode(cfg):
         try:
             import jax
         except ImportError:
+            if cfg.device == "gpu":
+                raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
+                                "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
             raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
                             "or use mode=NUMBA") from None
         if cfg.device == "gpu":
@@ -63,7 +72,67 @@ def get_mode(cfg):
                                 "pip install 'jax[cuda12]'), or use device=cpu")
     if name == "C" and not pytensor.config.cxx:
         raise UserError("mode=C needs a C++ compiler (g++) that PyTensor can find; or use mode=NUMBA")
-    return pytensor.compile.mode.get_mode(MODES[name])
+    # The model writes its softmax out (`lstm_adv.model.softmax_rows`); do not let PyTensor fold
+    # it back into the `OpFromGraph` that the C backend would run through a Numba function.
+    mode = pytensor.compile.mode.get_mode(MODES[name]).excluding("symbolic_op_recognition")
+    if name == "C" and not pytensor.config.blas__ldflags:
+        # Without a BLAS to link (a pip-installed PyTensor), the C backend's Gemm/Gemv use a
+        # NumPy-C-API fallback that is 2-4x slower than NumPy's own dot for our (16, 128) x
+        # (128, 512) steps; keep Dot22 (numpy.dot on NumPy's OpenBLAS) plus an elementwise add.
+        mode = mode.excluding("gemm_optimizer", "local_gemm_to_gemv", "local_dot22_to_dot22scalar")
+    return mode
+
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+_SET_THREADS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
+                "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "MKL_Set_Num_Threads")
+
+
+def limit_blas_threads(n=1):
+    """Run the OpenBLAS (or MKL) libraries loaded in this process with ``n`` threads.
+
+    The model's matrix products are small ((16, 128) x (128, 512) per time step); OpenBLAS's
+    default of one thread per core makes each of them wake a thread pool, and on a machine
+    whose cores are busy (other runs of a sweep) its threads wait on each other: a training
+    update measured 10-100x slower (see README, "Speed"). One thread per process is also what
+    a sweep of several seeds in parallel wants. Setting any of `BLAS_THREAD_VARS` in the
+    environment leaves the libraries alone.
+
+    Returns
+    -------
+    list of str
+        The libraries whose thread count was set (empty where none was found or the
+        environment chooses).
+    """
+    if any(os.environ.get(v) for v in BLAS_THREAD_VARS):
+        return []
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's dot calls)
+    except ImportError:
+        pass
+    done = []
+    for path in _loaded_blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for fn in _SET_THREADS:
+            setter = getattr(lib, fn, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                done.append(path)
+                break
+    return done
+
+
+def _loaded_blas_libraries():
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split(None, 5)[-1].strip() for line in f if "/" in line}
+    except OSError:  # not Linux
+        return []
+    keys = ("openblas", "mkl_rt", "libblas")
+    return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys) and ".so" in p)
 
 
 class Model:
@@ -92,6 +161,7 @@ class Model:
         self.n_words = n_words
         self.mode_name = resolve_mode_name(cfg)
         self.mode = get_mode(cfg)
+        self.blas_threads_set = limit_blas_threads(1)
         if params is None:
             params = init_params(cfg, n_words)
         check_params(params, cfg, n_words, "the given parameters")
@@ -118,10 +188,21 @@ class Model:
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True)
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate)
         updates = list(updates) + list(obj.rng_updates.items())
-        self.f_train = self._function([self.x, self.mask, self.y], obj.cost, updates, "f_train")
+        # Compiled on first use: inspecting or evaluating a model never pays for the update.
+        self._train_spec = ([self.x, self.mask, self.y], obj.cost, updates)
+        self._f_train = None
+
+    @property
+    def f_train(self):
+        """One update of the training objective: ``f_train(x, mask, y) -> cost``."""
+        if self._f_train is None:
+            inputs, cost, updates = self._train_spec
+            self._f_train = self._function(inputs, cost, updates, "f_train")
+        return self._f_train
 
     def _build_eval(self):
-        probs, _ = classify(self.tparams, embed(self.tparams, self.x), self.mask, self.cfg, use_noise=False)
+        probs, _ = classify(self.tparams, embed(self.tparams, self.x), self.mask, self.cfg, use_noise=False,
+                            backward="none")
         self.f_pred_prob = self._function([self.x, self.mask], probs, name="f_pred_prob")
 
     def f_pred(self, x, mask):
@@ -159,7 +240,7 @@ class Model:
             probs, _ = classify(self.tparams, emb, self.mask, self.cfg, use_noise=False)
             g_emb = pytensor.grad(nll(probs, self.y), emb)
             emb_in = pt.tensor3("emb", dtype=self.cfg.floatX)
-            probs_in, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
+            probs_in, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
             self._attack = (self._function([self.x, self.mask, self.y], [g_emb, emb], name="f_grad_emb"),
                             self._function([emb_in, self.mask], probs_in, name="f_prob_emb"))
 

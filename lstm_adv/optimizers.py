@@ -17,7 +17,7 @@ import pytensor
 
 def _zeros_like(p, suffix):
     v = p.get_value()
-    return pytensor.shared(np.zeros_like(v), name=f"{p.name}_{suffix}")
+    return pytensor.shared(np.zeros_like(v), name=f"{p.name}_{suffix}", shape=v.shape)
 
 
 def adadelta(tparams, grads, lrate=None):

@@ -661,19 +661,11 @@ class Result:
     n_tokens: int
 
 
-class InferenceModel:
-    """`lstm_adv.graph.Model` without the training function (faster to compile)."""
+def InferenceModel(cfg, n_words, params):
+    """`lstm_adv.graph.Model`; its training update is compiled only on first use, so never here."""
+    from .graph import Model
 
-    def __new__(cls, cfg, n_words, params):
-        from .graph import Model
-
-        class _Model(Model):
-            def _build_train(self):
-                # The visualiser never trains: skip compiling the optimizer update.
-                self.f_train = None
-                self.opt_state = {}
-
-        return _Model(cfg, n_words, params)
+    return Model(cfg, n_words, params)
 
 
 def _batches(lengths, batch_size):

@@ -14,9 +14,10 @@ TINY = ["data=toy", "wdim=8", "hdim=8", "max_epochs=2", "validFreq=20", "saveFre
         "attack_eps=", "progress=0", "mode=C"]
 
 
-def run_cli(module, args, cwd, timeout=600, env=None):
+def run_cli(module, args, cwd, timeout=900, env=None):
     """Run ``python -m module args`` and return the CompletedProcess (text output)."""
-    full_env = dict(os.environ, **(env or {}))
+    # One BLAS thread: OpenBLAS threads oversubscribed by parallel test processes crawl.
+    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
 

@@ -1,0 +1,170 @@
+"""The same objective and gradients in every available backend (mode=C, NUMBA, FAST_COMPILE, JAX).
+
+Tiny sizes (wdim=hdim=8, n_words=30, T <= 6) keep each compile short, and each Model is built
+once and shared by the tests (about a minute in all with warm caches, a few cold). Numba is
+tested on the clean objective only (see `SMALL`). Tolerances: float64 everywhere but JAX,
+relative 1e-9 on costs and gradients (the backends differ only in the order of floating-point
+operations and in libm); JAX (float32 unless jax_enable_x64) relative 1e-4 against C in float32.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import lstm_adv.model as model_mod
+from lstm_adv.config import parse_args
+from lstm_adv.data import prepare_data
+from lstm_adv.errors import UserError
+from lstm_adv.graph import Model, get_mode
+
+N_WORDS = 30
+BASE = ["wdim=8", "hdim=8", f"n_words={N_WORDS}", "eps=0.3", "alpha=0.5", "clip=0.05"]
+RTOL64, RTOL32 = 1e-9, 1e-4
+
+
+def _jax_available():
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+MODES = ["C", "NUMBA", "FAST_COMPILE"] + (["JAX"] if _jax_available() else [])
+
+
+def _floatx(mode):
+    if mode != "JAX":
+        return "float64"
+    import jax
+
+    return "float64" if jax.config.read("jax_enable_x64") else "float32"
+
+
+def _batch(floatX):
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(2, N_WORDS, size=n)) for n in (4, 6, 3)]  # ragged: padding present
+    return prepare_data(seqs, [0, 1, 1], floatX)
+
+
+def _params(floatX):
+    """Parameters moved away from the tiny init, the same for every backend."""
+    m = model_mod.init_params(parse_args(BASE), N_WORDS, floatX="float64")
+    rng = np.random.default_rng(1)
+    return OrderedDict((k, (v + 0.5 * rng.standard_normal(v.shape)).astype(floatX)) for k, v in m.items())
+
+
+class _InspectOnly(Model):
+    """A Model that compiles only what `Model.inspect` needs (halves the compile time)."""
+
+    def _build_train(self):
+        pass
+
+    def _build_eval(self):
+        pass
+
+
+_MODELS = {}
+
+
+def _model(mode, *extra, cls=Model, floatX=None):
+    """One Model per backend and settings (dropout on: `inspect` turns it off), built once."""
+    floatX = floatX or _floatx(mode)
+    key = (mode, cls, floatX) + extra
+    if key not in _MODELS:
+        cfg = parse_args(BASE + [f"mode={mode}", f"floatX={floatX}", *extra])
+        _MODELS[key] = cls(cfg, N_WORDS, _params(floatX))
+    return _MODELS[key]
+
+
+def _inspect(mode, *extra, cls=Model, floatX=None):
+    m = _model(mode, *extra, cls=cls, floatX=floatX)
+    x, mask, y = _batch(m.cfg.floatX)
+    return m.inspect(x, mask, y, dropout=False)
+
+
+def _assert_close(a, b, rtol, what):
+    for key in ("cost_clean", "cost_adv", "cost"):
+        assert a[key] == pytest.approx(b[key], rel=rtol), (what, key)
+    for name in a["grads"]:
+        ga, gb = a["grads"][name], b["grads"][name]
+        scale = max(np.abs(ga).max(), 1e-12)
+        assert np.abs(ga - gb).max() <= rtol * scale, (what, name, np.abs(ga - gb).max(), scale)
+    # The perturbation: eps * g / ||g|| to the same tolerance; eps * sign(g) equal wherever the
+    # gradient is not ~0 (a sign may flip where it is).
+    da, db = a["delta"], b["delta"]
+    assert np.mean(np.abs(da - db) > rtol * max(np.abs(da).max(), 1e-12)) < 0.01, what
+
+
+# Numba compiles slowly (cold, the adversarial objective's functions take minutes on 2 cores):
+# there both tests use the clean objective (eps=0), the smallest graph, with the same ops
+# (scans, the LSTM's custom backward, softmax, dropout RNG) minus the perturbation.
+SMALL = {"NUMBA": ("eps=0",)}
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "C"])
+def test_objective_and_gradients_agree_across_backends(mode):
+    floatX = _floatx(mode)
+    extra = SMALL.get(mode, ())
+    ref = _inspect("C", *extra) if floatX == "float64" else _inspect("C", *extra, cls=_InspectOnly, floatX=floatX)
+    # The same Model (dropout on; inspect turns it off) serves the dropout test below.
+    _assert_close(_inspect(mode, *extra), ref, RTOL64 if floatX == "float64" else RTOL32, mode)
+
+
+@pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"), ("manual", "graph")])
+def test_manual_backward_and_c_kernels_match_autodiff(monkeypatch, backward, kernel):
+    # The default (manual backward, C kernels for the step) against PyTensor differentiating the
+    # tutorial's scan, and against the manual backward in PyTensor ops (what Numba and JAX run),
+    # with gradient clipping active (clip=0.05 clips here) and Wemb learning through both terms.
+    extra = ("adv_emb_grad=1",)
+    ref = _inspect("C", *extra, cls=_InspectOnly)
+    monkeypatch.setattr(model_mod, "LSTM_BACKWARD", backward)
+    monkeypatch.setattr(model_mod, "LSTM_KERNEL", kernel)
+    m = _InspectOnly(parse_args(BASE + ["mode=C", "floatX=float64", *extra]), N_WORDS, _params("float64"))
+    x, mask, y = _batch("float64")
+    _assert_close(m.inspect(x, mask, y, dropout=False), ref, RTOL64, (backward, kernel, extra))
+
+
+def test_one_backward_scan_per_branch():
+    from pytensor.scan.op import Scan
+
+    for extra, n in ((("eps=0",), 2), ((), 4)):
+        m = _model("C", *extra)
+        names = sorted(node.op.name for node in m.f_train.maker.fgraph.toposort() if isinstance(node.op, Scan))
+        assert len(names) == n and names.count("lstm_backward") == n // 2, names
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dropout_masks_differ_between_updates(mode):
+    m = _model(mode, *SMALL.get(mode, ()))  # use_dropout=1 (the default)
+    x, mask, y = _batch(m.cfg.floatX)
+    p0 = m.get_params()
+    opt0 = {k: v.get_value() for k, v in m.opt_state.items()}
+    rng0 = {k: v.get_value().bit_generator.state for k, v in m.rngs.items()}
+    costs = []
+    for _ in range(2):
+        m.set_params(p0)
+        for k, v in m.opt_state.items():
+            v.set_value(opt0[k])
+        costs.append(float(m.f_train(x, mask, y)))
+    # Same parameters and batch: only the dropout draws differ (JAX copies RNG state; the
+    # shared RNG must still advance).
+    assert costs[0] != costs[1], (mode, costs)
+    for k, v in m.rngs.items():
+        if k == "clean" or m.cfg.adversarial:  # the adversarial branch's RNG only when it exists
+            assert v.get_value().bit_generator.state != rng0[k], (mode, k)
+
+
+def test_device_gpu_is_a_clear_error_without_a_gpu_backend():
+    try:
+        import jax
+
+        has_gpu = bool(jax.devices("gpu"))
+    except Exception:  # jax missing, or no GPU platform
+        has_gpu = False
+    if has_gpu:
+        pytest.skip("this machine has a JAX GPU backend")
+    cfg = parse_args(["device=gpu"])
+    with pytest.raises(UserError, match="device=gpu"):
+        get_mode(cfg)
