@@ -553,6 +553,9 @@ def lstm_layer(tparams, emb, mask, clip=0.0, backward=None, kernel="graph", mode
     sb_in, mask_in, U_in = state_below.type(), mask.type(), U.type()
     outs = list(_lstm_forward(sb_in, mask_in, U_in, H, kernel, save=True, mode=mode))
 
+    # Deviation: the tutorial let Theano differentiate the scan; we give the LSTM a hand-written
+    # backward scan (same arithmetic, equal to float rounding; tests/test_backends.py and the
+    # finite-difference checks in tests/test_model.py hold it to that).
     def pullback(inputs, outputs, cotangents):
         _, m, u = inputs
         h, c, act, tc = outputs
