@@ -345,7 +345,8 @@ def _paper(eps, split_index):
 
 def _ours(stat, cell):
     if cell["n_ok"] == 0:
-        return f"{cell['n_failed']} failed" if cell["n_failed"] else "no runs"
+        # Name the statuses: a run still going or not started is not a failure.
+        return _not_ok(cell) if cell["n_failed"] else "no runs"
     if cell["n_ok"] == 1:
         return f"{stat['mean']:.3f} (n=1)"
     return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"

@@ -91,7 +91,7 @@ def test_layout_rows_columns_and_paper_values(sweep):
     assert cell["0.1"] == "no runs (paper failed)"          # the paper's eps=0.1 run printed 0.00
     assert cell["0.05"] == "0.200 (n=1)"                     # not in the paper's grid: no paper value
     assert cell["0.4"] == "no runs (paper .19)"
-    assert dict(zip(header, rows[0]))["0.3"] == "3 failed (paper .12)"
+    assert dict(zip(header, rows[0]))["0.3"] == "1 corrupt, 2 nan (paper .12)"
 
 
 def test_means_and_sd_match_numpy(sweep):
