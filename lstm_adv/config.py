@@ -203,6 +203,41 @@ def validate(cfg):
     return cfg
 
 
+def split_key_values(argv, known, flags=()):
+    """``key=value`` strings as ``(key, raw value)`` pairs, refusing what is not a known key.
+
+    Every command line of the project (training, data, embeddings, visualiser) reads its
+    arguments through this, so all of them answer a typo the same way.
+
+    Parameters
+    ----------
+    argv : list of str
+    known : collection of str
+        The accepted keys.
+    flags : collection of str
+        Keys that may be given bare, meaning ``key=1``.
+
+    Raises
+    ------
+    UserError
+        For an argument without ``=`` (other than a flag) or an unknown key, with a "did you mean".
+    """
+    pairs = []
+    for arg in argv:
+        name, sep, raw = arg.partition("=")
+        name = name.strip().lstrip("-")
+        if not sep:
+            if name not in flags:
+                raise UserError(f"argument {arg!r} is not key=value; see --help for the keys")
+            raw = "1"
+        if name not in known:
+            match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {match[0]}?" if match else "; see --help for the keys"
+            raise UserError(f"unknown key {name!r}{hint}")
+        pairs.append((name, raw))
+    return pairs
+
+
 def parse_args(argv, base=None):
     """Build a `Config` from ``key=value`` strings; later keys win.
 
@@ -212,17 +247,7 @@ def parse_args(argv, base=None):
         For an argument without ``=``, an unknown key (with a "did you mean"), a value of the
         wrong type or outside its choices, or an impossible combination.
     """
-    values = {}
-    for arg in argv:
-        if "=" not in arg:
-            raise UserError(f"argument {arg!r} is not key=value; see --help for the keys")
-        name, raw = arg.split("=", 1)
-        name = name.strip().lstrip("-")
-        if name not in FIELDS:
-            match = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.6)
-            hint = f"; did you mean {match[0]}?" if match else "; see --help for the keys"
-            raise UserError(f"unknown key {name!r}{hint}")
-        values[name] = _convert(name, raw.strip())
+    values = {name: _convert(name, raw.strip()) for name, raw in split_key_values(argv, FIELDS)}
     if base is None:
         base = defaults_for(values.get("data", Config.data))
     return validate(dataclasses.replace(base, **values))

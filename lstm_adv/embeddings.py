@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import split_key_values
 from .errors import UserError, cli_entry
 
 _BINARY_SUFFIXES = (".bin", ".bin.gz")
@@ -181,12 +182,7 @@ _KEYS = {"data_path": str, "cache_dir": str, "out": str, "dim": int, "epochs": i
 def _parse(args):
     opts = {"data_path": "", "cache_dir": "", "out": "", "dim": 300, "epochs": 5, "window": 5, "min_count": 5,
             "workers": 2, "unsup": 1, "seed": 123, "download": 1, "progress": 1}
-    for arg in args:
-        name, sep, raw = arg.lstrip("-").partition("=")
-        if not sep:
-            raise UserError(f"argument {arg!r} is not key=value; see python -m lstm_adv.embeddings --help")
-        if name not in _KEYS:
-            raise UserError(f"unknown key {name!r}; the keys are {', '.join(_KEYS)}")
+    for name, raw in split_key_values(args, _KEYS, ()):
         try:
             opts[name] = _KEYS[name](raw)
         except ValueError:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Split, build_dictionary, encode, finalize
+from .config import split_key_values
 from .errors import UserError, cli_entry
 from .utils import atomic_savez, atomic_write_bytes, atomic_write_json
 
@@ -695,14 +696,7 @@ _FLAGS = ("download", "force", "escape", "progress")
 def _parse_cli(args):
     opts = {"data_path": "", "cache_dir": "", "workers": 0, "download": 1, "force": 0, "out": "",
             "escape": 0, "url": OFFICIAL_URL, "progress": 1}
-    for arg in args:
-        name, sep, raw = arg.lstrip("-").partition("=")
-        if not sep and name in _FLAGS:
-            raw = "1"
-        elif not sep:
-            raise UserError(f"argument {arg!r} is not key=value; see python -m lstm_adv.data --help")
-        if name not in _KEYS:
-            raise UserError(f"unknown key {name!r}; the keys are {', '.join(_KEYS)} (see --help)")
+    for name, raw in split_key_values(args, _KEYS, _FLAGS):
         try:
             opts[name] = _KEYS[name](raw)
         except ValueError:

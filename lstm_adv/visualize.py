@@ -88,7 +88,6 @@ that order and ``first=N`` gives the N shortest reviews; ``sample=N`` draws a se
 """
 
 import dataclasses
-import difflib
 import hashlib
 import html
 import json
@@ -99,6 +98,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import split_key_values
 from .errors import UserError, cli_entry
 
 ROW_KEYS = ("original", "knn", "knn_top", "scaled", "bigram")
@@ -161,14 +161,7 @@ def help_text():
 def parse_options(argv):
     """`Options` from ``key=value`` strings; `UserError` on anything malformed."""
     values = {}
-    for arg in argv:
-        if "=" not in arg:
-            raise UserError(f"argument {arg!r} is not key=value; see --help")
-        name, raw = arg.split("=", 1)
-        name = name.strip().lstrip("-")
-        if name not in OPT_FIELDS:
-            match = difflib.get_close_matches(name, OPT_FIELDS, n=1, cutoff=0.6)
-            raise UserError(f"unknown key {name!r}" + (f"; did you mean {match[0]}?" if match else "; see --help"))
+    for name, raw in split_key_values(argv, OPT_FIELDS):
         f = OPT_FIELDS[name]
         typ = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
         try:
