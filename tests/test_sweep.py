@@ -257,7 +257,7 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     header, _, dev = table.splitlines()[4:7]
     cols = [c.strip() for c in header.split("|")[1:-1]]
     cells = dict(zip(cols, [c.strip() for c in dev.split("|")[1:-1]]))
-    assert cells["0.1"].startswith("1 failed")
+    assert cells["0.1"].startswith("1 nan")
     assert "(n=1)" in cells["0.0"] and "(n=1)" in cells["0.5"]
     assert "| 0.1 | 0 | 1 | 1 nan |" in table
 
