@@ -77,7 +77,7 @@ class Config:
     resume: int = _key(1, "1: continue from the run directory's checkpoint; 0: start over", (0, 1), group="run")
     valid_test: int = _key(0, "also evaluate the test split at every validation (slow; selection ignores it)",
                            (0, 1), group="run")
-    attack_eps: str = _key("0.01,0.1,0.5", "after training: test error under the gradient attack at these "
+    attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: test error under the gradient attack at these "
                            "strengths (comma list; empty = none)", group="run")
     attack_size: int = _key(2000, "reviews of the test split the attack uses (seeded subset; -1 = all)",
                             group="run")
