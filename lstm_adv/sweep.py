@@ -152,9 +152,6 @@ def command_line(keys):
     return " ".join(["python", "-m", "lstm_adv.train"] + [shlex.quote(k) for k in keys])
 
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def default_compiledir_root():
     return Path(os.environ.get("LSTM_ADV_COMPILEDIR") or Path.home() / ".cache" / "lstm_adv" / "pytensor")
 
@@ -166,10 +163,6 @@ def compile_env(slot_dir, env=None):
              if f.strip() and f.split("=", 1)[0].strip() not in ("compiledir", "base_compiledir")]
     env["PYTENSOR_FLAGS"] = ",".join(flags + [f"base_compiledir={slot_dir}"])
     env["NUMBA_CACHE_DIR"] = str(Path(slot_dir) / "numba")
-    # Parallel jobs each run one BLAS thread: OpenBLAS's spinning threads, oversubscribed by
-    # several jobs, made an update 7x slower here (5.3 s against 0.75 s under load).
-    for var in BLAS_THREAD_VARS:
-        env.setdefault(var, "1")
     return env
 
 
@@ -638,7 +631,6 @@ done
 [ -n "$SLOT" ] || SLOT=task-$SLURM_ARRAY_TASK_ID
 export PYTENSOR_FLAGS="base_compiledir=$CACHE/$SLOT"
 export NUMBA_CACHE_DIR="$CACHE/$SLOT/numba"
-export OPENBLAS_NUM_THREADS=${{OPENBLAS_NUM_THREADS:-1}} OMP_NUM_THREADS=${{OMP_NUM_THREADS:-1}} MKL_NUM_THREADS=${{MKL_NUM_THREADS:-1}}
 echo "array task $SLURM_ARRAY_TASK_ID on $(hostname -s), cache $SLOT: $LINE"
 eval "exec $LINE"
 """
