@@ -654,13 +654,6 @@ class Result:
     n_tokens: int
 
 
-def InferenceModel(cfg, n_words, params):
-    """`lstm_adv.graph.Model`; its training update is compiled only on first use, so never here."""
-    from .graph import Model
-
-    return Model(cfg, n_words, params)
-
-
 def _batches(lengths, batch_size):
     order = np.argsort(lengths, kind="stable")
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -1019,7 +1012,10 @@ def main(argv):
         lm, path = get_lm(run, opts, note)
         lm_info = (f"bigram model: interpolated Kneser-Ney (D={lm.discount:.3f}) on {lm.n_tokens:,} training bigrams"
                    + (f", cached in {path}" if path else ""))
-    model = InferenceModel(run.cfg, run.n_words, run.params)
+    from .graph import Model   # PyTensor is imported only when a model is needed (--help stays fast)
+
+    # Model compiles its training update only on first use, so never here.
+    model = Model(run.cfg, run.n_words, run.params)
     res = analyse(model, run, reviews, opts, lm)
     summary = summarize(res, opts)
     pairs, flipped = choose_pairs(res, opts)

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import TINY, assert_one_line_error, run_cli
 from lstm_adv import visualize as vis
+from lstm_adv.graph import Model
 
 REPO = Path(__file__).resolve().parents[1]
 # Small matrix products are many times slower when OpenBLAS spreads them over threads on a
@@ -127,7 +128,7 @@ def tiny_run(tmp_path, top_words_model=10):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     run = tiny_run(tmp_path_factory.mktemp("tiny"))
-    return run, vis.InferenceModel(run.cfg, run.n_words, run.params)
+    return run, Model(run.cfg, run.n_words, run.params)
 
 
 REVIEWS = [[2, 3, 4, 1, 6], [5, 9, 8], [7]]
