@@ -25,9 +25,11 @@ def _key(default, help, choices=None, group="model"):
 
 @dataclass(frozen=True)
 class Config:
+    preset: str = _key("", "named defaults applied before the other keys; authors = what the authors' code ran "
+                       "where the paper is silent (listed above)", ("", "authors"))
     # --- the paper's hyperparameters (section 5.1.1) ---
-    wemb_init: str = _key("random", "word embedding init: random (0.01*U[0,1)) or word2vec (needs w2v_path)",
-                          ("random", "word2vec"))
+    wemb_init: str = _key("random", "word embedding init: random (0.01*U[0,1)) or word2vec (w2v_path, else the "
+                          "package's IMDB-trained vectors, built once and cached)", ("random", "word2vec"))
     wdim: int = _key(128, "word embedding dimension (300 for GoogleNews word2vec)")
     hdim: int = _key(128, "hidden units of the LSTM/RNN")
     reg: float = _key(0.0, "L2 penalty reg*sum(U**2) on the classifier weights")
@@ -70,6 +72,10 @@ class Config:
                           group="data")
     w2v_path: str = _key("", "word2vec file (binary or text) for wemb_init=word2vec", group="data")
     w2v_limit: int = _key(0, "read only the first N vectors of the word2vec file (0 = all)", group="data")
+    w2v_missing: str = _key("init", "rows of words the vectors lack: init (keep wemb_init's 0.01*U[0,1)) or uniform "
+                            "(U(-0.25, 0.25), padding row 0, as the authors' code)", ("init", "uniform"), group="data")
+    w2v_std: float = _key(0.0, "rescale the loaded vectors to this per-coordinate std (0 = as in the file; "
+                          "GoogleNews's is 0.144)", group="data")
     # --- run management ---
     saveto: str = _key("", "run directory (default: runs_dir/<overridden keys>)", group="run")
     runs_dir: str = _key("runs", "parent folder of derived run directories", group="run")
@@ -106,9 +112,10 @@ class Config:
 
     def overrides(self):
         """The keys whose value differs from the default for this data set, in field order."""
-        default = defaults_for(self.data)
+        default = defaults_for(self.data, self.preset)
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != getattr(default, f.name) or (f.name == "data" and self.data != "imdb")}
+                if getattr(self, f.name) != getattr(default, f.name) or (f.name == "data" and self.data != "imdb")
+                or (f.name == "preset" and self.preset)}
 
     def run_dir(self):
         """The run directory: ``saveto`` if given, else derived from the overridden keys."""
@@ -121,13 +128,22 @@ class Config:
         return Path(self.runs_dir) / name
 
 
+#: Named configurations (``preset=NAME``), applied over the data set's defaults and under the
+#: command line's keys. ``authors``: windweller/AdversarialNN's defaults where the paper is silent
+#: (rnn.py: ``--wemb_init word2vec --wdim 300``, missing words U(-0.25, 0.25), ``--epochs 1000``),
+#: the paper's text where it speaks (alpha=0.5, hdim=128, clip=5: the dataclass defaults). Without
+#: GoogleNews (``w2v_path``), vectors trained on IMDB stand in, rescaled to GoogleNews's
+#: per-coordinate std (deviation: see README, "Deviations").
+PRESETS = {"authors": {"wemb_init": "word2vec", "wdim": 300, "w2v_missing": "uniform", "w2v_std": 0.144,
+                       "max_epochs": 1000}}
+
 # data=toy is learnt in seconds: shorter schedules so a toy run takes well under a minute.
 DATA_DEFAULTS = {"toy": {"max_epochs": 10, "validFreq": 30, "saveFreq": 60, "patience": 5, "attack_size": -1}}
 
 
-def defaults_for(data):
-    """The default configuration for a data set (`DATA_DEFAULTS` over the dataclass defaults)."""
-    return Config(data=data, **DATA_DEFAULTS.get(data, {}))
+def defaults_for(data, preset=""):
+    """The default configuration for a data set and preset (`PRESETS` over `DATA_DEFAULTS` over the dataclass)."""
+    return Config(data=data, preset=preset, **{**DATA_DEFAULTS.get(data, {}), **PRESETS.get(preset, {})})
 
 
 # Keys that change what is computed; a checkpoint made under different values does not fit.
@@ -183,8 +199,9 @@ def validate(cfg):
         (cfg.test_size == -1 or cfg.test_size > 0, f"test_size={cfg.test_size} must be -1 (all) or positive"),
         (cfg.lrate > 0, f"lrate={cfg.lrate} must be positive"),
         (cfg.seed >= 0, f"seed={cfg.seed} must be >= 0"),
-        (cfg.wemb_init != "word2vec" or cfg.w2v_path,
-         "wemb_init=word2vec needs w2v_path=FILE (a word2vec .bin/.txt, e.g. from python -m lstm_adv.embeddings train)"),
+        (cfg.wemb_init != "word2vec" or cfg.w2v_path or cfg.data == "imdb",
+         f"wemb_init=word2vec with data={cfg.data} needs w2v_path=FILE (a word2vec .bin/.txt file)"),
+        (cfg.w2v_std >= 0 and cfg.w2v_std < 1e6, f"w2v_std={cfg.w2v_std} must be >= 0 (0 = keep the file's scale)"),
         (not (cfg.device == "gpu" and cfg.mode not in ("auto", "JAX")),
          f"device=gpu runs through JAX; drop mode={cfg.mode} or use device=cpu"),
         (not (cfg.device == "gpu" and cfg.floatX != "float32"), "device=gpu needs floatX=float32"),
@@ -249,7 +266,9 @@ def parse_args(argv, base=None):
     """
     values = {name: _convert(name, raw.strip()) for name, raw in split_key_values(argv, FIELDS)}
     if base is None:
-        base = defaults_for(values.get("data", Config.data))
+        base = defaults_for(values.get("data", Config.data), values.get("preset", Config.preset))
+    elif values.get("preset"):
+        base = dataclasses.replace(base, preset=values["preset"], **PRESETS[values["preset"]])
     return validate(dataclasses.replace(base, **values))
 
 
@@ -266,7 +285,9 @@ def help_text(prog):
     lines = [f"usage: {prog} [key=value ...]", "",
              "Every key below can be given as key=value. Defaults follow the paper (section 5.1.1)",
              "and the Theano LSTM tutorial. With data=toy these defaults change: "
-             + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".", ""]
+             + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".",
+             "preset=authors sets " + " ".join(f"{k}={v}" for k, v in PRESETS["authors"].items())
+             + " (the authors' code; keys given after it win).", ""]
     groups = {}
     for f in FIELDS.values():
         groups.setdefault(f.metadata["group"], []).append(f)

@@ -74,7 +74,7 @@ def sniff_word2vec(path):
     return binary, count, dim
 
 
-def load_word2vec(path, words, W_init, limit=0):
+def load_word2vec(path, words, W_init, limit=0, missing="init", std=0.0, rng=None):
     """Embeddings from a word2vec file, aligned to the dictionary.
 
     Each word takes the file's vector for the word itself, else for its lowercase,
@@ -91,13 +91,20 @@ def load_word2vec(path, words, W_init, limit=0):
         The random initialisation.
     limit : int
         Read only the first ``limit`` vectors (the most frequent, in GoogleNews); 0 = all.
+    missing : {"init", "uniform"}
+        Rows of words the file lacks (and UNK): keep ``W_init``'s, or draw U(-0.25, 0.25) from
+        ``rng`` with the padding row 0, as the authors' code did.
+    std : float
+        If > 0, scale the vectors read from the file so that their per-coordinate standard
+        deviation is ``std`` (GoogleNews's is 0.144); the rows of missing words are not scaled.
 
     Returns
     -------
     W : ndarray, shape (n, wdim), dtype of ``W_init``
     info : dict
         Coverage: found_exact, found_case, missing, coverage (fraction of the n - 2 real
-        words), missing_examples (the most frequent misses), and the file's facts.
+        words), missing_examples (the most frequent misses), the file's facts, and the scale of
+        the found rows before and after rescaling (per-coordinate std, median row norm).
 
     Raises
     ------
@@ -124,10 +131,18 @@ def load_word2vec(path, words, W_init, limit=0):
         raise UserError(f"{path} could not be read as a {kind} word2vec file ({type(err).__name__}: {err}); "
                         "is it complete and in word2vec format?") from None
 
+    if missing not in ("init", "uniform"):
+        raise ValueError(f"missing must be 'init' or 'uniform', got {missing!r}")
     W = W_init.copy()
+    if missing == "uniform":
+        if rng is None:
+            raise ValueError("missing='uniform' needs rng")
+        W = rng.uniform(-0.25, 0.25, size=W.shape).astype(W.dtype)
+        W[0] = 0.0
+    found = np.zeros(len(words), dtype=bool)
     index = kv.key_to_index
     exact = case = 0
-    missing = []
+    missing_words = []
     for i, w in enumerate(words):
         if i < 2 and w in ("<pad>", "<unk>"):
             continue
@@ -141,18 +156,71 @@ def load_word2vec(path, words, W_init, limit=0):
                     case += 1
                     break
         if j is None:
-            missing.append(w)
+            missing_words.append(w)
         else:
             W[i] = kv.vectors[j]
-    n_real = exact + case + len(missing)
+            found[i] = True
+    scale = _scale_facts(W[found], "file")
+    if std > 0 and found.any():
+        # Deviation (see README): stand-in vectors rescaled to GoogleNews's scale, because eps is an
+        # absolute step and the attack's strength is relative to the embeddings' size.
+        W[found] *= std / max(float(W[found].std()), 1e-12)
+        scale.update(_scale_facts(W[found], "scaled"))
+    n_real = exact + case + len(missing_words)
     info = {"w2v_path": str(path), "w2v_binary": binary, "w2v_vectors": len(kv), "w2v_dim": dim,
-            "w2v_limit": limit, "found_exact": exact, "found_case": case, "missing": len(missing),
-            "coverage": (exact + case) / max(n_real, 1), "missing_examples": missing[:20]}
+            "w2v_limit": limit, "found_exact": exact, "found_case": case, "missing": len(missing_words),
+            "coverage": (exact + case) / max(n_real, 1), "missing_examples": missing_words[:20],
+            "missing_init": missing, "w2v_std_target": std, **scale}
     return W, info
+
+
+def _scale_facts(rows, tag):
+    if len(rows) == 0:
+        return {}
+    return {f"{tag}_coord_std": round(float(rows.std()), 5),
+            f"{tag}_median_row_norm": round(float(np.median(np.linalg.norm(rows, axis=1))), 5)}
 
 
 # ---------------------------------------------------------------------------------------------
 # training word2vec on IMDB
+
+#: Settings of the vectors built on first use for ``wemb_init=word2vec`` without ``w2v_path``:
+#: 300-d CBOW, 3 epochs over the train + unlabelled reviews (the settings measured in SPEC.md).
+AUTO_SETTINGS = {"epochs": 3, "window": 5, "min_count": 5, "workers": 2, "unsup": 1, "seed": 123}
+
+
+def auto_vectors_path(cache, dim):
+    """Where the package's own IMDB vectors of dimension ``dim`` live (their settings in the name)."""
+    a = AUTO_SETTINGS
+    return Path(cache) / f"imdb-word2vec-{dim}d-cbow-e{a['epochs']}-w{a['window']}-m{a['min_count']}-s{a['seed']}.bin"
+
+
+def ensure_imdb_vectors(dim, data_path="", download=True, progress=True, log=print):
+    """The package's IMDB-trained vectors (`AUTO_SETTINGS`), trained on first use and cached.
+
+    A file lock lets parallel runs of a sweep wait for one build instead of each training.
+
+    Returns
+    -------
+    Path of a word2vec binary file
+    """
+    import fcntl
+
+    from . import imdb
+
+    cache = imdb.cache_dir()
+    out = auto_vectors_path(cache, dim)
+    if out.is_file():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_file():
+            log(f"training the IMDB word2vec stand-in ({dim}-d, once; several minutes on 2 cores) -> {out}")
+            opts = {**AUTO_SETTINGS, "data_path": data_path, "cache_dir": str(cache), "out": str(out), "dim": dim,
+                    "download": int(download), "progress": int(progress)}
+            train_imdb_word2vec(opts)
+    return out
 
 USAGE = """usage: python -m lstm_adv.embeddings train [key=value ...]
 
@@ -248,7 +316,9 @@ def train_imdb_word2vec(opts):
         logging.basicConfig(format="%(asctime)s %(message)s", level=logging.INFO)
     model = Word2Vec(sentences=sentences, vector_size=opts["dim"], window=opts["window"],
                      min_count=opts["min_count"], workers=opts["workers"], epochs=opts["epochs"], seed=opts["seed"])
-    out = Path(opts["out"]) if opts["out"] else cache / f"imdb-word2vec-{opts['dim']}d.bin"
+    out = Path(opts["out"]) if opts["out"] else (
+        cache / f"imdb-word2vec-{opts['dim']}d-cbow-e{opts['epochs']}-w{opts['window']}-m{opts['min_count']}"
+                f"-s{opts['seed']}.bin")
     binary = not out.name.lower().endswith(_TEXT_SUFFIXES)
     return save_word2vec(model.wv, out, binary=binary), len(model.wv)
 

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -70,7 +71,8 @@ def train(cfg, run):
     # ---- model ------------------------------------------------------------------------------
     from . import graph  # imports PyTensor: keep --help and bad-key errors fast
 
-    params, init_note = initial_params(cfg, n_words, data)
+    params, init_info = initial_params(cfg, n_words, data)
+    init_note = _init_note(init_info)
     t0 = time.time()
     model = graph.Model(cfg, n_words, params)
     import pytensor
@@ -82,6 +84,7 @@ def train(cfg, run):
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
+              "init": init_info,
               "argv": sys.argv}
     run.write_config(record)
     run.write_vocab(data.words[:n_words])
@@ -242,19 +245,35 @@ def initial_params(cfg, n_words, data):
     from .model import check_params, init_params
 
     if cfg.reload_model:
-        from pathlib import Path
         path = Path(cfg.reload_model)
         if path.is_dir():
             path = path / "params.npz"
         params = load_params(path)
         check_params(params, cfg, n_words, str(path))
-        return params, f"; parameters from {path}"
+        return params, {"reload_model": str(path)}
     params = init_params(cfg, n_words)
     if cfg.wemb_init == "word2vec":
-        from .embeddings import load_word2vec
-        params["Wemb"], w2v = load_word2vec(cfg.w2v_path, data.words[:n_words], params["Wemb"], cfg.w2v_limit)
-        return params, f"; word2vec {w2v}"
-    return params, ""
+        from .embeddings import ensure_imdb_vectors, load_word2vec
+        from .imdb import sha256_file
+        path = cfg.w2v_path or ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress))
+        params["Wemb"], w2v = load_word2vec(path, data.words[:n_words], params["Wemb"], cfg.w2v_limit,
+                                            missing=cfg.w2v_missing, std=cfg.w2v_std,
+                                            rng=make_rng(cfg.seed, "w2v_missing"))
+        w2v["w2v_file"] = Path(path).name
+        w2v["w2v_sha256"] = sha256_file(path)
+        w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.embeddings.AUTO_SETTINGS)"
+        return params, w2v
+    return params, None
+
+
+def _init_note(info):
+    if not info:
+        return ""
+    if "reload_model" in info:
+        return f"; parameters from {info['reload_model']}"
+    scaled = f" -> {info['scaled_coord_std']}" if "scaled_coord_std" in info else ""
+    return (f"; word2vec {info['w2v_file']}: {100 * info['coverage']:.1f}% of the vocabulary found, "
+            f"per-coordinate std {info.get('file_coord_std')}{scaled}, missing rows {info['missing_init']}")
 
 
 def validate(cfg, model, data, state):
