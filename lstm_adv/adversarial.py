@@ -17,7 +17,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
-from .model import classify, embed, nll
+from .model import classify, clip_input, embed, nll
 
 NORMS = ("sign", "l2")
 
@@ -92,6 +92,12 @@ class Objective:
 def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
     """The paper's objective and its gradients, sharing one clean backward pass.
 
+    The gradients equal those of the authors' graph (windweller/AdversarialNN, ``build_model``):
+    one cost ``alpha * L_clean + (1 - alpha) * L_adv``, one gradient, ``grad_clip`` on the
+    embedded input (once, before both branches), on h and c at every step and on the clean
+    branch's LSTM outputs. So every clip sees a gradient already scaled by alpha or 1 - alpha,
+    and the embedding clip sees the sum of both branches' gradients (``adv_emb_grad=1``).
+
     Parameters
     ----------
     tparams : OrderedDict of shared variables (see `lstm_adv.model.to_shared`)
@@ -111,8 +117,9 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
     """
     names, params = list(tparams), list(tparams.values())
     emb = embed(tparams, x)
+    emb_in = clip_input(emb, cfg)
     # The original code also clipped the gradient of the clean branch's LSTM outputs.
-    probs, next_clean = classify(tparams, emb, mask, cfg, use_noise, rngs["clean"], clip_output=True)
+    probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True)
     cost_clean = nll(probs, y)
     rng_updates = OrderedDict()
     if next_clean is not None:
@@ -124,11 +131,21 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
         return Objective(cost_clean, cost_clean, cost_clean + penalty, OrderedDict(zip(names, grads)),
                          pt.zeros_like(emb), emb, rng_updates)
 
-    # One backward pass of the clean branch gives both the parameter gradients and dL/de,
-    # instead of differentiating the clean branch twice.
-    g_emb, *g_clean = pytensor.grad(cost_clean, [emb] + params)
-    delta = disconnected_grad(perturbation(g_emb, mask, float(cfg.eps), cfg.adv_norm))
-    emb_adv = emb + delta
+    a = float(cfg.alpha)
+    rest = [p for n, p in zip(names, params) if n != "Wemb"]
+    # One backward pass of the (weighted) clean branch gives both its parameter gradients and
+    # the input gradient the perturbation follows. Deviation: the authors took the direction
+    # from the unweighted L_clean in a separate gradient; alpha * L_clean has the same gradient
+    # up to the scale, except where a clip inside the LSTM is active (tests/test_model.py
+    # measures how often the sign then differs).
+    if a > 0:
+        g_in_clean, *g_clean = pytensor.grad(a * cost_clean, [emb_in] + rest)
+        direction = g_in_clean
+    else:
+        direction = pytensor.grad(cost_clean, emb_in)
+        g_in_clean, g_clean = pt.zeros_like(emb_in), [pt.zeros_like(p) for p in rest]
+    delta = disconnected_grad(perturbation(direction, mask, float(cfg.eps), cfg.adv_norm))
+    emb_adv = emb_in + delta
     if cfg.adv_emb_grad == 0:
         # The original code: Wemb learns only from the clean term (the paper: "only backprop
         # through the graph corresponding to the first term").
@@ -137,10 +154,19 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
     cost_adv = nll(probs_adv, y)
     if next_adv is not None:
         rng_updates[rngs["adv"]] = next_adv
-    g_adv = pytensor.grad(cost_adv, params, disconnected_inputs="ignore")
+    if cfg.adv_emb_grad:
+        g_in_adv, *g_adv = pytensor.grad((1.0 - a) * cost_adv, [emb_in] + rest)
+        g_in = g_in_clean + g_in_adv
+    else:
+        g_adv = pytensor.grad((1.0 - a) * cost_adv, rest, disconnected_inputs="ignore")
+        g_in = g_in_clean
+    # Both branches' input gradients pass the embedding clip together, then reach Wemb's rows.
+    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb_in: g_in})
 
-    a = cfg.alpha
-    grads = OrderedDict((n, a * gc + (1.0 - a) * ga) for n, gc, ga in zip(names, g_clean, g_adv))
+    grads = OrderedDict()
+    it = iter(zip(g_clean, g_adv))
+    for n in names:
+        grads[n] = g_wemb if n == "Wemb" else sum(next(it))
     if cfg.reg > 0:
         grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
     cost = a * cost_clean + (1.0 - a) * cost_adv + penalty

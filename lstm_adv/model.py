@@ -133,6 +133,15 @@ def _clip(v, clip):
     return grad_clip(v, -clip, clip) if clip > 0 else v
 
 
+def clip_input(emb, cfg):
+    """The embedded input with its gradient clipped elementwise to ``cfg.clip`` (0 = unchanged).
+
+    The original code applied this once to ``Wemb[x]``, before both branches, so with
+    ``adv_emb_grad=1`` the clip acts on the sum of what the two branches send back.
+    """
+    return _clip(emb, cfg.clip)
+
+
 # ---- the LSTM step's elementwise part as C code (mode=C only) -------------------------------------
 #
 # PyTensor's C backend compiles a fused elementwise graph with several inputs of unknown shape
@@ -624,7 +633,7 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     Parameters
     ----------
     emb : tensor, shape (T, B, E)
-        Embedded (possibly perturbed) input.
+        Embedded (possibly perturbed, possibly `clip_input`-ed) input.
     mask : tensor, shape (T, B)
     use_noise, rng : see `dropout`; ignored when ``cfg.use_dropout`` is 0.
     clip_output : bool
@@ -639,11 +648,12 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     next_rng : the dropout RNG's next state, or None
     """
     mode = _scan_mode(cfg)
+    # The embedding clip is not here: the original code clipped the embedded input once, before
+    # both branches (`lstm_adv.adversarial.build_objective`, `clip_input`).
     if cfg.encoder == "lstm":
-        h = lstm_layer(tparams, _clip(emb, cfg.clip), mask, cfg.clip, backward=backward,
-                       kernel=lstm_kernel(cfg), mode=mode)
+        h = lstm_layer(tparams, emb, mask, cfg.clip, backward=backward, kernel=lstm_kernel(cfg), mode=mode)
     else:
-        h = ENCODERS[cfg.encoder](tparams, _clip(emb, cfg.clip), mask, cfg.clip, mode=mode)
+        h = ENCODERS[cfg.encoder](tparams, emb, mask, cfg.clip, mode=mode)
     if clip_output:
         h = _clip(h, cfg.clip)
     pooled = (h * mask[:, :, None]).sum(axis=0) / mask.sum(axis=0)[:, None]
