@@ -31,6 +31,7 @@ class Config:
     wemb_init: str = _key("random", "word embedding init: random (0.01*U[0,1)) or word2vec (w2v_path, else the "
                           "package's IMDB-trained vectors, built once and cached)", ("random", "word2vec"))
     wdim: int = _key(128, "word embedding dimension (300 for GoogleNews word2vec)")
+    wemb_scale: float = _key(0.01, "random init: Wemb = wemb_scale * U[0,1) (the tutorial's 0.01)")
     hdim: int = _key(128, "hidden units of the LSTM/RNN")
     reg: float = _key(0.0, "L2 penalty reg*sum(U**2) on the classifier weights")
     clip: float = _key(5.0, "elementwise gradient clipping bound on embeddings, h and c (0 = off)")
@@ -83,8 +84,10 @@ class Config:
     resume: int = _key(1, "1: continue from the run directory's checkpoint; 0: start over", (0, 1), group="run")
     valid_test: int = _key(0, "also evaluate the test split at every validation (slow; selection ignores it)",
                            (0, 1), group="run")
-    attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: test error under the gradient attack at these "
-                           "strengths (comma list; empty = none)", group="run")
+    attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: clean, adversarial and robust test error under "
+                           "gradient attacks of these radii (comma list; empty = none; see lstm_adv.evaluate)",
+                           group="run")
+    attack_k: int = _key(10, "steps of the iterative attacks (0 = one-step attacks only)", group="run")
     attack_size: int = _key(2000, "reviews of the test split the attack uses (seeded subset; -1 = all)",
                             group="run")
     progress: int = _key(1, "show a tqdm progress bar per epoch", (0, 1), group="run")
@@ -189,6 +192,7 @@ def validate(cfg):
         (cfg.eps >= 0, f"eps={cfg.eps} must be >= 0 (the sign of the step is set by the gradient)"),
         (cfg.clip >= 0, f"clip={cfg.clip} must be >= 0 (0 turns clipping off)"),
         (cfg.wdim > 0 and cfg.hdim > 0, "wdim and hdim must be positive"),
+        (cfg.wemb_scale > 0 and cfg.wemb_scale < 1e6, f"wemb_scale={cfg.wemb_scale} must be positive"),
         (cfg.batch_size > 0 and cfg.valid_batch_size > 0, "batch_size and valid_batch_size must be positive"),
         (cfg.max_epochs > 0, f"max_epochs={cfg.max_epochs} must be positive"),
         (cfg.patience > 0, f"patience={cfg.patience} must be positive"),
@@ -206,6 +210,7 @@ def validate(cfg):
          f"device=gpu runs through JAX; drop mode={cfg.mode} or use device=cpu"),
         (not (cfg.device == "gpu" and cfg.floatX != "float32"), "device=gpu needs floatX=float32"),
         (not (cfg.maxlen_mode == "truncate" and cfg.maxlen == 0), "maxlen_mode=truncate needs maxlen > 0"),
+        (cfg.attack_k >= 0, f"attack_k={cfg.attack_k} must be >= 0 (0 = no iterative attack)"),
         (cfg.attack_size == -1 or cfg.attack_size > 0, f"attack_size={cfg.attack_size} must be -1 (all) or positive"),
     ]
     try:

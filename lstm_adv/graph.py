@@ -8,7 +8,8 @@ dropout RNGs, the optimizer state and the compiled functions:
 - ``f_pred(x, mask) -> labels (B,)``.
 - ``inspect(x, mask, y, dropout=False) -> dict``: clean cost, adversarial cost, objective,
   gradients for every parameter and the perturbation (compiled on first use).
-- ``f_grad_emb(x, mask, y) -> dL/de (T, B, E)`` and ``f_prob_emb(emb, mask) -> probs``: for
+- ``f_embed``, ``f_grad_prob_emb(emb, mask, y) -> (dL/de, probs)``, ``f_grad_emb(x, mask, y) -> dL/de (T, B, E)``
+  and ``f_prob_emb(emb, mask) -> probs``: for
   attacks and the visualiser (compiled on first use).
 
 The backend is chosen here (`get_mode`): NUMBA (PyTensor 3's default), C, JAX (GPU with a
@@ -236,13 +237,27 @@ class Model:
 
     def _build_attack(self):
         with pytensor.config.change_flags(floatX=self.cfg.floatX):
-            emb = embed(self.tparams, self.x)
-            probs, _ = classify(self.tparams, emb, self.mask, self.cfg, use_noise=False)
-            g_emb = pytensor.grad(nll(probs, self.y), emb)
             emb_in = pt.tensor3("emb", dtype=self.cfg.floatX)
-            probs_in, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
-            self._attack = (self._function([self.x, self.mask, self.y], [g_emb, emb], name="f_grad_emb"),
-                            self._function([emb_in, self.mask], probs_in, name="f_prob_emb"))
+            probs, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
+            g_emb = pytensor.grad(nll(probs, self.y), emb_in)
+            probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
+            self._attack = (self._function([self.x], embed(self.tparams, self.x), name="f_embed"),
+                            self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb"),
+                            self._function([emb_in, self.mask], probs_fwd, name="f_prob_emb"))
+
+    def _attack_fn(self, i):
+        if self._attack is None:
+            self._build_attack()
+        return self._attack[i]
+
+    def f_embed(self, x):
+        """The embedded input ``Wemb[x]``, shape (T, B, E)."""
+        return self._attack_fn(0)(x)
+
+    def f_grad_prob_emb(self, emb, mask, y):
+        """At a given embedded input, dropout off: the gradient of the mean NLL of labels ``y``
+        with respect to it (T, B, E), and the class probabilities (B, 2)."""
+        return self._attack_fn(1)(emb, mask, y)
 
     def f_grad_emb(self, x, mask, y):
         """Gradient of the mean clean NLL (dropout off) w.r.t. the embedded input, and that input.
@@ -252,15 +267,12 @@ class Model:
         grad : ndarray, shape (T, B, E)
         emb : ndarray, shape (T, B, E)
         """
-        if self._attack is None:
-            self._build_attack()
-        return self._attack[0](x, mask, y)
+        emb = self.f_embed(x)
+        return self.f_grad_prob_emb(emb, mask, y)[0], emb
 
     def f_prob_emb(self, emb, mask):
         """Class probabilities (B, 2) for given (e.g. perturbed) embedded inputs, dropout off."""
-        if self._attack is None:
-            self._build_attack()
-        return self._attack[1](emb, mask)
+        return self._attack_fn(2)(emb, mask)
 
     # -- state ---------------------------------------------------------------------------------
     def get_params(self):

@@ -48,7 +48,7 @@ def init_params(cfg, n_words, floatX=None):
     Returns
     -------
     OrderedDict of str -> ndarray
-        ``Wemb`` (n_words, E) = 0.01 * U[0, 1); LSTM ``lstm_W`` (E, 4H) and ``lstm_U`` (H, 4H) as four
+        ``Wemb`` (n_words, E) = wemb_scale * U[0, 1) (tutorial: 0.01); LSTM ``lstm_W`` (E, 4H) and ``lstm_U`` (H, 4H) as four
         orthogonal blocks in gate order i, f, o, c~, ``lstm_b`` (4H,) zeros (RNN: ``rnn_W`` (E, H),
         ``rnn_U`` (H, H), ``rnn_b`` (H,)); classifier ``U`` (H, 2) = 0.01 * randn, ``b`` (2,) zeros.
     """
@@ -56,7 +56,7 @@ def init_params(cfg, n_words, floatX=None):
     rng = make_rng(cfg.seed, "init_params")
     E, H = cfg.wdim, cfg.hdim
     p = OrderedDict()
-    p["Wemb"] = 0.01 * rng.random((n_words, E))
+    p["Wemb"] = cfg.wemb_scale * rng.random((n_words, E))
     if cfg.encoder == "lstm":
         p["lstm_W"] = np.concatenate([ortho_weight(rng, E, H) for _ in range(4)], axis=1)
         p["lstm_U"] = np.concatenate([ortho_weight(rng, H, H) for _ in range(4)], axis=1)

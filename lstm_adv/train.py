@@ -220,22 +220,25 @@ def train(cfg, run):
         best_p = model.get_params()
         state["best_update"] = state["uidx"]
     checkpoint()
-    from .evaluate import attack_errors, pred_error
+    from .evaluate import attack_report, pred_error
 
+    t_eval = time.time()
     errs = {name: pred_error(model, split, cfg.valid_batch_size)
             for name, split in (("train_err", data.train), ("valid_err", data.valid), ("test_err", data.test))}
-    extra = {}
+    extra = {"eval_time_s": round(time.time() - t_eval, 2)}
     if cfg.attack_strengths:
         subset = data.test
         if 0 < cfg.attack_size < len(subset):
             subset = subset.subset(np.sort(make_rng(cfg.seed, "attack_subset").permutation(len(subset))[:cfg.attack_size]))
-        extra["attack"] = attack_errors(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm)
-        extra["attack_n"] = len(subset)
+        t_attack = time.time()
+        extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
+                                         cfg.attack_k)
+        extra["attack_time_s"] = round(time.time() - t_attack, 2)
     out = metrics("ok", **errs, **extra)
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state['best_update']}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; under attack {extra['attack']}" if extra else ""))
+            + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
     return 0
 
 
@@ -264,6 +267,13 @@ def initial_params(cfg, n_words, data):
         w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.embeddings.AUTO_SETTINGS)"
         return params, w2v
     return params, None
+
+
+def _attack_line(a):
+    name = "iter_sign_pred" if "iter_sign_pred" in a else "onestep_pred"
+    return f"robust error under {name} on {a['n']} test reviews: " + ", ".join(
+        f"{s} (x{a['relative'][s]:.2g} median |Wemb|) {v['robust_err']:.3f}" if a["relative"][s] else
+        f"{s} {v['robust_err']:.3f}" for s, v in a[name].items())
 
 
 def _init_note(info):

@@ -1,0 +1,74 @@
+"""Attack evaluation (`lstm_adv.evaluate`): no label leaking, and the old true-label figures kept."""
+
+import numpy as np
+import pytest
+
+from lstm_adv.adversarial import perturbation
+from lstm_adv.data import Split, minibatches, prepare_data
+from lstm_adv.evaluate import ATTACKS, attack_errors, attack_report, pred_error
+
+from test_model import N_WORDS, model_for
+
+STRENGTHS = (0.01, 0.1, 1.0, 10.0)
+
+
+def random_split(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [list(rng.integers(2, N_WORDS, size=int(rng.integers(2, 9)))) for _ in range(n)]
+    return Split(seqs, rng.integers(0, 2, size=n).astype(np.int64))
+
+
+def test_constant_model_has_robust_error_equal_to_clean_error_under_every_attack():
+    m = model_for("adv=0")
+    p = m.get_params()
+    p["U"][:] = 0.0          # logits = b whatever the input: the model predicts class 0 always
+    p["b"][:] = [2.0, 0.0]
+    m.set_params(p)
+    split = random_split()
+    rep = attack_report(m, split, 16, STRENGTHS, "sign", k=3)
+    clean = pred_error(m, split, 16)
+    assert rep["clean_err"] == clean == pytest.approx(np.mean(split.labels != 0))
+    for name in ATTACKS:
+        for s in map(str, STRENGTHS):
+            assert rep[name][s]["robust_err"] == clean, (name, s)
+            assert rep[name][s]["adv_err"] == clean, (name, s)
+
+
+def test_predicted_label_attack_does_not_use_the_true_label():
+    m = model_for("adv=0")
+    split = random_split()
+    flipped = Split(split.seqs, 1 - split.labels)
+    a = attack_report(m, split, 16, STRENGTHS, "sign", k=2)
+    b = attack_report(m, flipped, 16, STRENGTHS, "sign", k=2)
+    for name in ("onestep_pred", "iter_sign_pred", "iter_l2_pred"):
+        for s in map(str, STRENGTHS):
+            # Same perturbations whatever the labels: each review's perturbed prediction is the
+            # same, so its adversarial error under the flipped labels is 1 - that under the true ones.
+            assert a[name][s]["adv_err"] == pytest.approx(1 - b[name][s]["adv_err"]), (name, s)
+
+
+def test_true_label_attack_reproduces_the_previous_figures():
+    m = model_for("adv=0")
+    split = random_split()
+    wrong = np.zeros(len(STRENGTHS))
+    for idx in minibatches(len(split), 16):   # the previous implementation, written out
+        x, mask, y = prepare_data([split.seqs[i] for i in idx], split.labels[idx], "float64")
+        grad, emb = m.f_grad_emb(x, mask, y)
+        for k, s in enumerate(STRENGTHS):
+            wrong[k] += (m.f_prob_emb(emb + perturbation(grad, mask, s, "sign"), mask).argmax(axis=1) != y).sum()
+    old = {str(s): w / len(split) for s, w in zip(STRENGTHS, wrong)}
+    assert attack_errors(m, split, 16, STRENGTHS, "sign") == old
+    assert attack_report(m, split, 16, STRENGTHS, "sign", k=0)["onestep_true"] == {
+        s: {"adv_err": v, "robust_err": pytest.approx(v, abs=1)} for s, v in old.items()}
+
+
+def test_iterative_attack_stays_in_its_ball():
+    from lstm_adv.evaluate import _project
+    rng = np.random.default_rng(0)
+    d = rng.standard_normal((5, 3, 4))
+    mask = np.ones((5, 3))
+    mask[3:, 1] = 0
+    assert np.abs(_project(d, mask, 0.2, "sign")).max() == pytest.approx(0.2)
+    norms = np.sqrt((_project(d, mask, 0.2, "l2") ** 2).sum(axis=(0, 2)))
+    np.testing.assert_allclose(norms, 0.2)
+    assert not _project(d, mask, 0.2, "l2")[3:, 1].any()
