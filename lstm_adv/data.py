@@ -122,7 +122,7 @@ def finalize(train, test, words, cfg, info=None):
 
     train, valid, test = (sort_by_len(remove_unk(s)) for s in (train, valid, test))
     info.update(n_train=len(train), n_valid=len(valid), n_test=len(test), n_train_all=n_train_all,
-                vocab_size=len(words))
+                vocab_size=len(words), train_pos_fraction=round(float(np.mean(train.labels)), 6))
     return Dataset(train, valid, test, words, info)
 
 

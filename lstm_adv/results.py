@@ -12,12 +12,18 @@ summarised in a separate section of ``table1.md`` and never mixed into Table 1.
 
 Files written to ``out`` (default: the first RUNS_DIR), all atomically:
 
+- with ``by=KEY,KEY``: ``ablation.md`` instead of the printed Table 1: runs grouped by those
+  configuration keys and eps, with the epoch each left the one-class plateau and its errors.
 - ``table1.md``: the table in the paper's layout (rows dev, test, average; the paper's value
   beside ours), then a Welch t-test and a Mann-Whitney U test of each eps against eps=0 on test
   error, the run counts per eps, the robustness table (if runs report ``attack`` errors) and
   the runs at other alpha values. Also printed to stdout.
 - ``table1.csv``: long format, one row per (eps, split).
-- ``table1.png``: error against eps with sd error bars, ours and the paper's (``plot=0`` skips it).
+- ``table1.png``: error against eps with sd error bars, every run a dot, chance and n per column,
+  ours and the paper's (``plot=0`` skips the figures).
+- ``learning_curves.png``: validation error against epoch for every run, one panel per eps.
+- ``attacks.png``: robust error against attack radius, one line per training eps (when runs
+  report attacks).
 
 Only runs whose ``metrics.json`` says ``"status": "ok"`` and holds finite errors contribute
 numbers. All others (nan, interrupted, failed, running, no metrics.json yet, an unreadable
@@ -54,7 +60,7 @@ PAPER = {
 _NOT_SETTINGS = {"eps", "seed", "saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq",
                  "data_path", "download", "valid_test", "device", "mode", "reload_model"}
 
-USAGE = "usage: python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [out=DIR] [plot=0|1]"
+USAGE = "usage: python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [out=DIR] [plot=0|1] [by=KEY,KEY]"
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -97,7 +103,10 @@ def read_run(run_dir):
         raise UserError(f"{run_dir / 'config.json'} has eps={eps!r}, alpha={alpha!r}; both must be numbers")
     run = {"dir": str(run_dir), "config": cfg, "eps": round(float(eps), 9), "alpha": round(float(alpha), 9),
            "seed": cfg.get("seed"), "status": "no metrics", "dev": None, "test": None, "average": None,
-           "attack": {}, "wall_time_s": None, "problem": None}
+           "attack": {}, "attacks": {}, "wall_time_s": None, "problem": None}
+    run["history"] = read_history(run_dir / "history.csv")
+    pos = (saved.get("data") or {}).get("train_pos_fraction") if isinstance(saved.get("data"), dict) else None
+    run["escape_epoch"], run["plateau_err"] = escape_epoch(run["history"], pos)
     if not (run_dir / "metrics.json").exists():
         return run
     metrics, err = _read_json(run_dir / "metrics.json")
@@ -116,6 +125,8 @@ def read_run(run_dir):
                    problem=None if nan else f"status ok but valid_err={dev!r}, test_err={test!r}")
         return run
     run.update(dev=float(dev), test=float(test), average=(float(dev) + float(test)) / 2)
+    if isinstance(metrics.get("attacks"), dict):
+        run["attacks"] = metrics["attacks"]
     attack = metrics.get("attack") or {}
     if isinstance(attack, dict):
         for k, v in attack.items():
@@ -126,6 +137,51 @@ def read_run(run_dir):
             if _finite(v):
                 run["attack"][key] = float(v)
     return run
+
+
+#: A run has left the one-class plateau at the first validation whose training error is below
+#: the minority-class rate (the error of always predicting the majority class) minus this margin.
+PLATEAU_MARGIN = 0.05
+
+
+def read_history(path):
+    """``history.csv`` as a list of dicts of floats (empty if missing or unreadable)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            rows.append({k: float(v) if v not in ("", None) else None for k, v in row.items()})
+        except (TypeError, ValueError):
+            return []
+    return rows
+
+
+def escape_epoch(history, pos_fraction=None):
+    """The epoch at which a run left the one-class plateau (`PLATEAU_MARGIN`), or None (never).
+
+    Parameters
+    ----------
+    history : list of dict
+        Validation rows with ``epoch`` and ``train_err``.
+    pos_fraction : float, optional
+        Fraction of positive training reviews (``config.json``, ``data.train_pos_fraction``);
+        without it the plateau's error is taken as the largest training error seen (at most 0.5).
+
+    Returns
+    -------
+    (epoch or None, plateau error or None)
+    """
+    errs = [r.get("train_err") for r in history if r.get("train_err") is not None]
+    if not errs:
+        return None, None
+    plateau = min(pos_fraction, 1 - pos_fraction) if _finite(pos_fraction) else min(0.5, max(errs))
+    for r in history:
+        if r.get("train_err") is not None and r["train_err"] < plateau - PLATEAU_MARGIN:
+            return int(r["epoch"]), plateau
+    return None, plateau
 
 
 def find_runs(paths):
@@ -312,7 +368,39 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
         dup = sorted({str(s) for s in seeds if seeds.count(s) > 1})
         if dup and not mixed:
             notes.append(f"eps={_eps(eps)} has several runs with seed {', '.join(dup)}")
+    plateau = {}
+    for eps in columns:
+        done = [r for r in by_eps.get(eps, []) if r["status"] == "ok"]
+        if not done:
+            continue
+        learned = [r for r in done if r["escape_epoch"] is not None]
+        plateau[eps] = {"n": len(done), "never": len(done) - len(learned),
+                        "epochs": {str(r["seed"]): r["escape_epoch"] for r in done},
+                        "test_learned": dict(zip(("mean", "sd"), _mean_sd([r["test"] for r in learned])),
+                                             n=len(learned))}
+    attacks = {}
+    for eps in columns:
+        for r in by_eps.get(eps, []):
+            if r["status"] != "ok":
+                continue
+            for name, per in r["attacks"].items():
+                if not isinstance(per, dict) or name in ("relative",):
+                    continue
+                for strength, fig in per.items():
+                    if isinstance(fig, dict) and _finite(fig.get("robust_err")):
+                        attacks.setdefault(name, {}).setdefault(eps, {}).setdefault(
+                            round(float(strength), 9), []).append(fig["robust_err"])
+    attacks = {name: {e: {st: dict(zip(("mean", "sd"), _mean_sd(v)), n=len(v)) for st, v in sorted(d.items())}
+                      for e, d in per_eps.items()} for name, per_eps in attacks.items()}
+    relative = {}
+    for r in runs:
+        for st, rel in ((r["attacks"] or {}).get("relative") or {}).items():
+            if _finite(rel):
+                relative.setdefault(round(float(st), 9), []).append(rel)
+    relative = {st: float(np.median(v)) for st, v in relative.items()}
+
     return {"alpha": alpha, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
+            "plateau": plateau, "attacks": attacks, "relative": relative,
             "other_alpha": other_alpha, "shared": shared, "mixed": mixed, "warnings": notes, "runs": runs}
 
 
@@ -411,9 +499,42 @@ def to_markdown(summary):
     if total:
         out += ["", f"Total run time, summed over runs: {total / 3600:.2f} h."]
 
-    if s["attack"]:
+    if s["plateau"]:
+        out += ["", "## Leaving the one-class plateau", "",
+                f"A run has left the plateau at the first validation whose training error is below the "
+                f"minority-class rate minus {PLATEAU_MARGIN} (always predicting the majority class); "
+                "never = not within its epochs. Test error of the runs that left it: mean ± sd (n).", ""]
+        rows = []
+        for e, d in s["plateau"].items():
+            t = d["test_learned"]
+            epochs = ", ".join(f"s{k}: {v if v is not None else 'never'}" for k, v in d["epochs"].items())
+            rows.append([_eps(e), d["n"], d["never"], epochs,
+                         (f"{t['mean']:.3f}" + (f" ± {t['sd']:.3f}" if t["n"] > 1 else "") + f" ({t['n']})")
+                         if t["n"] else "-"])
+        out += _md_table(["eps", "ok runs", "never left", "epoch left (by seed)", "test err, runs that left"],
+                         rows)
+
+    for name, title in (("iter_sign_pred", "iterative sign attack (10 steps, L-inf ball) on the predicted label"),
+                        ("onestep_pred", "one-step attack on the predicted label"),
+                        ("onestep_true", "one-step attack on the TRUE label (leaks the label; for comparison)")):
+        if name not in s["attacks"]:
+            continue
+        d = s["attacks"][name]
+        strengths = sorted({a for per in d.values() for a in per})
+        rel = s["relative"]
+        out += ["", f"## Robust error: {title}", "",
+                "A review counts as wrong if its clean or its attacked prediction is wrong. Rows: training "
+                "eps; columns: attack radius (in brackets: x the median |Wemb| coordinate of the trained "
+                "models); mean ± sd over ok runs (n).", ""]
+        rows = [[_eps(e)] + [(f"{per[a]['mean']:.3f}" + (f" ± {per[a]['sd']:.3f}" if per[a]["n"] > 1 else "")
+                              + f" ({per[a]['n']})") if a in per else "" for a in strengths]
+                for e, per in d.items()]
+        out += _md_table(["train eps \\ attack"] + [_eps(a) + (f" (x{rel[a]:.2g})" if a in rel else "")
+                                                     for a in strengths], rows)
+
+    if s["attack"] and not s["attacks"]:
         strengths = sorted({a for d in s["attack"].values() for a in d})
-        out += ["", "## Robustness: test error under a fast gradient sign attack", "",
+        out += ["", "## Robustness: test error under a fast gradient sign attack (true label)", "",
                 "Rows: training eps; columns: attack strength; mean ± sd over ok runs (n).", ""]
         rows = []
         for e, d in s["attack"].items():
@@ -480,6 +601,10 @@ def plot(summary, path):
         if e in PAPER and PAPER[e] is None:
             ax.annotate("paper\nfailed", (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
                         textcoords="offset points", ha="center", fontsize=7, color="gray")
+    ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":", label="chance")
+    for xi, e in zip(x, cols):
+        ax.annotate(f"n={cells[e]['n_ok']}", (xi, 1), xycoords=("data", "axes fraction"), xytext=(0, -10),
+                    textcoords="offset points", ha="center", fontsize=7, color="dimgray")
     ax.set_xticks(x, [_eps(e) for e in cols])
     ax.set_xlabel("eps (categorical axis)")
     ax.set_ylabel("error")
@@ -490,6 +615,76 @@ def plot(summary, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_learning_curves(summary, path):
+    """``learning_curves.png``: validation error against epoch for every run, one panel per eps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    by_eps = {}
+    for r in summary["runs"]:
+        if r["alpha"] == summary["alpha"] and r["history"]:
+            by_eps.setdefault(r["eps"], []).append(r)
+    eps_list = sorted(by_eps)
+    if not eps_list:
+        return False
+    ncol = min(4, len(eps_list))
+    nrow = int(math.ceil(len(eps_list) / ncol))
+    fig = Figure(figsize=(3.2 * ncol, 2.5 * nrow))
+    FigureCanvasAgg(fig)
+    for k, e in enumerate(eps_list):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        for r in by_eps[e]:
+            ep = [h["epoch"] for h in r["history"]]
+            ax.plot(ep, [h["valid_err"] for h in r["history"]], linewidth=0.9, label=f"seed {r['seed']}")
+            if r["escape_epoch"] is not None:
+                ax.axvline(r["escape_epoch"], color=ax.lines[-1].get_color(), linewidth=0.5, linestyle=":")
+        ax.axhline(0.5, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_ylim(0, 0.6)
+        ax.set_title(f"eps = {_eps(e)} ({len(by_eps[e])} runs)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        if k % ncol == 0:
+            ax.set_ylabel("valid error", fontsize=8)
+        if k >= (nrow - 1) * ncol:
+            ax.set_xlabel("epoch", fontsize=8)
+        ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle("Validation error during training (dotted: epoch the run left the one-class plateau)",
+                 fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def plot_attacks(summary, path, name="iter_sign_pred"):
+    """``attacks.png``: robust error against attack radius, one line per training eps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    d = summary["attacks"].get(name)
+    if not d:
+        return False
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for e, per in d.items():
+        st = sorted(per)
+        ax.errorbar(st, [per[a]["mean"] for a in st], yerr=np.nan_to_num([per[a]["sd"] for a in st]), marker="o",
+                    markersize=3, capsize=2, linewidth=1, label=f"train eps {_eps(e)} (n={per[st[0]]['n']})")
+    ax.set_xscale("log")
+    ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("attack radius (L-inf, embedding units)")
+    ax.set_ylabel("robust error (clean or attacked wrong)")
+    ax.set_title(f"Robust test error under {name}", fontsize=10)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
 
 
 def write_table(summary, out_dir, make_plot=True):
@@ -507,7 +702,54 @@ def write_table(summary, out_dir, make_plot=True):
     if make_plot:
         files.append(out_dir / "table1.png")
         plot(summary, files[2])
+        if plot_learning_curves(summary, out_dir / "learning_curves.png"):
+            files.append(out_dir / "learning_curves.png")
+        if plot_attacks(summary, out_dir / "attacks.png"):
+            files.append(out_dir / "attacks.png")
     return files
+
+
+def ablation_markdown(runs, keys):
+    """A table of runs grouped by the configuration ``keys`` and eps: the plateau and the errors.
+
+    Parameters
+    ----------
+    runs : list of dict
+        As `find_runs` returns.
+    keys : list of str
+        Configuration keys that name a group (e.g. ``wemb_init``, ``w2v_std``).
+
+    Returns
+    -------
+    str (Markdown)
+    """
+    groups = {}
+    for r in runs:
+        label = tuple(r["config"].get(k) for k in keys)
+        groups.setdefault((label, r["eps"]), []).append(r)
+    out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
+           f"Left the plateau: epoch of the first validation with training error below the minority-class "
+           f"rate minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
+           "finished). Errors: mean ± sd over finished runs (n).", ""]
+    rows = []
+    for (label, eps), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        ok = [r for r in rs if r["status"] == "ok"]
+        learned = [r for r in ok if r["escape_epoch"] is not None]
+        epochs = ", ".join(f"s{r['seed']}: " + (str(r["escape_epoch"]) if r["escape_epoch"] is not None else
+                                                ("never" if r["status"] == "ok" else r["status"]))
+                           for r in sorted(rs, key=lambda r: str(r["seed"])))
+
+        def stat(values):
+            m, sd = _mean_sd(values)
+            return (f"{m:.3f}" + (f" ± {sd:.3f}" if len(values) > 1 else "") + f" ({len(values)})") if values else "-"
+
+        last = [int(r["history"][-1]["epoch"]) for r in ok if r["history"]]
+        rows.append([", ".join(f"{k}={v}" for k, v in zip(keys, label)), _eps(eps), f"{len(ok)}/{len(rs)}",
+                     len(ok) - len(learned), epochs, stat([r["dev"] for r in ok]), stat([r["test"] for r in ok]),
+                     stat([r["test"] for r in learned]), max(last) if last else "-"])
+    out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
+                      "dev err", "test err", "test err (runs that left)", "last epoch"], rows)
+    return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- CLI
@@ -516,15 +758,21 @@ def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    dirs, out, make_plot = [], None, True
+    dirs, out, make_plot, by = [], None, True, []
     for arg in argv:
         key, _, value = arg.partition("=")
         if key == "out" and value:
             out = value
         elif key == "plot" and value in ("0", "1"):
             make_plot = value == "1"
+        elif key == "by" and value:
+            from .config import FIELDS
+            by = [k.strip() for k in value.split(",") if k.strip()]
+            bad = [k for k in by if k not in FIELDS]
+            if bad:
+                raise UserError(f"by={value}: {', '.join(bad)} is not a training key; see python -m lstm_adv.train --help")
         elif "=" in arg and not Path(arg).exists():
-            raise UserError(f"unknown option {arg!r}; options are out=DIR and plot=0|1")
+            raise UserError(f"unknown option {arg!r}; options are out=DIR, plot=0|1 and by=KEY,KEY")
         else:
             dirs.append(arg)
     if not dirs:
@@ -536,6 +784,13 @@ def main(argv):
         files = write_table(summary, out or dirs[0], make_plot)
     except OSError as err:
         raise UserError(f"cannot write the table to {out or dirs[0]}: {err}") from None
+    if by:
+        text = ablation_markdown(summary["runs"], by)
+        atomic_write_text(Path(out or dirs[0]) / "ablation.md", text)
+        files.append(Path(out or dirs[0]) / "ablation.md")
+        print(text, end="")
+        print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
+        return 0
     print(to_markdown(summary), end="")
     print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
     return 0

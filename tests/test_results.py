@@ -255,3 +255,49 @@ def test_identical_groups_through_the_table(tmp_path):
     assert "| 0.5 | 3 vs 3 | +0.000 | n/a | n/a | 1.000 |" in md
     assert "No eps differs from eps = 0" in md
     assert "0.250 ± 0.000 (paper .18)" in md
+
+
+def _history(d, train_errs, first_epoch=2, step=3):
+    lines = ["update,epoch,train_cost,train_err,valid_err,test_err"]
+    for i, t in enumerate(train_errs):
+        lines.append(f"{(i + 1) * 370},{first_epoch + i * step},0.6,{t},{min(t + 0.05, 0.5)},")
+    (Path(d) / "history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_escape_epoch_rule():
+    h = [{"epoch": 2, "train_err": 0.42}, {"epoch": 5, "train_err": 0.40}, {"epoch": 8, "train_err": 0.36}]
+    # Minority-class rate 0.42 (58% positive): left at the first train error below 0.37.
+    assert results.escape_epoch(h, 0.58) == (8, pytest.approx(0.42))
+    assert results.escape_epoch(h[:2], 0.58) == (None, pytest.approx(0.42))
+    # Without the class balance: the largest training error seen stands for the plateau.
+    assert results.escape_epoch(h, None) == (8, 0.42)
+    assert results.escape_epoch([], 0.5) == (None, None)
+
+
+def test_plateau_ablation_and_attack_tables(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (errs, test) in enumerate([([0.42, 0.42, 0.2], 0.18), ([0.42] * 3, 0.49), ([0.1, 0.05], 0.17)]):
+        eps = 0.0 if seed == 2 else 0.5
+        d = make_run(root, f"r{seed}", eps, seed, test=test, wemb_init="word2vec" if seed else "random")
+        _history(d, errs)
+        m = json.loads((d / "metrics.json").read_text())
+        m["attacks"] = {"n": 10, "k": 10, "relative": {"0.01": 2.0},
+                        "iter_sign_pred": {"0.01": {"adv_err": 0.5, "robust_err": 0.6 + seed / 10}},
+                        "onestep_true": {"0.01": {"adv_err": 0.1, "robust_err": 0.2}}}
+        (d / "metrics.json").write_text(json.dumps(m))
+    s = results.summarise(root)
+    assert s["plateau"][0.5]["never"] == 1 and s["plateau"][0.5]["epochs"] == {"0": 8, "1": None}
+    assert s["plateau"][0.5]["test_learned"]["n"] == 1 and s["plateau"][0.5]["test_learned"]["mean"] == 0.18
+    assert s["attacks"]["iter_sign_pred"][0.5][0.01]["mean"] == pytest.approx(0.65)
+    assert s["relative"][0.01] == 2.0
+    md = results.to_markdown(s)
+    assert "## Leaving the one-class plateau" in md and "s1: never" in md
+    assert "iterative sign attack" in md and "0.01 (x2)" in md
+    table = results.ablation_markdown(s["runs"], ["wemb_init"])
+    assert "| wemb_init=random | 0.5 | 1/1 | 0 | s0: 8 |" in table
+    assert "| wemb_init=word2vec | 0.5 | 1/1 | 1 | s1: never |" in table
+    files = results.write_table(s, tmp_path / "out")
+    names = {f.name for f in files}
+    assert {"learning_curves.png", "attacks.png"} <= names
+    for f in files:
+        assert f.stat().st_size > 1000 or f.suffix != ".png"
