@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import merge, write_nan_params
 from lstm_adv import sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wdim=8", "attack_eps=",
         "progress=0"]
-NAN = ["optimizer=sgd", "lrate=1e30"]   # the cost is NaN at update 2
 
 
 def env():
@@ -37,7 +37,7 @@ def sweep_cli(*args, cwd, timeout=600):
 
 
 def train_line(*keys):
-    return sweep.command_line(list(keys))
+    return sweep.command_line(merge(keys))
 
 
 def status(run_dir):
@@ -223,8 +223,10 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert r.returncode == 0, r.stderr
     nan_dir = root / "eps=0.1" / "seed=1"
     cmds = root / "with-nan.txt"   # the planned grid plus a run that ends in NaN
+    nan = write_nan_params(tmp_path / "nan.npz", ["alpha=0.5", "eps=0.1", "seed=1", *TINY])  # NaN at update 1
     cmds.write_text(Path(r.stdout.strip()).read_text()
-                    + train_line("alpha=0.5", "eps=0.1", "seed=1", *TINY, *NAN, f"saveto={nan_dir}") + "\n")
+                    + train_line("alpha=0.5", "eps=0.1", "seed=1", *TINY, f"reload_model={nan}", f"saveto={nan_dir}")
+                    + "\n")
 
     t0 = time.time()
     r = sweep_cli("run", cmds, "jobs=2", "retries=2", cwd=tmp_path)

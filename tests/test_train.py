@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
+from conftest import TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
 from lstm_adv import train
 from lstm_adv.rundir import RunDir
 
@@ -22,7 +22,7 @@ PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
 def finished_run(tmp_path_factory):
     """One uninterrupted tiny run: the reference for resume, reload and refusal tests."""
     root = tmp_path_factory.mktemp("ref")
-    args = TINY + ["max_epochs=6", "saveFreq=7", "validFreq=10", "eps=0.5", f"saveto={root / 'run'}"]
+    args = merge(TINY, ["max_epochs=6", "saveFreq=7", "validFreq=10", "eps=0.5", f"saveto={root / 'run'}"])
     proc = run_cli("lstm_adv.train", args, root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "run", args
@@ -94,13 +94,13 @@ def test_second_process_on_a_run_directory_is_refused(finished_run, tmp_path):
 
 def test_resuming_with_another_configuration_is_refused(finished_run, tmp_path):
     run, args = finished_run
-    proc = run_cli("lstm_adv.train", args + ["hdim=6"], tmp_path)
+    proc = run_cli("lstm_adv.train", merge(args, ["hdim=6"]), tmp_path)
     assert_one_line_error(proc, "holds a run with hdim=8, not 6")
 
 
 def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_path):
     run, _ = finished_run
-    proc = run_cli("lstm_adv.train", TINY + ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"], tmp_path)
+    proc = run_cli("lstm_adv.train", merge(TINY, ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"]), tmp_path)
     assert_one_line_error(proc, "params.npz: parameter lstm_W has shape (8, 32)", "needs (8, 24)")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
@@ -132,14 +132,15 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_p
 
 
 def test_nan_cost_stops_with_status_nan(tmp_path):
-    args = TINY + ["optimizer=sgd", "lrate=1e30", "saveFreq=1", f"saveto={tmp_path / 'run'}"]
+    nan = write_nan_params(tmp_path / "nan.npz", TINY)
+    args = merge(TINY, ["saveFreq=1", f"reload_model={nan}", f"saveto={tmp_path / 'run'}"])
     proc = run_cli("lstm_adv.train", args, tmp_path)
     assert proc.returncode == train.EXIT_NAN, proc.stderr[-2000:]
     metrics = read_json(tmp_path / "run" / "metrics.json")
     assert metrics["status"] == "nan" and metrics["test_err"] is None
-    assert "bad cost" in proc.stdout
-    with np.load(tmp_path / "run" / "checkpoint.npz") as f:  # the one before the blow-up
-        assert np.isfinite(f["param/U"]).all()
+    assert "bad cost nan at update 1" in proc.stdout
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()   # nothing saved after the blow-up
+    assert not (tmp_path / "run" / "params.npz").exists()
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
@@ -156,7 +157,7 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
 
     monkeypatch.setattr(rundir, "atomic_savez", flaky)
     monkeypatch.chdir(tmp_path)
-    status = train.cli_entry(train.main)(TINY + ["saveFreq=5", "saveto=run"])
+    status = train.cli_entry(train.main)(merge(TINY, ["saveFreq=5", "saveto=run"]))
     assert status == 2
     assert "disk full" in capsys.readouterr().err
     assert not list((tmp_path / "run").glob(".*.tmp"))
