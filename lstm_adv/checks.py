@@ -97,6 +97,8 @@ def readable_dir(name, path):
 def readable_path(name, path):
     """An existing readable file or folder."""
     path = path_names(name, Path(path).expanduser())
+    if not path.exists():
+        raise UserError(f"{name}={path}: no such file or folder")
     if path.is_dir():
         return readable_dir(name, path)
     return readable_file(name, path)
@@ -133,7 +135,12 @@ def writable_file(name, path):
         raise UserError(f"{name}={path} is a folder; give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{name}={path}: cannot write it (permission denied)")
-    writable_dir(name, path.parent if str(path.parent) else Path("."))
+    anc = _existing_ancestor(path.parent)
+    if not anc.is_dir():
+        raise UserError(f"{name}={path}: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"{name}={path}: cannot write in {anc} (permission denied or read-only); choose another "
+                        "place")
     return path
 
 

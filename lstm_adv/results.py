@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from . import checks
 from .errors import UserError, cli_entry
 from .utils import atomic_write_bytes, atomic_write_text
 
@@ -516,19 +517,27 @@ def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    dirs, out, make_plot = [], None, True
+    dirs, out, make_plot, given = [], None, True, []
     for arg in argv:
         key, _, value = arg.partition("=")
-        if key == "out" and value:
+        if key in ("out", "plot") and not Path(arg).exists():
+            given.append((key, value))
+            checks.no_duplicates(given)
+        if key == "out" and value and not Path(arg).exists():
             out = value
-        elif key == "plot" and value in ("0", "1"):
-            make_plot = value == "1"
+        elif key == "plot" and not Path(arg).exists():
+            make_plot = checks.choice("plot", value, ("0", "1")) == "1"
         elif "=" in arg and not Path(arg).exists():
             raise UserError(f"unknown option {arg!r}; options are out=DIR and plot=0|1")
         else:
             dirs.append(arg)
     if not dirs:
         raise UserError("no RUNS_DIR given; " + USAGE)
+    for d in dirs:
+        checks.readable_dir("RUNS_DIR", d)
+    checks.writable_dir("out", out or dirs[0])
+    for name in ("table1.md", "table1.csv") + (("table1.png",) if make_plot else ()):
+        checks.writable_file("out", Path(out or dirs[0]) / name)
     summary = summarise(dirs)
     for note in summary["warnings"]:
         print(f"warning: {note}", file=sys.stderr)
