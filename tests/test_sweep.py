@@ -378,3 +378,35 @@ def test_slurm_array_for_real(tmp_path, slurm_cluster):
     assert [status(root / "eps=0.0" / f"seed={s}") for s in (1, 2)] == ["ok", "ok"], logs
     for s in (1, 2):
         assert logs.count(f"saveto={root}/eps=0.0/seed={s}\n") == 1
+
+
+def test_a_run_locked_by_a_live_process_is_waited_for(tmp_path):
+    """A rerun after a killed launcher finds its runs still training: it waits for them and
+    reports their final status, never "in use" failures. The test holds the lock itself."""
+    from lstm_adv.rundir import RunDir
+
+    run_dir = tmp_path / "r" / "a"
+    cmds = tmp_path / "commands.txt"
+    cmds.write_text(train_line(*TINY, f"saveto={run_dir}") + "\n")
+    held = RunDir(run_dir)
+    held.lock()
+    log = open(tmp_path / "sweep.out", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1", "retries=0",
+                             f"compiledir={tmp_path / 'cc'}"], cwd=tmp_path, env=env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while "waiting for it" not in (tmp_path / "sweep.out").read_text():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.out").read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None   # still waiting
+        held.write_metrics({"status": "ok"})
+    finally:
+        held.unlock()
+    assert proc.wait(timeout=60) == 0, (tmp_path / "sweep.out").read_text()
+    log.close()
+    out = (tmp_path / "sweep.out").read_text()
+    assert f"being trained by pid {os.getpid()}" in out and "[1/1] ok" in out
+    assert "summary: 1 of 1 runs ok, 0 failed" in out and "in use" not in out
+    assert not (run_dir / "stdout.log").exists()   # never started by the launcher
