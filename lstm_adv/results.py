@@ -517,17 +517,23 @@ def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    def exists(arg):
+        try:
+            return Path(arg).exists()
+        except OSError:   # a name too long for the file system: not a folder of runs
+            return False
+
     dirs, out, make_plot, given = [], None, True, []
     for arg in argv:
         key, _, value = arg.partition("=")
-        if key in ("out", "plot") and not Path(arg).exists():
+        if key in ("out", "plot") and not exists(arg):
             given.append((key, value))
             checks.no_duplicates(given)
-        if key == "out" and value and not Path(arg).exists():
+        if key == "out" and value and not exists(arg):
             out = value
-        elif key == "plot" and not Path(arg).exists():
+        elif key == "plot" and not exists(arg):
             make_plot = checks.choice("plot", value, ("0", "1")) == "1"
-        elif "=" in arg and not Path(arg).exists():
+        elif "=" in arg and not exists(arg):
             raise UserError(f"unknown option {arg!r}; options are out=DIR and plot=0|1")
         else:
             dirs.append(arg)

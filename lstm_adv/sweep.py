@@ -632,8 +632,15 @@ class Launcher:
         return EXIT_FAILED if bad else 0
 
 
+def _is_file_arg(arg):
+    try:
+        return "=" not in arg or Path(arg).exists()
+    except OSError:
+        return False
+
+
 def run(argv):
-    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
+    if not argv or not _is_file_arg(argv[0]):
         raise UserError("sweep run needs a commands file: python -m lstm_adv.sweep run COMMANDS_FILE [jobs=N]")
     opts, keys = _options(argv[1:], RUN_OPTIONS, "sweep run")
     _refuse_train_keys(keys, "run")
@@ -705,7 +712,7 @@ def render_slurm(commands_path, commands, max_parallel=4, time_limit="24:00:00",
 
 
 def slurm(argv):
-    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
+    if not argv or not _is_file_arg(argv[0]):
         raise UserError("sweep slurm needs a commands file: python -m lstm_adv.sweep slurm COMMANDS_FILE "
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
     opts, keys = _options(argv[1:], SLURM_OPTIONS, "sweep slurm")
