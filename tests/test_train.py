@@ -164,3 +164,58 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
     with np.load(tmp_path / "run" / "checkpoint.npz") as f:
         state = str(f["state_json"])
     assert '"uidx": 10' in state  # saves at 5 and 10 succeeded, 15 hit the full disk
+
+
+def test_signals_outside_the_loop_and_disk_full_at_the_first_write(tmp_path, monkeypatch, capsys):
+    """SIGTERM during the final evaluation, SIGINT during start-up, a full disk at the first
+    config.json write: one line, 143/130/2, metrics.json never left at running; the same
+    command then completes the run (and removes a killed save's temporary files)."""
+    import lstm_adv.evaluate as evaluate
+    import lstm_adv.rundir as rundir
+
+    monkeypatch.chdir(tmp_path)
+    args = merge(TINY, ["max_epochs=1", "saveto=run"])
+    main = train.cli_entry(train.main)
+
+    # SIGINT while loading the data: nothing trained, one line, 130.
+    real_load = train.load_dataset
+    monkeypatch.setattr(train, "load_dataset", lambda cfg: os.kill(os.getpid(), signal.SIGINT) or real_load(cfg))
+    assert main(args) == 130
+    assert "interrupted by signal 2 during start-up" in capsys.readouterr().err
+    monkeypatch.setattr(train, "load_dataset", real_load)
+
+    # A full disk at the first config.json write.
+    real_json = rundir.atomic_write_json
+
+    def full(path, obj):
+        if str(path).endswith("config.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_json(path, obj)
+
+    monkeypatch.setattr(rundir, "atomic_write_json", full)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: disk full" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / "metrics.json").exists()
+    monkeypatch.setattr(rundir, "atomic_write_json", real_json)
+
+    # SIGTERM during the final evaluation.
+    real_final, real_pred = train._final_evaluation, evaluate.pred_error
+    final = []
+    monkeypatch.setattr(train, "_final_evaluation", lambda *a: final.append(1) or real_final(*a))
+    monkeypatch.setattr(evaluate, "pred_error",
+                        lambda *a: (os.kill(os.getpid(), signal.SIGTERM) if final else None) or real_pred(*a))
+    assert main(args) == 143
+    out = capsys.readouterr().out
+    assert "interrupted by signal 15 during the final evaluation" in out
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "interrupted"
+    monkeypatch.setattr(train, "_final_evaluation", real_final)
+    monkeypatch.setattr(evaluate, "pred_error", real_pred)
+
+    stale = [tmp_path / "run" / ".params.npz.x1y2.tmp", tmp_path / "run" / ".checkpoint.next.npz"]
+    for p in stale:
+        p.write_bytes(b"half a save")
+    assert main(args) == 0
+    assert "resumed from the checkpoint" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "ok"
+    assert not any(p.exists() for p in stale)
