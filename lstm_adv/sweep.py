@@ -143,6 +143,12 @@ def _num(v):
     return str(v)
 
 
+def _unless_given(defaults, keys):
+    """The ``key=value`` defaults whose key the pass-through ``keys`` do not set (a key is given once)."""
+    given = {k.split("=", 1)[0] for k in keys}
+    return [d for d in defaults if d.split("=", 1)[0] not in given]
+
+
 def _hms(seconds):
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
@@ -202,8 +208,8 @@ def plan_table1(opts, keys):
     for seed in range(1, seeds + 1):
         for eps in grid:
             run_dir = root / f"eps={_num(float(eps))}" / f"seed={seed}"
-            commands.append([f"alpha={TABLE1_ALPHA}", f"eps={_num(float(eps))}", f"seed={seed}", "progress=0"]
-                            + keys + [f"saveto={run_dir}"])
+            commands.append(_unless_given([f"alpha={TABLE1_ALPHA}", f"eps={_num(float(eps))}", f"seed={seed}",
+                                           "progress=0"], keys) + keys + [f"saveto={run_dir}"])
     return root, commands
 
 
@@ -250,8 +256,8 @@ def plan_random(opts, keys):
             if kind == "plain":
                 values["eps"] = 0.0
             run_dir = root / f"draw={i:03d}" / kind
-            commands.append([f"{k}={_num(v)}" for k, v in values.items()] + ["progress=0"] + keys
-                            + [f"saveto={run_dir}"])
+            commands.append(_unless_given([f"{k}={_num(v)}" for k, v in values.items()] + ["progress=0"], keys)
+                            + keys + [f"saveto={run_dir}"])
     return root, commands
 
 
@@ -646,7 +652,6 @@ def run(argv):
     _refuse_train_keys(keys, "run")
     jobs = _int_option(opts, "jobs", 2, 1)
     retries = _int_option(opts, "retries", 2, 0)
-    checks.readable_file("COMMANDS_FILE", argv[0])
     if opts.get("compiledir"):
         checks.writable_dir("compiledir", opts["compiledir"])
     commands = read_commands(argv[0])
@@ -717,7 +722,6 @@ def slurm(argv):
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
     opts, keys = _options(argv[1:], SLURM_OPTIONS, "sweep slurm")
     _refuse_train_keys(keys, "slurm")
-    checks.readable_file("COMMANDS_FILE", argv[0])
     commands = read_commands(argv[0])
     k = _int_option(opts, "max_parallel", 4, 1)
     cpus = _int_option(opts, "cpus", 1, 1)
