@@ -202,19 +202,28 @@ def _run_worker(mode, floatX, reps, compiledir=None):
 
 
 def _parse(argv):
+    from . import checks
+    from .config import split_key_values
+    from .errors import UserError
+
     opts = {"modes": None, "floatX": "float32", "reps": "30", "out": "bench.json", "cold": "1"}
-    for arg in argv:
-        if "=" not in arg or arg.split("=", 1)[0] not in opts:
-            raise SystemExit(f"error: unknown argument {arg!r}; use modes=, floatX=, reps=, out=, cold=")
-        k, v = arg.split("=", 1)
+    for k, v in split_key_values(argv, opts):
         opts[k] = v
     if opts["modes"] is None:
         opts["modes"] = "C,NUMBA" + (",JAX" if _available("JAX") is None else "")
     modes = [m.strip().upper() for m in opts["modes"].split(",") if m.strip()]
     bad = [m for m in modes if m not in ALL_MODES]
-    if bad:
-        raise SystemExit(f"error: unknown modes {bad}; choose from {', '.join(ALL_MODES)}")
-    return modes, [f.strip() for f in opts["floatX"].split(",")], int(opts["reps"]), opts["out"], opts["cold"] != "0"
+    if bad or not modes:
+        raise UserError(f"modes={opts['modes']}: choose from {', '.join(ALL_MODES)}")
+    floatxs = [f.strip() for f in opts["floatX"].split(",") if f.strip()]
+    if not floatxs:
+        raise UserError("floatX= is empty; e.g. floatX=float32")
+    for f in floatxs:
+        checks.choice("floatX", f, ("float32", "float64"))
+    reps = checks.integer("reps", opts["reps"], minimum=1, maximum=100000)
+    cold = checks.choice("cold", opts["cold"].strip(), ("0", "1"))
+    checks.writable_file("out", opts["out"])
+    return modes, floatxs, reps, opts["out"], cold != "0"
 
 
 def _line(r):
@@ -230,6 +239,9 @@ def _line(r):
 
 
 def main(argv):
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        return 0
     modes, floatxs, reps, out, cold = _parse(argv)
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg()}
@@ -269,4 +281,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         print(json.dumps(worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         sys.exit(0)
-    sys.exit(main(sys.argv[1:]))
+    from .errors import cli_entry
+    sys.exit(cli_entry(main)(sys.argv[1:]))

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import checks as _checks
 from .errors import UserError
 
 
@@ -174,6 +175,8 @@ def _convert(name, raw):
     except ValueError:
         raise UserError(f"{name}={raw!r} is not {'an' if typ is int else 'a'} {typ.__name__}; "
                         f"e.g. {name}={f.default}") from None
+    if typ is float:
+        _checks.finite(name, value)
     choices = f.metadata["choices"]
     if choices is not None and value not in choices:
         if isinstance(value, str):
@@ -217,11 +220,21 @@ def validate(cfg):
         strengths = cfg.attack_strengths
     except ValueError:
         raise UserError(f"attack_eps={cfg.attack_eps!r} must be comma-separated numbers, e.g. attack_eps=0.01,0.1") from None
-    if any(s < 0 for s in strengths):
-        raise UserError(f"attack_eps={cfg.attack_eps!r}: strengths must be >= 0")
+    if any(not (0 <= s < float("inf")) for s in strengths):
+        raise UserError(f"attack_eps={cfg.attack_eps!r}: strengths must be finite numbers >= 0")
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    for name in ("saveto", "runs_dir", "data_path", "w2v_path", "reload_model"):
+        if getattr(cfg, name):
+            _checks.path_names(name, getattr(cfg, name))
+    if not cfg.saveto:
+        try:
+            _checks.path_names("saveto", cfg.run_dir())
+        except UserError:
+            raise UserError(f"the run directory named after the overridden keys is too long for the file system; "
+                            f"give saveto=DIR") from None
+    _checks.model_fits(cfg)
     return cfg
 
 
@@ -257,11 +270,11 @@ def split_key_values(argv, known, flags=()):
             hint = f"; did you mean {match[0]}?" if match else "; see --help for the keys"
             raise UserError(f"unknown key {name!r}{hint}")
         pairs.append((name, raw))
-    return pairs
+    return _checks.no_duplicates(pairs)
 
 
 def parse_args(argv, base=None):
-    """Build a `Config` from ``key=value`` strings; later keys win.
+    """Build a `Config` from ``key=value`` strings (each key at most once).
 
     Raises
     ------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .config import split_key_values
 from .errors import UserError, cli_entry
 
@@ -251,13 +252,20 @@ def _parse(args):
     opts = {"data_path": "", "cache_dir": "", "out": "", "dim": 300, "epochs": 5, "window": 5, "min_count": 5,
             "workers": 2, "unsup": 1, "seed": 123, "download": 1, "progress": 1}
     for name, raw in split_key_values(args, _KEYS, ()):
-        try:
-            opts[name] = _KEYS[name](raw)
-        except ValueError:
-            raise UserError(f"{name}={raw!r} is not an integer") from None
-    for name in ("dim", "epochs", "window", "min_count", "workers"):
-        if opts[name] <= 0:
-            raise UserError(f"{name}={opts[name]} must be positive")
+        if name in ("unsup", "download", "progress"):
+            opts[name] = int(checks.choice(name, raw.strip(), (0, 1)))
+        elif _KEYS[name] is int:
+            opts[name] = checks.integer(name, raw, minimum=0 if name == "seed" else 1)
+        else:
+            opts[name] = raw
+    # The vectors (dim per word of at most ~1M distinct tokens) and gensim's two copies must fit.
+    checks.fits_in_memory(f"dim={opts['dim']}", opts["dim"] * 4 * 3 * 1_000_000, "use a smaller dim")
+    if opts["data_path"]:
+        checks.readable_path("data_path", opts["data_path"])
+    from . import imdb
+    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else imdb.cache_dir()
+    checks.writable_dir("cache_dir", cache)
+    checks.writable_file("out", opts["out"] or cache / "vectors.bin")
     return opts
 
 

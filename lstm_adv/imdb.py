@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .data import Split, build_dictionary, encode, finalize
 from .config import split_key_values
 from .errors import UserError, cli_entry
@@ -697,11 +698,29 @@ def _parse_cli(args):
     opts = {"data_path": "", "cache_dir": "", "workers": 0, "download": 1, "force": 0, "out": "",
             "escape": 0, "url": OFFICIAL_URL, "progress": 1}
     for name, raw in split_key_values(args, _KEYS, _FLAGS):
-        try:
-            opts[name] = _KEYS[name](raw)
-        except ValueError:
-            raise UserError(f"{name}={raw!r} is not an integer") from None
+        if name in _FLAGS:
+            opts[name] = int(checks.choice(name, raw.strip(), (0, 1)))
+        elif _KEYS[name] is int:
+            opts[name] = checks.integer(name, raw, minimum=0)   # workers: 0 = all CPUs
+        else:
+            opts[name] = raw
+    if not opts["url"].startswith(("http://", "https://", "ftp://", "file://")):
+        raise UserError(f"url={opts['url']} is not a URL (http://, https://, ftp:// or file://)")
     return opts
+
+
+def _check_cli(command, opts, cache):
+    """Everything a command line can be checked for before it downloads, builds or writes."""
+    if opts["data_path"]:
+        checks.readable_path("data_path", opts["data_path"])
+    if opts["cache_dir"] or command in ("fetch", "build"):
+        checks.writable_dir("cache_dir", cache)
+    if command == "export":
+        if not opts["out"]:
+            raise UserError("export needs out=DIR (where imdb.pkl and imdb.dict.pkl go)")
+        checks.writable_dir("out", opts["out"])
+        for name in ("imdb.pkl", "imdb.dict.pkl"):
+            checks.writable_file("out", Path(opts["out"]) / name)
 
 
 @cli_entry
@@ -713,7 +732,10 @@ def data_main(argv):
         print(USAGE.format(archive=ARCHIVE_NAME, cache=cache_dir()))
         return 0
     command, opts = argv[0], _parse_cli(argv[1:])
+    if command not in ("fetch", "build", "export"):
+        raise UserError(f"unknown command {command!r}; use fetch, build or export (see --help)")
     cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
+    _check_cli(command, opts, cache)
     progress = bool(opts["progress"])
     if command == "fetch":
         if offline():
@@ -731,8 +753,6 @@ def data_main(argv):
         print(dest)
         return 0
     if command in ("build", "export"):
-        if command == "export" and not opts["out"]:
-            raise UserError("export needs out=DIR (where imdb.pkl and imdb.dict.pkl go)")
         source = find_source(opts["data_path"], download=bool(opts["download"]), cache=cache, progress=progress)
         corpus = load_corpus(source, workers=opts["workers"] or None, cache=cache, progress=progress,
                              force=bool(opts["force"]))

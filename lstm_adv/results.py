@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from . import checks
 from .errors import UserError, cli_entry
 from .utils import atomic_write_bytes, atomic_write_text
 
@@ -758,25 +759,39 @@ def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    dirs, out, make_plot, by = [], None, True, []
+    def exists(arg):
+        try:
+            return Path(arg).exists()
+        except OSError:   # a name too long for the file system: not a folder of runs
+            return False
+
+    dirs, out, make_plot, given, by = [], None, True, [], []
     for arg in argv:
         key, _, value = arg.partition("=")
-        if key == "out" and value:
+        if key in ("out", "plot", "by") and not exists(arg):
+            given.append((key, value))
+            checks.no_duplicates(given)
+        if key == "out" and value and not exists(arg):
             out = value
-        elif key == "plot" and value in ("0", "1"):
-            make_plot = value == "1"
-        elif key == "by" and value:
+        elif key == "plot" and not exists(arg):
+            make_plot = checks.choice("plot", value, ("0", "1")) == "1"
+        elif key == "by" and value and not exists(arg):
             from .config import FIELDS
             by = [k.strip() for k in value.split(",") if k.strip()]
             bad = [k for k in by if k not in FIELDS]
             if bad:
                 raise UserError(f"by={value}: {', '.join(bad)} is not a training key; see python -m lstm_adv.train --help")
-        elif "=" in arg and not Path(arg).exists():
+        elif "=" in arg and not exists(arg):
             raise UserError(f"unknown option {arg!r}; options are out=DIR, plot=0|1 and by=KEY,KEY")
         else:
             dirs.append(arg)
     if not dirs:
         raise UserError("no RUNS_DIR given; " + USAGE)
+    for d in dirs:
+        checks.readable_dir("RUNS_DIR", d)
+    checks.writable_dir("out", out or dirs[0])
+    for name in ("table1.md", "table1.csv") + (("table1.png",) if make_plot else ()):
+        checks.writable_file("out", Path(out or dirs[0]) / name)
     summary = summarise(dirs)
     for note in summary["warnings"]:
         print(f"warning: {note}", file=sys.stderr)

@@ -154,6 +154,21 @@ class RunDir:
         return None
 
 
+def lock_holder(path):
+    """The pid (as text) of the live process holding ``path``'s run lock, or None. Creates nothing."""
+    try:
+        fh = open(Path(path) / ".lock", "r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
 def is_disk_full(err):
     return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 

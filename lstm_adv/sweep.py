@@ -54,8 +54,9 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
+from . import checks
 from .errors import UserError, cli_entry
-from .rundir import RunDir
+from .rundir import RunDir, lock_holder
 from .utils import atomic_write_text
 
 EXIT_FAILED = 1
@@ -110,6 +111,8 @@ def _options(argv, allowed, what):
             raise UserError(f"argument {arg!r} is not key=value ({what})")
         name = arg.split("=", 1)[0]
         if name in allowed:
+            if name in opts:
+                checks.no_duplicates([(name, opts[name]), (name, arg.split("=", 1)[1])])
             opts[name] = arg.split("=", 1)[1]
         else:
             keys.append(arg)
@@ -138,6 +141,12 @@ def _num(v):
     if isinstance(v, float):
         return repr(float(f"{v:.4g}"))
     return str(v)
+
+
+def _unless_given(defaults, keys):
+    """The ``key=value`` defaults whose key the pass-through ``keys`` do not set (a key is given once)."""
+    given = {k.split("=", 1)[0] for k in keys}
+    return [d for d in defaults if d.split("=", 1)[0] not in given]
 
 
 def _hms(seconds):
@@ -199,8 +208,8 @@ def plan_table1(opts, keys):
     for seed in range(1, seeds + 1):
         for eps in grid:
             run_dir = root / f"eps={_num(float(eps))}" / f"seed={seed}"
-            commands.append([f"alpha={TABLE1_ALPHA}", f"eps={_num(float(eps))}", f"seed={seed}", "progress=0"]
-                            + keys + [f"saveto={run_dir}"])
+            commands.append(_unless_given([f"alpha={TABLE1_ALPHA}", f"eps={_num(float(eps))}", f"seed={seed}",
+                                           "progress=0"], keys) + keys + [f"saveto={run_dir}"])
     return root, commands
 
 
@@ -247,8 +256,8 @@ def plan_random(opts, keys):
             if kind == "plain":
                 values["eps"] = 0.0
             run_dir = root / f"draw={i:03d}" / kind
-            commands.append([f"{k}={_num(v)}" for k, v in values.items()] + ["progress=0"] + keys
-                            + [f"saveto={run_dir}"])
+            commands.append(_unless_given([f"{k}={_num(v)}" for k, v in values.items()] + ["progress=0"], keys)
+                            + keys + [f"saveto={run_dir}"])
     return root, commands
 
 
@@ -266,6 +275,8 @@ def plan(argv):
     lines = [command_line(c) for c in commands]
     parse_commands(lines, "the planned sweep")  # a bad pass-through key refuses the plan
     out = Path(opts.get("out") or root / "commands.txt")
+    checks.writable_dir("sweep_dir", root)
+    checks.writable_file("out", out)
     try:
         atomic_write_text(out, "\n".join(lines) + "\n")
     except OSError as err:
@@ -439,6 +450,24 @@ class SlotPool:
         self._handles = []
 
 
+class _Adopted:
+    """A run that another process (e.g. a killed launcher's child) is training: we wait for its
+    lock to be released and take its final status from metrics.json, like an exit status."""
+
+    def __init__(self, run_dir, pid):
+        self.run_dir, self.pid = run_dir, pid
+
+    def poll(self):
+        if lock_holder(self.run_dir) is not None:
+            return None
+        return {"ok": 0, "nan": EXIT_NAN}.get(run_status(self.run_dir), 1)   # else: resume it ourselves
+
+    def send_signal(self, signum):
+        pass   # not ours to stop
+
+    kill = send_signal
+
+
 class Launcher:
     """Runs `Command` s ``jobs`` at a time; see the module docstring for the policy."""
 
@@ -515,13 +544,27 @@ class Launcher:
                 while queue and pool.free and not self.stopping:
                     cmd = queue.pop(0)
                     slot = pool.free.pop(0)
+                    holder = lock_holder(cmd.run_dir)
+                    if holder is not None:
+                        self.running[slot] = self._adopt(cmd, holder)
+                        continue
                     attempts[cmd] += 1
                     self.running[slot] = self._start(cmd, slot, attempts[cmd])
                 time.sleep(0.1)
                 for slot, (proc, cmd, attempt, started, err_at) in list(self.running.items()):
+                    if self.stopping and isinstance(proc, _Adopted):
+                        del self.running[slot]   # not ours: leave it running
+                        pool.free.append(slot)
+                        self.results[cmd] = ("interrupted", f"still running in pid {proc.pid}, not waited for")
+                        continue
                     rc = proc.poll()
                     if rc is None:
                         continue
+                    if rc == 2 and not isinstance(proc, _Adopted):
+                        holder = lock_holder(cmd.run_dir)
+                        if holder is not None:   # another process took the lock just before ours
+                            self.running[slot] = self._adopt(cmd, holder)
+                            continue
                     del self.running[slot]
                     pool.free.append(slot)
                     elapsed = time.time() - started
@@ -575,6 +618,14 @@ class Launcher:
         self.say(f"start  {cmd.name}" + (f" (attempt {attempt})" if attempt > 1 else "") + f" [{slot.name}]")
         return proc, cmd, attempt, time.time(), err_at
 
+    def _adopt(self, cmd, pid):
+        self.say(f"wait   {cmd.name}: being trained by pid {pid} (started elsewhere); waiting for it")
+        try:
+            err_at = (cmd.run_dir / "stderr.log").stat().st_size
+        except OSError:
+            err_at = 0
+        return _Adopted(cmd.run_dir, pid), cmd, 0, time.time(), err_at
+
     def summary(self):
         """Print the closing summary; returns 0 if every run is ok, else 1."""
         bad = [(c, r) for c, r in self.results.items() if r[0] not in ("ok", "interrupted")]
@@ -587,13 +638,22 @@ class Launcher:
         return EXIT_FAILED if bad else 0
 
 
+def _is_file_arg(arg):
+    try:
+        return "=" not in arg or Path(arg).exists()
+    except OSError:
+        return False
+
+
 def run(argv):
-    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
+    if not argv or not _is_file_arg(argv[0]):
         raise UserError("sweep run needs a commands file: python -m lstm_adv.sweep run COMMANDS_FILE [jobs=N]")
     opts, keys = _options(argv[1:], RUN_OPTIONS, "sweep run")
     _refuse_train_keys(keys, "run")
     jobs = _int_option(opts, "jobs", 2, 1)
     retries = _int_option(opts, "retries", 2, 0)
+    if opts.get("compiledir"):
+        checks.writable_dir("compiledir", opts["compiledir"])
     commands = read_commands(argv[0])
     return Launcher(commands, jobs, retries, opts.get("compiledir") or None).run()
 
@@ -657,7 +717,7 @@ def render_slurm(commands_path, commands, max_parallel=4, time_limit="24:00:00",
 
 
 def slurm(argv):
-    if not argv or ("=" in argv[0] and not Path(argv[0]).exists()):
+    if not argv or not _is_file_arg(argv[0]):
         raise UserError("sweep slurm needs a commands file: python -m lstm_adv.sweep slurm COMMANDS_FILE "
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
     opts, keys = _options(argv[1:], SLURM_OPTIONS, "sweep slurm")
@@ -666,6 +726,10 @@ def slurm(argv):
     k = _int_option(opts, "max_parallel", 4, 1)
     cpus = _int_option(opts, "cpus", 1, 1)
     out = Path(opts.get("out") or Path(argv[0]).parent / "slurm.sh")
+    checks.writable_file("out", out)
+    checks.writable_dir("COMMANDS_FILE", Path(argv[0]).resolve().parent / "slurm-logs")
+    if opts.get("compiledir"):
+        checks.writable_dir("compiledir", opts["compiledir"])
     text = render_slurm(argv[0], commands, k, opts.get("time") or "24:00:00", cpus, opts.get("mem", ""),
                         opts.get("partition", ""), opts.get("job_name", ""), opts.get("compiledir") or None,
                         out, list(argv))
@@ -773,8 +837,10 @@ def random_summary(root):
 def summary(argv):
     if len(argv) != 1:
         raise UserError("usage: python -m lstm_adv.sweep summary SWEEP_DIR")
-    text = random_summary(argv[0])
+    checks.readable_dir("SWEEP_DIR", argv[0])
     path = Path(argv[0]) / "summary.md"
+    checks.writable_file("SWEEP_DIR", path)
+    text = random_summary(argv[0])
     atomic_write_text(path, text)
     print(text, end="")
     print(f"wrote {path}", file=sys.stderr)

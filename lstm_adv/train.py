@@ -10,6 +10,7 @@ Exit status: 0 finished (or already finished), 2 bad input, 3 the cost became Na
 """
 
 import json
+import os
 import signal
 import sys
 import time
@@ -27,9 +28,17 @@ from .utils import atomic_savez, library_versions, make_rng
 EXIT_NAN = 3
 
 
-class _Interrupted(Exception):
+class _Interrupted(BaseException):
+    """SIGINT/SIGTERM outside the training loop (start-up, final evaluation); a BaseException so
+    that no ``except Exception`` on the way swallows it."""
+
     def __init__(self, signum):
+        super().__init__(signum)
         self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted(signum)
 
 
 def main(argv):
@@ -38,11 +47,70 @@ def main(argv):
         return 0
     cfg = config_mod.parse_args(argv)
     run = RunDir(cfg.run_dir())
-    run.lock()
+    # Outside the loop (which checkpoints first) a signal stops at once, with one line.
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return train(cfg, run)
+        preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
+        run.lock()
+        try:
+            cleanup_temporary_files(run)
+            return train(cfg, run)
+        finally:
+            run.unlock()
+    except _Interrupted as intr:
+        print(f"interrupted by signal {intr.signum} during start-up; nothing was trained: run the same command "
+              "again", file=sys.stderr)
+        return 128 + intr.signum
+    except OSError as err:
+        if is_disk_full(err):
+            raise UserError(f"disk full while writing to {run.path} ({err.strerror}); free space and run the same "
+                            "command again (a checkpoint, if any, is intact)") from None
+        raise
     finally:
-        run.unlock()
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def preflight(cfg, run):
+    """Refuse what can be checked before any file is written: the run directory's folder, the
+    data source, ``reload_model=``, ``w2v_path=``, the backend (mode=JAX, device=gpu)."""
+    from . import checks
+
+    checks.writable_dir("saveto", run.path)
+    if (run.path / ".lock").exists() and not os.access(run.path / ".lock", os.W_OK):
+        raise UserError(f"cannot write {run.path / '.lock'}; choose another saveto=")
+    checks.backend(cfg)
+    if cfg.data == "imdb":
+        from . import imdb
+        cache = imdb.cache_dir()
+        found = (cfg.data_path or os.environ.get("LSTM_ADV_DATA")
+                 or any((cache / n).exists() for n in (imdb.ARCHIVE_NAME, "aclImdb.tar.gz", "aclImdb")))
+        if found or not cfg.download or imdb.offline():   # never downloads here: found, or not allowed
+            imdb.find_source(cfg.data_path, download=bool(cfg.download) and not found, cache=cache, progress=False)
+    if cfg.reload_model:
+        path = checks.readable_path("reload_model", cfg.reload_model)
+        if path.is_dir():
+            path = checks.readable_file("reload_model", path / "params.npz")
+        from .graph import load_params
+        from .model import check_params
+        params = load_params(path)
+        rows = params["Wemb"].shape[0] if "Wemb" in params and params["Wemb"].ndim == 2 else cfg.n_words
+        check_params(params, cfg, min(rows, cfg.n_words), str(path))  # n_words is checked again with the data
+    if cfg.wemb_init == "word2vec" and cfg.w2v_path:
+        path = checks.readable_file("w2v_path", cfg.w2v_path)
+        from .embeddings import sniff_word2vec
+        _, _, dim = sniff_word2vec(path)
+        if dim != cfg.wdim:
+            raise UserError(f"{path} holds {dim}-dimensional vectors but wdim={cfg.wdim}; use wdim={dim}")
+
+
+def cleanup_temporary_files(run):
+    """Remove the temporary files of a save that a kill interrupted (we hold the lock: none is in use)."""
+    for tmp in list(run.path.glob(".*.tmp")) + [run.path / ".checkpoint.next.npz"]:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def train(cfg, run):
@@ -214,11 +282,30 @@ def train(cfg, run):
             signal.signal(s, h)
 
     # ---- final evaluation of the best parameters -----------------------------------------------
-    if best_p is not None:
-        model.set_params(best_p)
-    else:
-        best_p = model.get_params()
-        state["best_update"] = state["uidx"]
+    # A signal here stops at once (the checkpoint is written first; a rerun evaluates again).
+    try:
+        if best_p is not None:
+            model.set_params(best_p)
+        else:
+            best_p = model.get_params()
+            state["best_update"] = state["uidx"]
+        return _final_evaluation(cfg, run, model, data, state, checkpoint, metrics)
+    except _Interrupted as intr:
+        metrics("interrupted")
+        run.log(f"interrupted by signal {intr.signum} during the final evaluation: the checkpoint is intact; "
+                "run the same command again to evaluate")
+        return 128 + intr.signum
+    except OSError as err:
+        if is_disk_full(err):
+            try:
+                metrics("interrupted")
+            except OSError:
+                pass
+        raise
+
+
+def _final_evaluation(cfg, run, model, data, state, checkpoint, metrics):
+    """Checkpoint, then the best parameters' errors (and under attack) into metrics.json."""
     checkpoint()
     from .evaluate import attack_report, pred_error
 

@@ -98,6 +98,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks as _checks
 from .config import split_key_values
 from .errors import UserError, cli_entry
 
@@ -193,6 +194,15 @@ def parse_options(argv):
         raise UserError(f"choose the reviews one way: {' and '.join(k + '=' for k in chosen)} were both given")
     if "text" in values and not opts.text.strip():
         raise UserError("text= is empty; give a review, e.g. text=\"a wonderful film\"")
+    _checks.path_names("model", opts.model)
+    if opts.text_file:
+        _checks.readable_file("text_file", opts.text_file)
+    if opts.data_path:
+        _checks.readable_path("data_path", opts.data_path)
+    if opts.out:
+        _checks.writable_file("out", opts.out)
+    if opts.lm_cache:
+        _checks.writable_file("lm_cache", opts.lm_cache)
     return opts
 
 
@@ -260,6 +270,11 @@ def load_run(model, data_path="", mode=""):
         raise UserError(f"{npz} is not an lstm_adv parameter file (no Wemb array; it holds "
                         f"{', '.join(list(params)[:5]) or 'nothing'})")
     check_params(params, cfg, n_words, str(npz))
+    for k, v in params.items():
+        bad = int(v.size - np.isfinite(v).sum())
+        if bad:
+            raise UserError(f"{npz}: parameter {k} holds {bad} NaN/Inf values (the run diverged); a model with "
+                            "non-finite parameters cannot be decoded: pick another run")
 
     vocab_path = run_dir / "vocab.json"
     try:
@@ -1005,6 +1020,7 @@ def main(argv):
         print(line, file=sys.stderr, flush=True)
 
     run = load_run(opts.model, opts.data_path, opts.mode)
+    _checks.backend(run.cfg)   # mode=JAX without jax: refused before the bigram model is written
     reviews = select_reviews(opts, run)
 
     lm, lm_info = None, "no bigram model (lm_weight=0): row 5 = row 4"

@@ -14,6 +14,15 @@ TINY = ["data=toy", "wdim=8", "hdim=8", "max_epochs=2", "validFreq=20", "saveFre
         "attack_eps=", "progress=0", "mode=C"]
 
 
+def merge(*groups):
+    """``key=value`` lists joined, a later value replacing an earlier one (commands refuse a key given twice)."""
+    out = {}
+    for group in groups:
+        for arg in group:
+            out[arg.split("=", 1)[0]] = arg
+    return list(out.values())
+
+
 def run_cli(module, args, cwd, timeout=900, env=None):
     """Run ``python -m module args`` and return the CompletedProcess (text output)."""
     # One BLAS thread: OpenBLAS threads oversubscribed by parallel test processes crawl.
@@ -40,6 +49,26 @@ def assert_one_line_error(proc, *fragments):
     assert len(errors) == 1, proc.stderr
     for frag in fragments:
         assert frag in errors[0], (frag, errors[0])
+
+
+def write_nan_params(path, args):
+    """A params.npz that fits the training keys ``args`` (data=toy) and whose classifier bias is NaN.
+
+    Training from it (``reload_model=``) makes the first cost NaN by IEEE arithmetic on any CPU:
+    the deterministic way to test the NaN path (a huge learning rate depends on float overflow).
+    """
+    from lstm_adv import config
+    from lstm_adv.data import load_dataset
+    from lstm_adv.model import expected_shapes
+
+    cfg = config.parse_args([a for a in args if not a.startswith(("saveto=", "reload_model="))])
+    n_words = min(cfg.n_words, len(load_dataset(cfg).words))
+    rng = np.random.default_rng(0)
+    params = {k: (0.1 * rng.standard_normal(shape)).astype(cfg.floatX)
+              for k, shape in expected_shapes(cfg, n_words).items()}
+    params["b"][:] = np.nan
+    np.savez(path, **params)
+    return path
 
 
 @pytest.fixture

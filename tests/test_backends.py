@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lstm_adv.model as model_mod
+from conftest import merge
 from lstm_adv.config import parse_args
 from lstm_adv.data import prepare_data
 from lstm_adv.errors import UserError
@@ -73,7 +74,7 @@ def _model(mode, *extra, cls=Model, floatX=None):
     floatX = floatX or _floatx(mode)
     key = (mode, cls, floatX) + extra
     if key not in _MODELS:
-        cfg = parse_args(BASE + [f"mode={mode}", f"floatX={floatX}", *extra])
+        cfg = parse_args(merge(BASE, [f"mode={mode}", f"floatX={floatX}", *extra]))
         _MODELS[key] = cls(cfg, N_WORDS, _params(floatX))
     return _MODELS[key]
 
@@ -121,7 +122,7 @@ def test_manual_backward_and_c_kernels_match_autodiff(monkeypatch, backward, ker
     ref = _inspect("C", *extra, cls=_InspectOnly)
     monkeypatch.setattr(model_mod, "LSTM_BACKWARD", backward)
     monkeypatch.setattr(model_mod, "LSTM_KERNEL", kernel)
-    m = _InspectOnly(parse_args(BASE + ["mode=C", "floatX=float64", *extra]), N_WORDS, _params("float64"))
+    m = _InspectOnly(parse_args(merge(BASE, ["mode=C", "floatX=float64", *extra])), N_WORDS, _params("float64"))
     x, mask, y = _batch("float64")
     _assert_close(m.inspect(x, mask, y, dropout=False), ref, RTOL64, (backward, kernel, extra))
 

@@ -23,9 +23,11 @@ def test_eps_alone_is_the_table1_setting():
     assert parse_args(["adv=1"]).adversarial
 
 
-def test_types_and_later_keys_win():
-    cfg = parse_args(["hdim=64", "eps=0.25", "encoder=rnn", "hdim=32"])
+def test_types_and_a_key_given_twice_is_refused():
+    cfg = parse_args(["hdim=32", "eps=0.25", "encoder=rnn"])
     assert cfg.hdim == 32 and isinstance(cfg.hdim, int) and cfg.eps == 0.25 and cfg.encoder == "rnn"
+    with pytest.raises(UserError, match="hdim is given twice"):
+        parse_args(["hdim=64", "eps=0.25", "hdim=32"])
 
 
 def test_config_is_frozen_and_round_trips():
@@ -41,7 +43,7 @@ def test_config_is_frozen_and_round_trips():
     (["alpha=1.5"], "alpha=1.5 must be in [0, 1]"),
     (["eps=-1"], "eps=-1.0 must be >= 0"),
     (["encoder=lstmm"], "did you mean encoder=lstm"),
-    (["wemb_init=word2vec"], "needs w2v_path"),
+    (["wemb_init=word2vec", "data=toy"], "needs w2v_path"),
     (["eps"], "not key=value"),
     (["attack_eps=a,b"], "comma-separated numbers"),
     (["device=gpu", "floatX=float64"], "float32"),

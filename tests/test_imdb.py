@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import merge
 from lstm_adv import imdb
 from lstm_adv.config import parse_args
 from lstm_adv.data import PAD, UNK
@@ -86,7 +87,7 @@ def tarball(tmp_path):
 
 
 def cfg_for(path, *extra):
-    return parse_args([f"data_path={path}", "n_words=20", "maxlen=8", "valid_portion=0.3", "progress=0", *extra])
+    return parse_args(merge([f"data_path={path}", "n_words=20", "maxlen=8", "valid_portion=0.3", "progress=0"], extra))
 
 
 def decode(ds, seq):

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import merge, write_nan_params
 from lstm_adv import sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wdim=8", "attack_eps=",
         "progress=0"]
-NAN = ["optimizer=sgd", "lrate=1e30"]   # the cost is NaN at update 2
 
 
 def env():
@@ -37,7 +37,7 @@ def sweep_cli(*args, cwd, timeout=600):
 
 
 def train_line(*keys):
-    return sweep.command_line(list(keys))
+    return sweep.command_line(merge(keys))
 
 
 def status(run_dir):
@@ -223,8 +223,10 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert r.returncode == 0, r.stderr
     nan_dir = root / "eps=0.1" / "seed=1"
     cmds = root / "with-nan.txt"   # the planned grid plus a run that ends in NaN
+    nan = write_nan_params(tmp_path / "nan.npz", ["alpha=0.5", "eps=0.1", "seed=1", *TINY])  # NaN at update 1
     cmds.write_text(Path(r.stdout.strip()).read_text()
-                    + train_line("alpha=0.5", "eps=0.1", "seed=1", *TINY, *NAN, f"saveto={nan_dir}") + "\n")
+                    + train_line("alpha=0.5", "eps=0.1", "seed=1", *TINY, f"reload_model={nan}", f"saveto={nan_dir}")
+                    + "\n")
 
     t0 = time.time()
     r = sweep_cli("run", cmds, "jobs=2", "retries=2", cwd=tmp_path)
@@ -376,3 +378,35 @@ def test_slurm_array_for_real(tmp_path, slurm_cluster):
     assert [status(root / "eps=0.0" / f"seed={s}") for s in (1, 2)] == ["ok", "ok"], logs
     for s in (1, 2):
         assert logs.count(f"saveto={root}/eps=0.0/seed={s}\n") == 1
+
+
+def test_a_run_locked_by_a_live_process_is_waited_for(tmp_path):
+    """A rerun after a killed launcher finds its runs still training: it waits for them and
+    reports their final status, never "in use" failures. The test holds the lock itself."""
+    from lstm_adv.rundir import RunDir
+
+    run_dir = tmp_path / "r" / "a"
+    cmds = tmp_path / "commands.txt"
+    cmds.write_text(train_line(*TINY, f"saveto={run_dir}") + "\n")
+    held = RunDir(run_dir)
+    held.lock()
+    log = open(tmp_path / "sweep.out", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1", "retries=0",
+                             f"compiledir={tmp_path / 'cc'}"], cwd=tmp_path, env=env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while "waiting for it" not in (tmp_path / "sweep.out").read_text():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.out").read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None   # still waiting
+        held.write_metrics({"status": "ok"})
+    finally:
+        held.unlock()
+    assert proc.wait(timeout=60) == 0, (tmp_path / "sweep.out").read_text()
+    log.close()
+    out = (tmp_path / "sweep.out").read_text()
+    assert f"being trained by pid {os.getpid()}" in out and "[1/1] ok" in out
+    assert "summary: 1 of 1 runs ok, 0 failed" in out and "in use" not in out
+    assert not (run_dir / "stdout.log").exists()   # never started by the launcher

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
+from conftest import TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
 from lstm_adv import train
 from lstm_adv.rundir import RunDir
 
@@ -22,7 +22,7 @@ PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
 def finished_run(tmp_path_factory):
     """One uninterrupted tiny run: the reference for resume, reload and refusal tests."""
     root = tmp_path_factory.mktemp("ref")
-    args = TINY + ["max_epochs=6", "saveFreq=7", "validFreq=10", "eps=0.5", f"saveto={root / 'run'}"]
+    args = merge(TINY, ["max_epochs=6", "saveFreq=7", "validFreq=10", "eps=0.5", f"saveto={root / 'run'}"])
     proc = run_cli("lstm_adv.train", args, root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "run", args
@@ -105,13 +105,13 @@ def test_second_process_on_a_run_directory_is_refused(finished_run, tmp_path):
 
 def test_resuming_with_another_configuration_is_refused(finished_run, tmp_path):
     run, args = finished_run
-    proc = run_cli("lstm_adv.train", args + ["hdim=6"], tmp_path)
+    proc = run_cli("lstm_adv.train", merge(args, ["hdim=6"]), tmp_path)
     assert_one_line_error(proc, "holds a run with hdim=8, not 6")
 
 
 def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_path):
     run, _ = finished_run
-    proc = run_cli("lstm_adv.train", TINY + ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"], tmp_path)
+    proc = run_cli("lstm_adv.train", merge(TINY, ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"]), tmp_path)
     assert_one_line_error(proc, "params.npz: parameter lstm_W has shape (8, 32)", "needs (8, 24)")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
@@ -143,14 +143,15 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_p
 
 
 def test_nan_cost_stops_with_status_nan(tmp_path):
-    args = TINY + ["optimizer=sgd", "lrate=1e30", "saveFreq=1", f"saveto={tmp_path / 'run'}"]
+    nan = write_nan_params(tmp_path / "nan.npz", TINY)
+    args = merge(TINY, ["saveFreq=1", f"reload_model={nan}", f"saveto={tmp_path / 'run'}"])
     proc = run_cli("lstm_adv.train", args, tmp_path)
     assert proc.returncode == train.EXIT_NAN, proc.stderr[-2000:]
     metrics = read_json(tmp_path / "run" / "metrics.json")
     assert metrics["status"] == "nan" and metrics["test_err"] is None
-    assert "bad cost" in proc.stdout
-    with np.load(tmp_path / "run" / "checkpoint.npz") as f:  # the one before the blow-up
-        assert np.isfinite(f["param/U"]).all()
+    assert "bad cost nan at update 1" in proc.stdout
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()   # nothing saved after the blow-up
+    assert not (tmp_path / "run" / "params.npz").exists()
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
@@ -167,10 +168,65 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
 
     monkeypatch.setattr(rundir, "atomic_savez", flaky)
     monkeypatch.chdir(tmp_path)
-    status = train.cli_entry(train.main)(TINY + ["saveFreq=5", "saveto=run"])
+    status = train.cli_entry(train.main)(merge(TINY, ["saveFreq=5", "saveto=run"]))
     assert status == 2
     assert "disk full" in capsys.readouterr().err
     assert not list((tmp_path / "run").glob(".*.tmp"))
     with np.load(tmp_path / "run" / "checkpoint.npz") as f:
         state = str(f["state_json"])
     assert '"uidx": 10' in state  # saves at 5 and 10 succeeded, 15 hit the full disk
+
+
+def test_signals_outside_the_loop_and_disk_full_at_the_first_write(tmp_path, monkeypatch, capsys):
+    """SIGTERM during the final evaluation, SIGINT during start-up, a full disk at the first
+    config.json write: one line, 143/130/2, metrics.json never left at running; the same
+    command then completes the run (and removes a killed save's temporary files)."""
+    import lstm_adv.evaluate as evaluate
+    import lstm_adv.rundir as rundir
+
+    monkeypatch.chdir(tmp_path)
+    args = merge(TINY, ["max_epochs=1", "saveto=run"])
+    main = train.cli_entry(train.main)
+
+    # SIGINT while loading the data: nothing trained, one line, 130.
+    real_load = train.load_dataset
+    monkeypatch.setattr(train, "load_dataset", lambda cfg: os.kill(os.getpid(), signal.SIGINT) or real_load(cfg))
+    assert main(args) == 130
+    assert "interrupted by signal 2 during start-up" in capsys.readouterr().err
+    monkeypatch.setattr(train, "load_dataset", real_load)
+
+    # A full disk at the first config.json write.
+    real_json = rundir.atomic_write_json
+
+    def full(path, obj):
+        if str(path).endswith("config.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_json(path, obj)
+
+    monkeypatch.setattr(rundir, "atomic_write_json", full)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: disk full" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / "metrics.json").exists()
+    monkeypatch.setattr(rundir, "atomic_write_json", real_json)
+
+    # SIGTERM during the final evaluation.
+    real_final, real_pred = train._final_evaluation, evaluate.pred_error
+    final = []
+    monkeypatch.setattr(train, "_final_evaluation", lambda *a: final.append(1) or real_final(*a))
+    monkeypatch.setattr(evaluate, "pred_error",
+                        lambda *a: (os.kill(os.getpid(), signal.SIGTERM) if final else None) or real_pred(*a))
+    assert main(args) == 143
+    out = capsys.readouterr().out
+    assert "interrupted by signal 15 during the final evaluation" in out
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "interrupted"
+    monkeypatch.setattr(train, "_final_evaluation", real_final)
+    monkeypatch.setattr(evaluate, "pred_error", real_pred)
+
+    stale = [tmp_path / "run" / ".params.npz.x1y2.tmp", tmp_path / "run" / ".checkpoint.next.npz"]
+    for p in stale:
+        p.write_bytes(b"half a save")
+    assert main(args) == 0
+    assert "resumed from the checkpoint" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "ok"
+    assert not any(p.exists() for p in stale)

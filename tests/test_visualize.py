@@ -313,3 +313,19 @@ def test_end_to_end_bad_inputs(toy_run, tmp_path, capsys):
     proc = run_cli("lstm_adv.visualize", [f"model={bad}"], REPO, env=FAST_ENV)
     assert_one_line_error(proc, "does not belong to this model")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_with_nan_or_inf_is_refused(toy_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "nan_run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("bigram_lm.npz", "checkpoint*"))
+    with np.load(run / "params.npz") as f:
+        params = {k: f[k] for k in f.files}
+    params["U"][0, 0] = np.inf
+    params["Wemb"][:] = np.nan
+    np.savez(run / "params.npz", **params)
+    before = sorted(p.name for p in run.iterdir())
+    line = _main_error(capsys, [f"model={run}", "first=2"])
+    assert "NaN/Inf" in line and "Wemb" in line
+    assert sorted(p.name for p in run.iterdir()) == before   # no bigram cache written

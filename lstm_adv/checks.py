@@ -1,0 +1,215 @@
+"""The one validation layer every command uses before it writes anything.
+
+Each function either returns quietly or raises `UserError` with one line naming the key, the
+problem and the fix; none of them creates, opens for writing or deletes a file. Commands call
+them on their whole command line first (values, finite numbers, paths readable, output folders
+writable, sizes that fit in memory), and only then start work.
+"""
+
+import math
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+NAME_MAX = 255    # bytes in one path component (Linux, macOS)
+PATH_MAX = 4095   # bytes in a whole path
+
+
+def finite(name, value):
+    """``value`` as a float, refusing NaN and +-Inf."""
+    if not math.isfinite(value):
+        raise UserError(f"{name}={value} must be a finite number")
+    return value
+
+
+def choice(name, raw, choices):
+    """``raw`` if it is one of ``choices`` (compared as strings)."""
+    if str(raw) not in {str(c) for c in choices}:
+        raise UserError(f"{name}={raw} is not one of {', '.join(map(str, choices))}")
+    return raw
+
+
+def integer(name, raw, minimum=None, maximum=None):
+    """``raw`` (a string or int) as an int within [minimum, maximum]."""
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise UserError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{name}={value} must be <= {maximum}")
+    return value
+
+
+def no_duplicates(pairs):
+    """Refuse a key given twice in ``(key, raw value)`` pairs (``hdim=8 hdim=16``)."""
+    seen = {}
+    for name, raw in pairs:
+        if name in seen:
+            raise UserError(f"{name} is given twice ({name}={seen[name]} and {name}={raw}); give it once")
+        seen[name] = raw
+    return pairs
+
+
+def path_names(name, path):
+    """Refuse a path the file system cannot hold: a component over 255 bytes, or a whole over 4095."""
+    text = os.fsencode(str(path))
+    if b"\0" in text:
+        raise UserError(f"{name}= holds a NUL character; give a file name")
+    if len(text) > PATH_MAX:
+        raise UserError(f"{name}= is a path of {len(text)} bytes; the limit is {PATH_MAX}")
+    for part in text.split(b"/"):
+        if len(part) > NAME_MAX:
+            shown = os.fsdecode(part[:40])
+            raise UserError(f"{name}=: the name {shown}... is {len(part)} bytes long; a file name may have at "
+                            f"most {NAME_MAX}: use a shorter one")
+    return Path(path)
+
+
+def readable_file(name, path):
+    """An existing, readable regular file."""
+    path = path_names(name, Path(path).expanduser())
+    if not path.exists():
+        raise UserError(f"{name}={path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{name}={path} is a folder; give a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{name}={path}: cannot read it (permission denied)")
+    return path
+
+
+def readable_dir(name, path):
+    """An existing folder whose entries can be listed."""
+    path = path_names(name, Path(path).expanduser())
+    if not path.exists():
+        raise UserError(f"{name}={path}: no such folder")
+    if not path.is_dir():
+        raise UserError(f"{name}={path} is a file; give a folder")
+    try:
+        os.listdir(path)
+    except OSError as err:
+        raise UserError(f"{name}={path}: cannot read the folder ({err.strerror})") from None
+    return path
+
+
+def readable_path(name, path):
+    """An existing readable file or folder."""
+    path = path_names(name, Path(path).expanduser())
+    if not path.exists():
+        raise UserError(f"{name}={path}: no such file or folder")
+    if path.is_dir():
+        return readable_dir(name, path)
+    return readable_file(name, path)
+
+
+def _existing_ancestor(path):
+    p = Path(os.path.abspath(path))
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def writable_dir(name, path):
+    """A folder that exists and is writable, or that can be created (its nearest existing
+    ancestor is a writable folder). Nothing is created."""
+    path = path_names(name, Path(path).expanduser())
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{name}={path} is a file, not a folder")
+    anc = _existing_ancestor(path)
+    if not anc.is_dir():
+        raise UserError(f"{name}={path}: {anc} is a file, so no folder can be made under it")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"{name}={path}: cannot write in {anc} (permission denied or read-only); choose another "
+                        "folder")
+    return path
+
+
+def writable_file(name, path):
+    """A file that can be written (created or replaced) at ``path``. Nothing is created."""
+    path = path_names(name, Path(path).expanduser())
+    if str(path).endswith(os.sep) or path.is_dir():
+        raise UserError(f"{name}={path} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{name}={path}: cannot write it (permission denied)")
+    anc = _existing_ancestor(path.parent)
+    if not anc.is_dir():
+        raise UserError(f"{name}={path}: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"{name}={path}: cannot write in {anc} (permission denied or read-only); choose another "
+                        "place")
+    return path
+
+
+def physical_memory():
+    """Bytes of RAM on this machine (None if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.1f} EiB"
+
+
+def fits_in_memory(what, nbytes, fix):
+    """Refuse ``nbytes`` of arrays that cannot fit in this machine's memory."""
+    total = physical_memory()
+    if total and nbytes > total:
+        raise UserError(f"{what} needs about {_bytes(nbytes)}, more than this machine's {_bytes(total)} of memory; "
+                        f"{fix}")
+
+
+#: The IMDB dictionary has 101,746 entries: n_words beyond it makes no bigger model.
+MAX_VOCAB = 101_746
+#: Parameter-sized arrays a training process holds: parameters, gradients, two optimizer
+#: accumulators, best copy, checkpoint copies.
+PARAM_COPIES = 8
+
+
+def model_bytes(cfg):
+    """Estimated bytes of the parameter-sized arrays a training run holds."""
+    e, h = cfg.wdim, cfg.hdim
+    n = min(cfg.n_words, MAX_VOCAB) * e + h * 2 + 2
+    n += (e * 4 * h + h * 4 * h + 4 * h) if cfg.encoder == "lstm" else (e * h + h * h + h)
+    return n * (4 if cfg.floatX == "float32" else 8) * PARAM_COPIES
+
+
+def model_fits(cfg):
+    fits_in_memory(f"wdim={cfg.wdim}, hdim={cfg.hdim}, n_words={cfg.n_words} ({cfg.floatX})", model_bytes(cfg),
+                   "use smaller wdim/hdim")
+
+
+def backend(cfg):
+    """Refuse ``mode=JAX`` / ``device=gpu`` where JAX (or its GPU) is missing, without importing PyTensor.
+
+    The same messages as `lstm_adv.graph.get_mode`, which checks again when compiling.
+    """
+    import importlib.util
+
+    mode = cfg.mode if cfg.mode != "auto" else ("JAX" if cfg.device == "gpu" else "C")  # graph.resolve_mode_name
+    if mode != "JAX":
+        return
+    if importlib.util.find_spec("jax") is None:
+        if cfg.device == "gpu":
+            raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
+                            "pip install 'jax[cuda12]'); none is installed here, so use device=cpu")
+        raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
+                        "or use mode=NUMBA")
+    if cfg.device == "gpu":
+        try:
+            import jax
+            gpus = jax.devices("gpu")
+        except (RuntimeError, ImportError):
+            gpus = []
+        if not gpus:
+            raise UserError("device=gpu but JAX sees no GPU (install a CUDA jaxlib, e.g. "
+                            "pip install 'jax[cuda12]'), or use device=cpu")

@@ -1,0 +1,221 @@
+"""Bad input over every command: exit status 2, one ``error:`` line, no traceback, nothing written.
+
+Table-driven and in-process (each case fails before PyTensor compiles anything), so the ~100
+cases take seconds; a few go through ``python -m`` to check the real entry points too.
+"""
+
+import os
+import sys
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from lstm_adv import bench, data, embeddings, results, sweep, train, visualize
+from lstm_adv.errors import cli_entry
+
+MAINS = {"train": cli_entry(train.main), "data": data.main, "embeddings": embeddings.main, "results": results.main,
+         "visualize": visualize.main, "sweep": sweep.main, "bench": cli_entry(bench.main)}
+LONG = "n" * 300
+TOY = "data=toy progress=0"
+
+CASES = [
+    # train: values, finite numbers, sizes, duplicates
+    ("train", f"{TOY} eps=inf", "eps=inf must be a finite number"),
+    ("train", f"{TOY} eps=nan", "finite"),
+    ("train", f"{TOY} lrate=inf", "finite"),
+    ("train", f"{TOY} alpha=-inf", "finite"),
+    ("train", f"{TOY} reg=1e999", "finite"),
+    ("train", f"{TOY} w2v_std=inf", "finite"),
+    ("train", f"{TOY} clip=-inf", "finite"),
+    ("train", f"{TOY} valid_portion=nan", "finite"),
+    ("train", f"{TOY} attack_eps=0.1,inf", "attack_eps"),
+    ("train", f"{TOY} attack_eps=0.1,x", "comma-separated numbers"),
+    ("train", f"{TOY} hdim=100000000000", "more than this machine's"),
+    ("train", f"{TOY} wdim=100000000000", "more than this machine's"),
+    ("train", f"{TOY} n_words=100000000000 wdim=100000000", "more than this machine's"),
+    ("train", f"{TOY} hdim=8 hdim=16", "hdim is given twice"),
+    ("train", f"{TOY} hdmi=3", "did you mean hdim"),
+    ("train", f"{TOY} hdim=0", "must be positive"),
+    ("train", f"{TOY} batch_size=-1", "must be positive"),
+    ("train", f"{TOY} hdim=3.5", "not an int"),
+    ("train", f"{TOY} encoder=gru", "not one of"),
+    # train: paths, before the run directory is made
+    ("train", f"{TOY} saveto={LONG}", "at most 255"),
+    ("train", f"{TOY} saveto={{file}}/run", "is a file"),
+    ("train", f"{TOY} saveto={{file}}", "is a file"),
+    ("train", f"{TOY} runs_dir={{file}}/runs", "is a file"),
+    ("train", f"{TOY} " + " ".join(f"{k}=3" for k in ("hdim", "wdim", "batch_size", "patience", "validFreq",
+                                                     "saveFreq", "dispFreq", "maxlen", "seed"))
+     + " attack_eps=" + ",".join(["0.001"] * 40), "give saveto="),
+    ("train", "progress=0 saveto=r data_path=/nonexistent/aclImdb.tar.gz", "no such file"),
+    ("train", f"progress=0 saveto=r data_path={LONG}", "at most 255"),
+    ("train", "progress=0 saveto=r data_path={file}", "is not a tar archive"),
+    ("train", "progress=0 saveto=r", "IMDB data not found"),
+    ("train", f"{TOY} saveto=r reload_model=/nonexistent.npz", "no such file"),
+    ("train", f"{TOY} saveto=r reload_model={{file}}", "is not a readable parameter .npz"),
+    ("train", f"{TOY} saveto=r reload_model={{dir}}", "no such file"),
+    ("train", f"{TOY} saveto=r reload_model={LONG}", "at most 255"),
+    ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path=/nonexistent.bin", "no such file"),
+    ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path={{file}}", "is not a word2vec file"),
+    ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path={{w2v}}", "use wdim=3"),
+    ("train", f"{TOY} saveto=r wemb_init=word2vec", "needs w2v_path"),
+    ("train", f"{TOY} saveto=r device=gpu", "device=gpu"),
+    ("train", f"{TOY} saveto=r device=gpu floatX=float64", "float32"),
+    ("train", f"{TOY} saveto=r device=gpu mode=C", "device=gpu runs through JAX"),
+    ("train", f"{TOY} saveto=r eps", "not key=value"),
+    # data
+    ("data", "fetch url=notaurl", "not a URL"),
+    ("data", "build workers=-2", "must be >= 0"),
+    ("data", "build workers=abc", "not an integer"),
+    ("data", "build workers=1 workers=2", "given twice"),
+    ("data", "fetch download=5", "not one of 0, 1"),
+    ("data", "build force=2", "not one of 0, 1"),
+    ("data", "export", "needs out=DIR"),
+    ("data", "export out={file}/x", "is a file"),
+    ("data", f"export out={LONG}", "at most 255"),
+    ("data", "build data_path=/nonexistent", "no such file or folder"),
+    ("data", f"build data_path={LONG}", "at most 255"),
+    ("data", "build data_path={file}", "is not a tar archive"),
+    ("data", "build cache_dir={file}", "is a file"),
+    ("data", "build", "IMDB data not found"),
+    ("data", "frob", "unknown command"),
+    ("data", "build hdim=3", "unknown key"),
+    ("data", "", "no command"),
+    # embeddings
+    ("embeddings", "train seed=-5", "must be >= 0"),
+    ("embeddings", "train unsup=5", "not one of 0, 1"),
+    ("embeddings", "train download=2", "not one of 0, 1"),
+    ("embeddings", "train out={file}/v.bin", "is a file"),
+    ("embeddings", "train out={dir}", "is a folder"),
+    ("embeddings", f"train out={LONG}.bin", "at most 255"),
+    ("embeddings", "train dim=100000000000", "more than this machine's"),
+    ("embeddings", "train dim=abc", "not an integer"),
+    ("embeddings", "train dim=0", "must be >= 1"),
+    ("embeddings", "train dim=3 dim=4", "given twice"),
+    ("embeddings", "train data_path=/nonexistent", "no such file or folder"),
+    ("embeddings", "train cache_dir={file}", "is a file"),
+    ("embeddings", "train", "IMDB data not found"),
+    ("embeddings", "", "usage"),
+    # results
+    ("results", "/nonexistent", "no such folder"),
+    ("results", "{file}", "is a file"),
+    ("results", f"{LONG}", "at most 255"),
+    ("results", "{dir}", "no runs"),
+    ("results", "{dir} out={file}/t", "is a file"),
+    ("results", "{dir} plot=2", "not one of 0, 1"),
+    ("results", "{dir} out=a out=b", "given twice"),
+    ("results", f"{{dir}} out={LONG}", "at most 255"),
+    ("results", "{dir} frob=1", "unknown option"),
+    ("results", "", "no RUNS_DIR"),
+    # visualize
+    ("visualize", "", "model= is required"),
+    ("visualize", "model=/nonexistent", "no such model"),
+    ("visualize", f"model={LONG}", "at most 255"),
+    ("visualize", "model={dir}", "has no params.npz"),
+    ("visualize", "model={dir} eps_vis=inf", "finite"),
+    ("visualize", "model={dir} k=0", "must be >= 1"),
+    ("visualize", "model={dir} first=1 first=2", "given twice"),
+    ("visualize", "model={dir} first=2 sample=3", "choose the reviews one way"),
+    ("visualize", "model={dir} text_file=/nonexistent", "no such file"),
+    ("visualize", "model={dir} out={file}/x.md", "is a file"),
+    ("visualize", "model={dir} lm_cache={file}/lm.npz", "is a file"),
+    ("visualize", "model={dir} mode=XLA", "not one of"),
+    # sweep
+    ("sweep", "plan table1 hdimm=8", "did you mean hdim"),
+    ("sweep", "plan table1 eps=0.5", "set by the table1 grid"),
+    ("sweep", "plan table1 seeds=0", "must be >= 1"),
+    ("sweep", "plan table1 seeds=1 seeds=2", "given twice"),
+    ("sweep", "plan table1 eps_grid=a", "comma-separated numbers"),
+    ("sweep", "plan table1 lrate=inf", "finite"),
+    ("sweep", "plan table1 out={file}/c.txt", "is a file"),
+    ("sweep", "plan table1 sweep_dir={file}/s", "is a file"),
+    ("sweep", f"plan table1 sweep_dir={LONG}", "at most 255"),
+    ("sweep", "plan grid", "needs a grid name"),
+    ("sweep", "run /nonexistent", "no such file"),
+    ("sweep", "run {cmds} jobs=0", "must be >= 1"),
+    ("sweep", "run {cmds} hdim=3", "unknown option"),
+    ("sweep", "run {file}", "is not a `python -m lstm_adv.train"),
+    ("sweep", "run {cmds} compiledir={file}", "is a file"),
+    ("sweep", "slurm {cmds} out={file}/s.sh", "is a file"),
+    ("sweep", "slurm {cmds} max_parallel=0", "must be >= 1"),
+    ("sweep", "summary /nonexistent", "no such folder"),
+    ("sweep", "summary {dir}", "no runs"),
+    ("sweep", "frob", "unknown command"),
+    ("sweep", f"run out={LONG}", "needs a commands file"),
+    ("sweep", f"slurm {{cmds}} out={LONG}.sh", "at most 255"),
+    # bench
+    ("bench", "reps=abc", "not an integer"),
+    ("bench", "reps=-3", "must be >= 1"),
+    ("bench", "floatX=float16", "not one of"),
+    ("bench", "out={file}/b.json", "is a file"),
+    ("bench", f"out={LONG}.json", "at most 255"),
+    ("bench", "cold=maybe", "not one of 0, 1"),
+    ("bench", "frob=1", "unknown key"),
+    ("bench", "reps=3 reps=4", "given twice"),
+    ("bench", "modes=XLA", "choose from"),
+    ("bench", "reps", "not key=value"),
+]
+
+
+def _tree(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("not what any command wants\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "w2v.txt").write_text("2 3\ngood 0.1 0.2 0.3\nbad 0.3 0.2 0.1\n")
+    (tmp_path / "commands.txt").write_text("python -m lstm_adv.train data=toy saveto=r1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LSTM_ADV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSTM_ADV_OFFLINE", "1")
+    monkeypatch.setenv("LSTM_ADV_COMPILEDIR", str(tmp_path / "compiledir"))
+    monkeypatch.delenv("LSTM_ADV_DATA", raising=False)
+    return tmp_path
+
+
+def _argv(text, root):
+    subst = {"file": str(root / "afile"), "dir": str(root / "adir"), "w2v": str(root / "w2v.txt"),
+             "cmds": str(root / "commands.txt")}
+    return [a.format(**subst) for a in text.split()]
+
+
+@pytest.mark.parametrize("command, args, fragment", CASES, ids=[f"{c}:{a[:50]}" for c, a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, fragment, workdir, capsys):
+    before = _tree(workdir)
+    status = MAINS[command](_argv(args, workdir))
+    captured = capsys.readouterr()
+    errors = [ln for ln in captured.err.splitlines() if ln.startswith("error:")]
+    assert status == 2, (status, captured.out[-500:], captured.err[-500:])
+    assert len(errors) == 1 and "Traceback" not in captured.err, captured.err
+    assert fragment in errors[0], errors[0]
+    assert _tree(workdir) == before
+
+
+def test_there_are_at_least_60_cases_over_every_command():
+    assert len(CASES) >= 60 and {c for c, _, _ in CASES} == set(MAINS)
+
+
+@pytest.mark.parametrize("module, args", [
+    ("lstm_adv.train", ["data=toy", "eps=inf"]),
+    ("lstm_adv.bench", ["frob=1"]),
+    ("lstm_adv.bench", ["reps=-3"]),
+    ("lstm_adv.data", ["build", "workers=-2"]),
+    ("lstm_adv.sweep", ["plan", "table1", "hdim=8", "hdim=16"]),
+])
+def test_bad_input_through_python_m(module, args, tmp_path):
+    before = _tree(tmp_path)
+    assert_one_line_error(run_cli(module, args, tmp_path, timeout=120))
+    assert _tree(tmp_path) == before
+
+
+def test_bench_help(tmp_path):
+    proc = run_cli("lstm_adv.bench", ["--help"], tmp_path, timeout=120)
+    assert proc.returncode == 0 and "modes=" in proc.stdout and not list(tmp_path.iterdir())
