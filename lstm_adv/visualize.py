@@ -853,6 +853,12 @@ def render_tokens(ids, ref, words, fmt, max_tokens=0, mark=True):
     return " ".join(out)
 
 
+def _shown_path(path):
+    """A path as the page shows it: relative to the repository root, never a local absolute path."""
+    from .rundir import publishable_path
+    return publishable_path(Path(path).resolve())
+
+
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
@@ -917,7 +923,7 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     title = "Adversarial examples decoded into words"
     doc.h(1, title + " (Caswell, Nie & Sen 2015, section 7)")
     c = run.cfg
-    doc.p(f"Model: {run.path} (data={c.data}, encoder={c.encoder}, wdim={c.wdim}, hdim={c.hdim}, trained with "
+    doc.p(f"Model: {_shown_path(run.path)} (data={c.data}, encoder={c.encoder}, wdim={c.wdim}, hdim={c.hdim}, trained with "
           f"eps={c.eps}, alpha={c.alpha}); {summary['n_reviews']} reviews, {summary['n_tokens']} tokens; "
           f"{summary['n_correct']} classified correctly.")
     doc.p(f"Perturbation eps * sign(dL(true label)/de): eps_knn={opts.eps_knn:g} for rows 2-3, "
@@ -1011,7 +1017,7 @@ def main(argv):
     if opts.lm_weight > 0:
         lm, path = get_lm(run, opts, note)
         lm_info = (f"bigram model: interpolated Kneser-Ney (D={lm.discount:.3f}) on {lm.n_tokens:,} training bigrams"
-                   + (f", cached in {path}" if path else ""))
+                   + (f", cached in {_shown_path(path)}" if path else ""))
     from .graph import Model   # PyTensor is imported only when a model is needed (--help stays fast)
 
     # Model compiles its training update only on first use, so never here.
