@@ -1,0 +1,129 @@
+"""Around the training tool: config= reruns, print_config, provenance, publishable files, logs."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
+from lstm_adv import config as config_mod
+from lstm_adv.errors import UserError
+from lstm_adv.rundir import publishable_config, publishable_path, publishable_text
+from lstm_adv.utils import git_state, provenance
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    """A tiny adversarial run (dispFreq=10, progress=0) that the rerun tests start from."""
+    root = tmp_path_factory.mktemp("src")
+    args = TINY + ["eps=0.5", "seed=7", "dispFreq=10", f"saveto={root / 'run'}"]
+    proc = run_cli("lstm_adv.train", args, root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "run", proc
+
+
+def test_rerun_from_config_json_is_bit_exact(source_run, tmp_path):
+    src, _ = source_run
+    proc = run_cli("lstm_adv.train", [f"config={src / 'config.json'}", f"saveto={tmp_path / 'again'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = load_npz(src / "params.npz"), load_npz(tmp_path / "again" / "params.npz")
+    assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert (src / "history.csv").read_text() == (tmp_path / "again" / "history.csv").read_text()
+    old, new = read_json(src / "config.json")["config"], read_json(tmp_path / "again" / "config.json")["config"]
+    assert {k for k in old if old[k] != new[k]} == {"saveto"}
+
+
+def test_config_keys_after_the_file_win_and_print_config_writes_nothing(source_run, tmp_path):
+    src, _ = source_run
+    proc = run_cli("lstm_adv.train", [f"config={src}", "eps=0.25", "print_config=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)
+    assert cfg["eps"] == 0.25 and cfg["seed"] == 7 and cfg["hdim"] == 8 and cfg["saveto"] == ""
+    assert list(tmp_path.iterdir()) == []   # no run directory, no log
+    # The printed configuration is itself a config file.
+    (tmp_path / "cfg.json").write_text(proc.stdout)
+    assert config_mod.parse_args([f"config={tmp_path / 'cfg.json'}"]).to_dict() == cfg
+
+
+def test_config_file_forms_and_presets(tmp_path):
+    keys = tmp_path / "small.cfg"
+    keys.write_text("# a preset file\ndata=toy\nwdim = 64   # trailing comment\n\neps=0.5\nw2v_path=vectors.bin\n")
+    cfg = config_mod.parse_args([f"config={keys}", "eps=0.1"])
+    assert (cfg.data, cfg.wdim, cfg.eps, cfg.max_epochs) == ("toy", 64, 0.1, 10)   # toy defaults apply
+    # A preset given after the file replaces the file's keys; keys after the preset win over it.
+    assert config_mod.parse_args([f"config={keys}", "preset=authors"]).wdim == 300
+    assert config_mod.parse_args([f"config={keys}", "preset=authors", "wdim=32"]).wdim == 32
+    flat = tmp_path / "flat.json"
+    flat.write_text(json.dumps({"preset": "authors", "hdim": 16, "data": "toy", "w2v_path": "v.bin"}))
+    cfg = config_mod.parse_args([f"config={flat}"])
+    assert (cfg.preset, cfg.wemb_init, cfg.wdim, cfg.hdim) == ("authors", "word2vec", 300, 16)
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("hdimm=3\n")
+    with pytest.raises(UserError, match=r"config=.*bad.cfg: unknown key 'hdimm'; did you mean hdim\?"):
+        config_mod.parse_args([f"config={bad}"])
+    with pytest.raises(UserError, match="no such file"):
+        config_mod.parse_args([f"config={tmp_path / 'missing.json'}"])
+
+
+def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "c.json").write_text("{not json")
+    proc = run_cli("lstm_adv.train", ["config=c.json"], tmp_path)
+    assert_one_line_error(proc, "config=c.json is not valid JSON")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
+def test_provenance_in_config_json(source_run):
+    src, _ = source_run
+    prov = read_json(src / "config.json")["provenance"]
+    assert set(prov) == {"git_commit", "git_dirty", "host"} and prov["host"]
+    commit, dirty = git_state()
+    assert prov["git_commit"] == commit
+    if (REPO / ".git").exists():
+        assert isinstance(prov["git_commit"], str) and len(prov["git_commit"]) == 40
+        assert isinstance(prov["git_dirty"], bool)
+
+
+def test_provenance_outside_a_checkout(tmp_path):
+    assert git_state(tmp_path) == (None, None)
+    assert provenance()["host"]
+
+
+def test_progress_0_logs_every_dispFreq_updates_without_the_blas_alarm(source_run):
+    _, proc = source_run
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("update ") and "ms/update" in ln
+             and " train " not in ln]
+    assert [ln.split()[1] for ln in lines[:3]] == ["10", "20", "30"]
+    assert lines[0].startswith("update 10 epoch 0: cost ")
+    assert "could not link to a BLAS installation" not in proc.stderr
+
+
+def test_publishable_files_have_no_local_paths(tmp_path):
+    root = tmp_path / "repo"
+    assert publishable_path(root / "runs" / "x", root) == "runs/x"
+    assert publishable_path(tmp_path / "shared" / "data.tar.gz", root) == "../shared/data.tar.gz"
+    assert publishable_path("/elsewhere/deep/cache.npz", root) == ".../cache.npz"
+    line = f"python -m lstm_adv.train eps=0.5 data_path={tmp_path}/shared/a.tar.gz saveto=runs/a"
+    assert publishable_text(line, root) == "python -m lstm_adv.train eps=0.5 data_path=../shared/a.tar.gz saveto=runs/a"
+    text = "see https://ai.stanford.edu/~amaas/data/x.tar.gz, dL(y)/de and 7/10 </p>"
+    assert publishable_text(text, root) == text
+    record = {"config": {"data_path": f"{tmp_path}/shared/a.tar.gz", "saveto": str(root / "runs" / "a")},
+              "argv": [str(root / "lstm_adv" / "train.py"), f"saveto={root}/runs/a"],
+              "pytensor": {"mode": "C", "compiledir": "/home/someone/.pytensor/compiledir_x"},
+              "data": {"source": "/home/someone/aclImdb_v1.tar.gz", "sha256": "ab" * 32}}
+    out = publishable_config(record, root)
+    assert out["config"] == {"data_path": "../shared/a.tar.gz", "saveto": "runs/a"}
+    assert out["argv"] == ["lstm_adv/train.py", "saveto=runs/a"]
+    assert out["pytensor"] == {"mode": "C"} and out["data"]["source"] == ".../aclImdb_v1.tar.gz"
+    assert str(tmp_path) not in json.dumps(out) and "someone" not in json.dumps(out)
+
+
+def test_committed_results_carry_no_local_paths():
+    for path in (REPO / "experiments" / "results").rglob("*"):
+        if path.is_file() and path.suffix in (".txt", ".md", ".html", ".csv", ".json"):
+            text = path.read_text(encoding="utf-8")
+            for local in ("/work/", "/tmp/", "/home/", "/root/", "/Users/"):
+                assert local not in text, (path, local)
