@@ -9,7 +9,8 @@ Usage::
                                    [partition=] [job_name=] [compiledir=ROOT] [out=FILE]
     python -m lstm_adv.sweep summary SWEEP_DIR      # the random search: best adversarial vs best plain
 
-A *commands file* holds one ``python -m lstm_adv.train key=value ...`` command per line, each with
+A *commands file* holds one ``python -m lstm_adv.train key=value ...`` (or ``lstm-adv-train
+key=value ...``) command per line, each with
 its own run directory (``saveto=``). Blank lines and ``#`` comments are ignored everywhere (the
 launcher, the Slurm script). Whatever runs the lines -- this launcher, GNU parallel over ssh, a
 Slurm array -- the run directories make the sweep resumable: ``lstm_adv.train`` exits at once for
@@ -295,7 +296,8 @@ def parse_commands(lines, source):
     Raises
     ------
     UserError
-        On the first line that is not ``python -m lstm_adv.train key=value ...``, has a bad key
+        On the first line that is not ``python -m lstm_adv.train key=value ...`` (or the console
+        script's ``lstm-adv-train key=value ...``), has a bad key
         or value, or shares its run directory with another line.
     """
     commands, seen = [], {}
@@ -308,9 +310,13 @@ def parse_commands(lines, source):
             tokens = shlex.split(text)
         except ValueError as err:
             raise UserError(f"{where}: {err}") from None
-        if len(tokens) < 3 or not _is_python(tokens[0]) or tokens[1:3] != ["-m", "lstm_adv.train"]:
-            raise UserError(f"{where} is not a `python -m lstm_adv.train key=value ...` command: {text[:80]!r}")
-        keys = tokens[3:]
+        if len(tokens) >= 3 and _is_python(tokens[0]) and tokens[1:3] == ["-m", "lstm_adv.train"]:
+            keys = tokens[3:]
+        elif tokens and os.path.basename(tokens[0]) == "lstm-adv-train":   # the console script
+            keys = tokens[1:]
+        else:
+            raise UserError(f"{where} is not a `python -m lstm_adv.train key=value ...` (or `lstm-adv-train "
+                            f"key=value ...`) command: {text[:80]!r}")
         try:
             cfg = config_mod.parse_args(keys)
         except UserError as err:

@@ -127,3 +127,44 @@ def test_committed_results_carry_no_local_paths():
             text = path.read_text(encoding="utf-8")
             for local in ("/work/", "/tmp/", "/home/", "/root/", "/Users/"):
                 assert local not in text, (path, local)
+
+
+def test_console_scripts_match_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    from lstm_adv import cli
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    scripts = meta["project"]["scripts"]
+    assert scripts == {name: f"lstm_adv.cli:{fn}" for name, fn in cli.SCRIPTS.items()}
+    assert all(callable(getattr(cli, fn)) for fn in cli.SCRIPTS.values())
+    assert meta["project"]["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
+    sacremoses = [d for d in meta["project"]["dependencies"] if d.startswith("sacremoses")]
+    assert sacremoses and "<" in sacremoses[0]   # the tokenizer reads its internals
+
+
+def test_console_script_runs_train(tmp_path, monkeypatch, capsys):
+    from lstm_adv import cli
+    monkeypatch.setattr(sys, "argv", ["lstm-adv-train", "data=toy", "eps=0.5", "print_config=1"])
+    monkeypatch.chdir(tmp_path)
+    assert cli.train() == 0
+    assert json.loads(capsys.readouterr().out)["eps"] == 0.5
+    monkeypatch.setattr(sys, "argv", ["lstm-adv-train", "hdimm=3"])
+    assert cli.train() == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pip_install_puts_the_console_scripts_on_path(tmp_path):
+    """A real `pip install` into a fresh venv (needs the package index for setuptools>=77)."""
+    import subprocess
+    import venv
+    venv.create(tmp_path / "venv", with_pip=True, system_site_packages=True)
+    bindir = tmp_path / "venv" / "bin"
+    proc = subprocess.run([bindir / "python", "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from lstm_adv import cli
+    for name in cli.SCRIPTS:
+        assert (bindir / name).exists(), name
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([bindir / "lstm-adv-train", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "config=PATH" in out.stdout
