@@ -208,6 +208,7 @@ class Run:
     n_words: int
     params: dict
     words: list         # id -> word, len n_words
+    data_cache: object = None   # the run's processed IMDB cache (.npz), when its archive is not found
 
 
 def load_run(model, data_path="", mode=""):
@@ -254,6 +255,7 @@ def load_run(model, data_path="", mode=""):
     if mode:
         overrides.update(mode=mode, device="gpu" if mode == "JAX" and cfg.device == "gpu" else "cpu")
     cfg = dataclasses.replace(cfg, progress=0, **overrides)
+    cfg, data_cache = _recorded_data(cfg, record)
 
     params = load_params(npz)
     if "Wemb" not in params:
@@ -275,17 +277,53 @@ def load_run(model, data_path="", mode=""):
     if len(words) != rows:
         raise UserError(f"{vocab_path} has {len(words)} words but Wemb in {npz} has {rows} rows: "
                         "the dictionary does not belong to this model")
-    return Run(run_dir, cfg, n_words, params, words)
+    return Run(run_dir, cfg, n_words, params, words, data_cache)
+
+
+def _recorded_data(cfg, record):
+    """Where the run's IMDB data is, from its ``config.json``, when nothing else says so.
+
+    With no ``data_path`` (in the run or given here) and no ``$LSTM_ADV_DATA``, the archive the
+    run was trained on (``data.source``) is used if it still exists; else its processed cache
+    (``data.cache``, or the cache dir's file for the recorded SHA-256), so the visualiser never
+    downloads what the run already had. Returns ``(cfg, cache npz or None)``.
+    """
+    import os
+    if cfg.data != "imdb" or cfg.data_path or os.environ.get("LSTM_ADV_DATA"):
+        return cfg, None
+    info = record.get("data") if isinstance(record.get("data"), dict) else {}
+    source = info.get("source")
+    if isinstance(source, str) and source and Path(source).exists():
+        return dataclasses.replace(cfg, data_path=source), None
+    from .imdb import cache_paths
+    candidates = [Path(info["cache"])] if isinstance(info.get("cache"), str) else []
+    if isinstance(info.get("sha256"), str):
+        candidates.append(cache_paths(info["sha256"])[0])
+    for npz in candidates:
+        if npz.exists() and npz.with_name(npz.name[:-len(".npz")] + ".vocab.json").exists():
+            return cfg, npz
+    return cfg, None
 
 
 def vocab_digest(words):
     return hashlib.sha256(json.dumps(list(words)).encode("utf-8")).hexdigest()[:16]
 
 
-def _load_data(cfg, words, **changes):
-    """The run's data set (optionally with changed keys); its dictionary must be the run's."""
-    from .data import load_dataset
-    data = load_dataset(dataclasses.replace(cfg, **changes))
+def _load_data(cfg, words, cache=None, **changes):
+    """The run's data set (optionally with changed keys); its dictionary must be the run's.
+
+    ``cache``: a processed IMDB cache to read instead of looking for the archive (`_recorded_data`).
+    """
+    from .data import finalize, load_dataset
+    cfg = dataclasses.replace(cfg, **changes)
+    corpus = None
+    if cache is not None:
+        from .imdb import read_cache
+        corpus = read_cache(Path(cache), Path(cache).with_name(Path(cache).name[:-len(".npz")] + ".vocab.json"))
+    if corpus is not None:
+        data = finalize(corpus.train, corpus.test, corpus.words, cfg, dict(corpus.info, word_counts=corpus.counts))
+    else:
+        data = load_dataset(cfg)
     if list(data.words[:len(words)]) != list(words):
         raise UserError("the data set's dictionary differs from the run's vocab.json: "
                         "data_path= points to another corpus than the one the model was trained on")
@@ -327,7 +365,7 @@ def select_reviews(opts, run):
             reviews.append(Review("text" if opts.text else f"line {i + 1}", ids, opts.label))
         return reviews
 
-    data = _load_data(run.cfg, run.words)
+    data = _load_data(run.cfg, run.words, run.data_cache)
     split = getattr(data, opts.split)
     n = len(split)
     if n == 0:
@@ -455,7 +493,7 @@ def get_lm(run, opts, note):
             return lm, path
     t0 = time.perf_counter()
     # Every training review: no maxlen filter; train + the run's validation part = the whole split.
-    data = _load_data(run.cfg, run.words, maxlen=0, maxlen_mode="filter", test_size=-1)
+    data = _load_data(run.cfg, run.words, run.data_cache, maxlen=0, maxlen_mode="filter", test_size=-1)
     lm = BigramLM.fit(list(data.train.seqs) + list(data.valid.seqs), run.n_words)
     for path in paths:
         try:

@@ -168,3 +168,23 @@ def test_pip_install_puts_the_console_scripts_on_path(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([bindir / "lstm-adv-train", "--help"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and "config=PATH" in out.stdout
+
+
+def test_visualize_finds_the_runs_data_without_downloading(tmp_path, monkeypatch):
+    from lstm_adv.visualize import _recorded_data
+    monkeypatch.delenv("LSTM_ADV_DATA", raising=False)
+    cfg = config_mod.parse_args([])
+    archive = tmp_path / "aclImdb.tar.gz"
+    archive.write_bytes(b"x")
+    cache = tmp_path / "imdb-x.npz"
+    record = {"data": {"source": str(archive), "cache": str(cache), "sha256": "0" * 64}}
+    assert _recorded_data(cfg, record) == (config_mod.parse_args([f"data_path={archive}"]), None)
+    archive.unlink()
+    assert _recorded_data(cfg, record) == (cfg, None)            # neither archive nor cache: as before
+    cache.write_bytes(b"x")
+    (tmp_path / "imdb-x.vocab.json").write_text("{}")
+    assert _recorded_data(cfg, record) == (cfg, cache)
+    given = config_mod.parse_args(["data_path=elsewhere.tar.gz"])
+    assert _recorded_data(given, record) == (given, None)        # an explicit data_path wins
+    monkeypatch.setenv("LSTM_ADV_DATA", "x.tar.gz")
+    assert _recorded_data(cfg, record) == (cfg, None)            # so does $LSTM_ADV_DATA
