@@ -865,8 +865,16 @@ def md_escape(token):
     return token
 
 
+#: IMDB's HTML line break, as the tokenizer splits it: shown as a line break, not as four tokens.
+LINE_BREAK = ("<", "br", "/", ">")
+
+
 def render_tokens(ids, ref, words, fmt, max_tokens=0, mark=True):
     """Tokens as text; those differing from ``ref`` are bold (md) or <mark>ed (html).
+
+    In HTML a marked word shows the word it replaced on hover (``title="was: ..."``). The tokens
+    ``< br / >`` (IMDB's ``<br />``), when none of them changed, become one line break (``<br>``,
+    which Markdown tables render too); consecutive breaks become one.
 
     Parameters
     ----------
@@ -877,18 +885,55 @@ def render_tokens(ids, ref, words, fmt, max_tokens=0, mark=True):
     """
     n = len(ids) if not max_tokens else min(len(ids), max_tokens)
     out = []
-    for t in range(n):
-        w = display_word(words, int(ids[t]))
+    t = 0
+    while t < n:
         changed = mark and ref is not None and int(ids[t]) != int(ref[t])
+        span = [display_word(words, int(i)) for i in ids[t:t + len(LINE_BREAK)]]
+        if tuple(span) == LINE_BREAK and not (mark and ref is not None and any(
+                int(a) != int(b) for a, b in zip(ids[t:t + len(LINE_BREAK)], ref[t:t + len(LINE_BREAK)]))):
+            if not out or out[-1] != "<br>":
+                out.append("<br>")
+            t += len(LINE_BREAK)
+            continue
+        w = display_word(words, int(ids[t]))
         if fmt == "md":
             w = md_escape(w)
             out.append(f"**{w}**" if changed else w)
         else:
-            w = html.escape(w)
-            out.append(f"<mark>{w}</mark>" if changed else w)
+            if changed:
+                was = html.escape("was: " + display_word(words, int(ref[t])), quote=True)
+                out.append(f'<mark title="{was}">{html.escape(w)}</mark>')
+            else:
+                out.append(html.escape(w))
+        t += 1
     if n < len(ids):
         out.append("[...]" if fmt == "html" else "\\[...\\]")
     return " ".join(out)
+
+
+#: Rows 2-3 of Table 2 (nearest neighbours at the training strength) are mostly one repeated
+#: word: they are shown as an excerpt of this many tokens (HTML: the rest behind a click).
+EXCERPT_TOKENS = 12
+
+
+def render_collapsed(ids, ref, words, fmt, max_tokens=0):
+    """A row shown as a short excerpt: HTML ``<details>`` with the full row inside, Markdown the excerpt."""
+    full = render_tokens(ids, ref, words, fmt, max_tokens)
+    if len(ids) <= EXCERPT_TOKENS:
+        return full
+    excerpt = render_tokens(ids[:EXCERPT_TOKENS], None if ref is None else ref[:EXCERPT_TOKENS], words, fmt)
+    more = len(ids) - EXCERPT_TOKENS
+    if fmt == "md":
+        return f"{excerpt} \\[... {more} more tokens\\]"
+    return f"<details><summary>{excerpt} &hellip; ({more} more tokens)</summary>{full}</details>"
+
+
+def table2_indices(res, show):
+    """Up to ``show`` reviews for Table 2: those the model classifies correctly first, in order."""
+    y = np.array([r.label for r in res.reviews], dtype=np.int64)
+    correct = res.pred_orig == y
+    order = [i for i in range(len(res.reviews)) if correct[i]] + [i for i in range(len(res.reviews)) if not correct[i]]
+    return order[:show]
 
 
 def _shown_path(path):
@@ -946,7 +991,7 @@ class Doc:
         style = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
                  "line-height:1.45}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
                  "padding:.3em .6em;vertical-align:top;text-align:left}th{background:#f3f3f3}"
-                 "mark{background:#ffe08a;padding:0 .1em}code{background:#f3f3f3}")
+                 "mark{background:#ffe08a;padding:0 .1em}code{background:#f3f3f3}summary{cursor:pointer}")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
                 + "\n".join(self.parts) + "\n</body></html>\n")
@@ -990,7 +1035,14 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         return doc.render(title)
 
     doc.h(2, "Table 2: progressively improving decodings")
-    for i, rv in enumerate(res.reviews[:opts.show]):
+    shown = table2_indices(res, opts.show)
+    n_wrong = sum(res.pred_orig[i] != res.reviews[i].label for i in shown)
+    doc.p("Reviews the model classifies correctly" + (f" (and {n_wrong} it does not, for want of more)" if n_wrong else "")
+          + f"; rows 2-3 (eps_knn={opts.eps_knn:g}) are shortened to {EXCERPT_TOKENS} tokens"
+          + (" (click to expand)" if fmt == "html" else "") + "."
+          + (" Hover over a marked word to see the word it replaced." if fmt == "html" else ""))
+    for i in shown:
+        rv = res.reviews[i]
         doc.h(3, f"{rv.name}: true label {LABEL_NAMES.get(rv.label, rv.label)}, {len(rv.ids)} tokens")
         doc.p(f"P(true label): original {res.p_orig[i]:.3f}; perturbed embeddings at eps_knn "
               f"{res.p_emb[float(opts.eps_knn)][i]:.3f}, at eps_vis {res.p_emb[float(opts.eps_vis)][i]:.3f}; "
@@ -999,7 +1051,8 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         table = []
         for key in ROW_KEYS:
             ref = None if key == "original" else orig
-            table.append([labels[key], render_tokens(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
+            show_row = render_collapsed if key in ("knn", "knn_top") else render_tokens
+            table.append([labels[key], show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
         doc.table(["row", "text (changed words marked)"], table, raw_cols=(1,))
     if len(res.reviews) > opts.show:
         doc.p(f"({len(res.reviews) - opts.show} more reviews are counted in the summary; show= displays more.)")
