@@ -18,6 +18,9 @@ Files written to ``out`` (default: the first RUNS_DIR), all atomically:
   the runs at other alpha values. Also printed to stdout.
 - ``table1.csv``: long format, one row per (eps, split).
 - ``table1.png``: error against eps with sd error bars, ours and the paper's (``plot=0`` skips it).
+- ``runs.csv``: long format, one row per validation per run (`lstm_adv.figures.runs_csv`).
+- ``random_search.png`` in a RUNS_DIR that holds a random search (``draw=NNN/{adv,plain}``):
+  adversarial against plain test error per draw, with the diagonal.
 
 Only runs whose ``metrics.json`` says ``"status": "ok"`` and holds finite errors contribute
 numbers. All others (nan, interrupted, failed, running, no metrics.json yet, an unreadable
@@ -534,6 +537,10 @@ def main(argv):
         print(f"warning: {note}", file=sys.stderr)
     try:
         files = write_table(summary, out or dirs[0], make_plot)
+        from .figures import random_search_scatter, write_runs_csv
+        files.append(write_runs_csv(dirs, out or dirs[0]))
+        if make_plot:   # a random search among the folders: its scatter, next to its summary
+            files += [f for f in (random_search_scatter(d) for d in dirs) if f]
     except OSError as err:
         raise UserError(f"cannot write the table to {out or dirs[0]}: {err}") from None
     print(to_markdown(summary), end="")

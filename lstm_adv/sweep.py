@@ -8,6 +8,7 @@ Usage::
     python -m lstm_adv.sweep slurm COMMANDS_FILE [max_parallel=4] [time=24:00:00] [cpus=1] [mem=]
                                    [partition=] [job_name=] [compiledir=ROOT] [out=FILE]
     python -m lstm_adv.sweep summary SWEEP_DIR      # the random search: best adversarial vs best plain
+                                                    # (summary.md, runs.csv, random_search.png)
 
 A *commands file* holds one ``python -m lstm_adv.train key=value ...`` (or ``lstm-adv-train
 key=value ...``) command per line, each with
@@ -782,8 +783,11 @@ def summary(argv):
     text = random_summary(argv[0])
     path = Path(argv[0]) / "summary.md"
     atomic_write_text(path, text)
+    from .figures import random_search_scatter, write_runs_csv
+    written = [path, write_runs_csv([argv[0]], argv[0])]
+    scatter = random_search_scatter(argv[0])   # None until a draw has both runs finished
     print(text, end="")
-    print(f"wrote {path}", file=sys.stderr)
+    print("wrote " + ", ".join(map(str, written + ([scatter] if scatter else []))), file=sys.stderr)
     return 0
 
 

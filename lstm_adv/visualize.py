@@ -129,6 +129,9 @@ class Options:
     k: int = _opt(10, "cosine candidates per position rescored by the bigram model (row 5)")
     lm_weight: float = _opt(0.02, "weight of the bigram log-probability against cosine similarity (row 5)")
     lm_cache: str = _opt("", "bigram model cache file (default: RUN_DIR/bigram_lm.npz)")
+    lm_weights: str = _opt("", "comma list of lm_weight values: row 5 decoded at each, a table and a figure of "
+                               "tokens changed and flip rates against lm_weight (e.g. 0,0.01,0.02,0.05,0.1)")
+    lm_figure: str = _opt("", "where the lm_weights figure goes (default: OUT-lm_weight.png, else lm_weight.png)")
     format: str = _opt("", "md or html (default: html if out= ends in .html, else md)", ("", "md", "html"))
     out: str = _opt("", "write the document here instead of stdout")
     show: int = _opt(5, "reviews shown in Table 2 (the summary covers all)")
@@ -1084,6 +1087,47 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     return doc.render(title)
 
 
+def lm_weight_points(model, run, reviews, opts, lm, weights):
+    """Row 5's tokens changed and flip rates at each ``lm_weight`` (the same reviews and perturbation)."""
+    points = []
+    for w in weights:
+        o = dataclasses.replace(opts, lm_weight=w)
+        row = {r["row"]: r for r in summarize(analyse(model, run, reviews, o, lm), o)["rows"]}["bigram"]
+        points.append({"lm_weight": w, "changed": row["changed"], "flip_dec": row["flip_dec"],
+                       "flip_emb": row["flip_emb"]})
+    return points
+
+
+def _with_lm_weight_section(text, model, run, reviews, opts, lm, note):
+    try:
+        weights = [float(v) for v in opts.lm_weights.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"lm_weights={opts.lm_weights!r} must be comma-separated numbers, e.g. 0,0.02,0.1") from None
+    if any(w < 0 or not np.isfinite(w) for w in weights):
+        raise UserError(f"lm_weights={opts.lm_weights!r}: every weight must be >= 0")
+    if lm is None and any(w > 0 for w in weights):
+        lm, _ = get_lm(run, opts, note)
+    points = lm_weight_points(model, run, reviews, opts, lm, weights)
+    fig = Path(opts.lm_figure or (str(Path(opts.out).with_suffix("")) + "-lm_weight.png" if opts.out
+                                  else "lm_weight.png"))
+    from .figures import lm_weight_figure
+    try:
+        lm_weight_figure(points, fig, opts.eps_vis)
+    except OSError as err:
+        raise UserError(f"cannot write the lm_weights figure {fig}: {err.strerror}") from None
+    note(f"wrote {fig}")
+    doc = Doc(opts.format)
+    doc.h(2, "Row 5 against lm_weight")
+    doc.p(f"The same reviews and perturbation (eps_vis={opts.eps_vis:g}), decoded with each weight of the bigram "
+          "model; flip rates over the correctly classified reviews. Figure: " + fig.name + ".")
+    doc.table(["lm_weight", "tokens changed", "flip rate, decoded text", "flip rate, perturbed embeddings"],
+              [[f"{p['lm_weight']:g}", _pct(p["changed"]), _pct(p["flip_dec"]), _pct(p["flip_emb"])] for p in points])
+    section = "\n".join(doc.parts)
+    if opts.format == "md":
+        return text + "\n" + section + f"\n![tokens changed and flip rates against lm_weight]({fig.name})\n"
+    return text.replace("\n</body></html>\n", "\n" + section + "\n</body></html>\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 
@@ -1117,6 +1161,8 @@ def main(argv):
     summary = summarize(res, opts)
     pairs, flipped = choose_pairs(res, opts)
     text = render(res, opts, run, summary, pairs, flipped, lm_info, bench=bool(opts.bench))
+    if opts.lm_weights:
+        text = _with_lm_weight_section(text, model, run, reviews, opts, lm, note)
     if opts.out:
         from .utils import atomic_write_text
         try:

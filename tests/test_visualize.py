@@ -364,3 +364,15 @@ def test_page_renders_in_headless_chromium(toy_run, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "<h1>Adversarial examples decoded into words" in dom.stdout and "</table>" in dom.stdout
     assert dom.stdout.count("<h3>") >= 2 and "ERR_" not in dom.stdout
+
+
+def test_lm_weights_table_and_figure(toy_run, tmp_path):
+    out = tmp_path / "vis.md"
+    proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "first=6", "lm_weights=0,0.05,0.5", f"out={out}"],
+                   REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fig = tmp_path / "vis-lm_weight.png"
+    assert fig.read_bytes()[:4] == b"\x89PNG" and fig.stat().st_size > 5000
+    md = out.read_text()
+    assert "## Row 5 against lm_weight" in md and "![tokens changed and flip rates against lm_weight](vis-lm_weight.png)" in md
+    assert [ln.split("|")[1].strip() for ln in md.splitlines() if ln.startswith("| 0")][-3:] == ["0", "0.05", "0.5"]

@@ -188,3 +188,36 @@ def test_visualize_finds_the_runs_data_without_downloading(tmp_path, monkeypatch
     assert _recorded_data(given, record) == (given, None)        # an explicit data_path wins
     monkeypatch.setenv("LSTM_ADV_DATA", "x.tar.gz")
     assert _recorded_data(cfg, record) == (cfg, None)            # so does $LSTM_ADV_DATA
+
+
+def _fake_run(d, cfg, status, test, history):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": cfg, "adversarial": cfg["eps"] > 0}))
+    (d / "metrics.json").write_text(json.dumps({"status": status, "valid_err": test, "test_err": test}))
+    (d / "history.csv").write_text("update,epoch,train_cost,train_err,valid_err,test_err\n"
+                                   + "".join(f"{u},0,0.6,0.4,{v},\n" for u, v in history))
+
+
+def test_random_search_scatter_and_runs_csv(tmp_path):
+    import csv
+    root = tmp_path / "random"
+    for i, (a, p) in enumerate([(0.2, 0.25), (0.3, 0.22), (0.5, 0.21)]):
+        base = {"hdim": 32 * (i + 1), "alpha": 0.4, "seed": i, "saveto": f"x{i}", "data_path": f"/d{i}"}
+        _fake_run(root / f"draw={i:03d}" / "adv", {**base, "eps": 0.3}, "ok", a, [(10, 0.4), (20, a)])
+        _fake_run(root / f"draw={i:03d}" / "plain", {**base, "eps": 0.0}, "ok", p, [(10, 0.45), (20, p)])
+    _fake_run(root / "draw=003" / "adv", {"hdim": 8, "alpha": 0.4, "seed": 9, "eps": 0.3}, "nan", None, [])
+    proc = run_cli("lstm_adv.sweep", ["summary", str(root)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    png = root / "random_search.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
+    rows = list(csv.DictReader(open(root / "runs.csv")))
+    assert len(rows) == 13   # 6 runs x 2 validations + the NaN run's single row
+    assert list(rows[0])[:6] == ["run", "status", "eps", "alpha", "seed", "hdim"]
+    assert "saveto" not in rows[0] and "data_path" not in rows[0]   # not settings
+    assert rows[0]["run"] == "draw=000/adv" and rows[0]["update"] == "10" and rows[1]["valid_err"] == "0.2"
+    assert rows[-1]["status"] == "nan" and rows[-1]["update"] == ""
+    # lstm_adv.results writes runs.csv and the scatter too.
+    png.unlink()
+    proc = run_cli("lstm_adv.results", [str(root), f"out={tmp_path / 'tab'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tab" / "runs.csv").read_text() == (root / "runs.csv").read_text() and png.exists()
