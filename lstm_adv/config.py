@@ -52,7 +52,8 @@ class Config:
     valid_batch_size: int = _key(64, "evaluation minibatch size", group="training")
     max_epochs: int = _key(100, "maximum number of epochs", group="training")
     patience: int = _key(10, "early stopping patience, in validations (tutorial rule)", group="training")
-    dispFreq: int = _key(10, "log the training cost every N updates", group="training")
+    dispFreq: int = _key(10, "every N updates: with progress=1 the bar shows the cost; with progress=0 a line "
+                         "'update U epoch E: cost C, T ms/update' is printed (the tutorial's log)", group="training")
     validFreq: int = _key(370, "validate every N updates", group="training")
     saveFreq: int = _key(1110, "checkpoint every N updates", group="training")
     use_dropout: int = _key(1, "dropout (keep 0.5) on the pooled vector", (0, 1))
@@ -91,7 +92,8 @@ class Config:
     attack_k: int = _key(10, "steps of the iterative attacks (0 = one-step attacks only)", group="run")
     attack_size: int = _key(2000, "reviews of the test split the attack uses (seeded subset; -1 = all)",
                             group="run")
-    progress: int = _key(1, "show a tqdm progress bar per epoch", (0, 1), group="run")
+    progress: int = _key(1, "1: a tqdm progress bar per epoch; 0: plain lines every dispFreq updates (logs, sweeps)",
+                         (0, 1), group="run")
     # --- compilation ---
     device: str = _key("cpu", "cpu, or gpu (= mode JAX on a CUDA jaxlib, float32)", ("cpu", "gpu"),
                        group="compile")
@@ -273,19 +275,97 @@ def split_key_values(argv, known, flags=()):
     return _checks.no_duplicates(pairs)
 
 
+#: Keys of a saved run's ``config.json`` that are not taken over by ``config=``: a run started
+#: from another run's configuration gets its own directory (derived, or ``saveto=``).
+CONFIG_FILE_SKIP = ("saveto",)
+
+
+def read_config_file(path):
+    """The ``key -> raw value`` pairs of a configuration file, for ``config=PATH``.
+
+    Accepted: a run's ``config.json`` (its ``config`` entry; ``saveto`` is left out so the new
+    run gets its own directory), a run directory (its ``config.json``), a JSON object of keys
+    (e.g. the output of ``print_config=1``), or a text file of ``key=value`` lines (blank lines
+    and ``#`` comments ignored).
+
+    Raises
+    ------
+    UserError
+        If the file is missing or unreadable, or names a key that does not exist.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config={path}: no such file (give a run's config.json, its run directory, or a "
+                        "file of key=value lines)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"config={path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"config={path} is not valid JSON ({err.msg}, line {err.lineno})") from None
+        saved_run = isinstance(record.get("config"), dict)
+        values = record["config"] if saved_run else record
+        pairs = [(k, v) for k, v in values.items() if not (saved_run and k in CONFIG_FILE_SKIP)]
+        pairs = [(k, json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v)))
+                 for k, v in pairs]
+    else:
+        pairs = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            name, sep, raw = line.partition("=")
+            if not sep:
+                raise UserError(f"config={path} line {lineno}: {line!r} is not key=value")
+            pairs.append((name.strip(), raw.strip()))
+    try:
+        split_key_values([f"{k}={v}" for k, v in pairs], FIELDS)
+    except UserError as err:
+        raise UserError(f"config={path}: {err}") from None
+    return dict(pairs)
+
+
+def _expand_config_files(argv):
+    """``argv`` without its ``config=PATH`` arguments, and the files' keys (later files win)."""
+    rest, from_files = [], {}
+    for arg in argv:
+        name, sep, raw = arg.partition("=")
+        if sep and name.strip().lstrip("-") == "config":
+            if not raw.strip():
+                raise UserError("config= is empty; give a run's config.json or a file of key=value lines")
+            from_files.update(read_config_file(raw.strip()))
+        else:
+            rest.append(arg)
+    return rest, from_files
+
+
 def parse_args(argv, base=None):
     """Build a `Config` from ``key=value`` strings (each key at most once).
+
+    ``config=PATH`` (see `read_config_file`) makes that file's keys the base: they win over the
+    defaults (of the data set and preset), and every other key on the command line wins over
+    them, including ``preset=NAME``, whose keys then replace the file's.
 
     Raises
     ------
     UserError
         For an argument without ``=``, an unknown key (with a "did you mean"), a value of the
-        wrong type or outside its choices, or an impossible combination.
+        wrong type or outside its choices, an impossible combination, or an unreadable ``config=``.
     """
+    argv, raw_file = _expand_config_files(argv)
+    from_file = {name: _convert(name, raw.strip()) for name, raw in raw_file.items()}
     values = {name: _convert(name, raw.strip()) for name, raw in split_key_values(argv, FIELDS)}
     if base is None:
-        base = defaults_for(values.get("data", Config.data), values.get("preset", Config.preset))
-    elif values.get("preset"):
+        merged = {**from_file, **values}
+        base = defaults_for(merged.get("data", Config.data), merged.get("preset", Config.preset))
+    base = dataclasses.replace(base, **from_file)
+    if values.get("preset"):
         base = dataclasses.replace(base, preset=values["preset"], **PRESETS[values["preset"]])
     return validate(dataclasses.replace(base, **values))
 
@@ -300,7 +380,11 @@ def from_dict(d):
 
 def help_text(prog):
     """``--help``: every key with its type, default and meaning, grouped."""
-    lines = [f"usage: {prog} [key=value ...]", "",
+    lines = [f"usage: {prog} [config=PATH] [print_config=1] [key=value ...]", "",
+             "config=PATH starts from a saved run's config.json (or its run directory, or a file of",
+             "key=value lines or a JSON object of keys); keys given on the command line win over it.",
+             "print_config=1 prints the resolved configuration as JSON and exits without writing anything.",
+             "",
              "Every key below can be given as key=value. Defaults follow the paper (section 5.1.1)",
              "and the Theano LSTM tutorial. With data=toy these defaults change: "
              + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".",

@@ -24,6 +24,9 @@ Files written to ``out`` (default: the first RUNS_DIR), all atomically:
 - ``learning_curves.png``: validation error against epoch for every run, one panel per eps.
 - ``attacks.png``: robust error against attack radius, one line per training eps (when runs
   report attacks).
+- ``runs.csv``: long format, one row per validation per run (`lstm_adv.figures.runs_csv`).
+- ``random_search.png`` in a RUNS_DIR that holds a random search (``draw=NNN/{adv,plain}``):
+  adversarial against plain test error per draw, with the diagonal.
 
 Only runs whose ``metrics.json`` says ``"status": "ok"`` and holds finite errors contribute
 numbers. All others (nan, interrupted, failed, running, no metrics.json yet, an unreadable
@@ -797,6 +800,10 @@ def main(argv):
         print(f"warning: {note}", file=sys.stderr)
     try:
         files = write_table(summary, out or dirs[0], make_plot)
+        from .figures import random_search_scatter, write_runs_csv
+        files.append(write_runs_csv(dirs, out or dirs[0]))
+        if make_plot:   # a random search among the folders: its scatter, next to its summary
+            files += [f for f in (random_search_scatter(d) for d in dirs) if f]
     except OSError as err:
         raise UserError(f"cannot write the table to {out or dirs[0]}: {err}") from None
     if by:

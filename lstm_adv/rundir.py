@@ -13,6 +13,13 @@ Layout of ``runs/<name>/``::
 
 Every file is written atomically (temporary file, then rename): a kill or a full disk leaves
 the previous version in place, never a half-written one.
+
+``config.json`` keeps the local paths a run needs (data, compile cache). Files copied into
+``experiments/results`` go through `publishable_config` / `publishable_text` first, which make
+every absolute path relative to the repository root, or drop it to its file name (the data is
+named by its SHA-256 in ``config.json`` anyway)::
+
+    python -m lstm_adv.rundir publish runs/x/config.json experiments/results/x/config.json
 """
 
 import csv
@@ -21,6 +28,8 @@ import fcntl
 import io
 import json
 import os
+import re
+import sys
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -29,7 +38,7 @@ import numpy as np
 
 from .config import FIELDS, RUN_IDENTITY_EXCLUDE
 from .errors import UserError
-from .utils import atomic_savez, atomic_write_json, atomic_write_text
+from .utils import PACKAGE_ROOT, atomic_savez, atomic_write_json, atomic_write_text
 
 HISTORY_COLUMNS = ("update", "epoch", "train_cost", "train_err", "valid_err", "test_err")
 
@@ -175,3 +184,76 @@ def is_disk_full(err):
 
 def _fmt(v):
     return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+
+
+# -- publishing: no local absolute paths in files committed to the repository ----------------------
+def publishable_path(path, root=None):
+    """An absolute path as it may appear in a published file.
+
+    Inside the repository root: relative to it (``runs/x``). Beside it (under the root's parent
+    folder, e.g. ``../shared/data/aclImdb.tar.gz``): relative too, so committed commands still
+    run from the root. Anywhere else: ``.../`` and the file name only.
+    """
+    root = Path(root or PACKAGE_ROOT).resolve()
+    p = Path(os.path.normpath(path))
+    if not p.is_absolute():
+        return str(path)
+    for base in (root, root.parent):
+        if base != Path(base.anchor):
+            try:
+                p.relative_to(base)
+            except ValueError:
+                continue
+            return os.path.relpath(p, root)
+    return f".../{p.name}"
+
+
+_ABS_PATH = re.compile(r"(?<![^\s=(\"'\[])(/[^\s'\",;:=)(<>]+)")
+
+
+def publishable_text(text, root=None):
+    """``text`` (a commands file, a log, an HTML header) with every absolute path made publishable."""
+    return _ABS_PATH.sub(lambda m: publishable_path(m.group(1), root), text)
+
+
+def publishable_config(record, root=None):
+    """A copy of a ``config.json`` record with no local absolute paths (see `publishable_path`).
+
+    Every string is rewritten: a path, a ``key=/path`` argument, a path inside a longer string.
+    The PyTensor compile directory is dropped (it names the local cache and nothing about the run).
+    """
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if k != "compiledir"}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, str):
+            return publishable_text(v, root)
+        return v
+    return clean(record)
+
+
+def publish(src, dest, root=None):
+    """Copy a run file (``config.json``, a commands file, a log ...) to ``dest`` without local paths."""
+    src, dest = Path(src), Path(dest)
+    if src.suffix == ".json":
+        atomic_write_json(dest, publishable_config(json.loads(src.read_text(encoding="utf-8")), root))
+    else:
+        atomic_write_text(dest, publishable_text(src.read_text(encoding="utf-8"), root))
+    return dest
+
+
+def main(argv=None):
+    """``python -m lstm_adv.rundir publish SRC DEST [root=DIR]``."""
+    argv = sys.argv[1:] if argv is None else argv
+    root = next((a.split("=", 1)[1] for a in argv if a.startswith("root=")), None)
+    args = [a for a in argv if not a.startswith("root=")]
+    if len(args) != 3 or args[0] != "publish":
+        print("usage: python -m lstm_adv.rundir publish SRC DEST [root=DIR]", file=sys.stderr)
+        return 2
+    print(publish(args[1], args[2], root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

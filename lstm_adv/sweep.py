@@ -8,8 +8,10 @@ Usage::
     python -m lstm_adv.sweep slurm COMMANDS_FILE [max_parallel=4] [time=24:00:00] [cpus=1] [mem=]
                                    [partition=] [job_name=] [compiledir=ROOT] [out=FILE]
     python -m lstm_adv.sweep summary SWEEP_DIR      # the random search: best adversarial vs best plain
+                                                    # (summary.md, runs.csv, random_search.png)
 
-A *commands file* holds one ``python -m lstm_adv.train key=value ...`` command per line, each with
+A *commands file* holds one ``python -m lstm_adv.train key=value ...`` (or ``lstm-adv-train
+key=value ...``) command per line, each with
 its own run directory (``saveto=``). Blank lines and ``#`` comments are ignored everywhere (the
 launcher, the Slurm script). Whatever runs the lines -- this launcher, GNU parallel over ssh, a
 Slurm array -- the run directories make the sweep resumable: ``lstm_adv.train`` exits at once for
@@ -306,7 +308,8 @@ def parse_commands(lines, source):
     Raises
     ------
     UserError
-        On the first line that is not ``python -m lstm_adv.train key=value ...``, has a bad key
+        On the first line that is not ``python -m lstm_adv.train key=value ...`` (or the console
+        script's ``lstm-adv-train key=value ...``), has a bad key
         or value, or shares its run directory with another line.
     """
     commands, seen = [], {}
@@ -319,9 +322,13 @@ def parse_commands(lines, source):
             tokens = shlex.split(text)
         except ValueError as err:
             raise UserError(f"{where}: {err}") from None
-        if len(tokens) < 3 or not _is_python(tokens[0]) or tokens[1:3] != ["-m", "lstm_adv.train"]:
-            raise UserError(f"{where} is not a `python -m lstm_adv.train key=value ...` command: {text[:80]!r}")
-        keys = tokens[3:]
+        if len(tokens) >= 3 and _is_python(tokens[0]) and tokens[1:3] == ["-m", "lstm_adv.train"]:
+            keys = tokens[3:]
+        elif tokens and os.path.basename(tokens[0]) == "lstm-adv-train":   # the console script
+            keys = tokens[1:]
+        else:
+            raise UserError(f"{where} is not a `python -m lstm_adv.train key=value ...` (or `lstm-adv-train "
+                            f"key=value ...`) command: {text[:80]!r}")
         try:
             cfg = config_mod.parse_args(keys)
         except UserError as err:
@@ -842,8 +849,11 @@ def summary(argv):
     checks.writable_file("SWEEP_DIR", path)
     text = random_summary(argv[0])
     atomic_write_text(path, text)
+    from .figures import random_search_scatter, write_runs_csv
+    written = [path, write_runs_csv([argv[0]], argv[0])]
+    scatter = random_search_scatter(argv[0])   # None until a draw has both runs finished
     print(text, end="")
-    print(f"wrote {path}", file=sys.stderr)
+    print("wrote " + ", ".join(map(str, written + ([scatter] if scatter else []))), file=sys.stderr)
     return 0
 
 

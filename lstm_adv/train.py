@@ -23,7 +23,7 @@ from . import config as config_mod
 from .data import load_dataset, minibatches, prepare_data
 from .errors import UserError, cli_entry
 from .rundir import RunDir, is_disk_full
-from .utils import atomic_savez, library_versions, make_rng
+from .utils import atomic_savez, library_versions, make_rng, provenance
 
 EXIT_NAN = 3
 
@@ -45,7 +45,14 @@ def main(argv):
     if any(a in ("-h", "--help", "help") for a in argv):
         print(config_mod.help_text("python -m lstm_adv.train"))
         return 0
+    show = [a for a in argv if a.partition("=")[0].strip().lstrip("-") == "print_config"]
+    argv = [a for a in argv if a not in show]
     cfg = config_mod.parse_args(argv)
+    if show and show[-1].partition("=")[2].strip() != "0":
+        # The resolved configuration, loadable again with config=FILE; nothing is written.
+        print(config_mod.dumps(cfg))
+        print(f"run directory: {cfg.run_dir()}", file=sys.stderr)
+        return 0
     run = RunDir(cfg.run_dir())
     # Outside the loop (which checkpoints first) a signal stops at once, with one line.
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -153,7 +160,8 @@ def train(cfg, run):
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
               "init": init_info,
-              "argv": sys.argv}
+              "argv": sys.argv,
+              "provenance": provenance()}
     run.write_config(record)
     run.write_vocab(data.words[:n_words])
 
@@ -206,6 +214,7 @@ def train(cfg, run):
                 for s in (signal.SIGTERM, signal.SIGINT)}
     t_start = time.time()
     step_time = [0.0, 0]
+    disp_mark = [0.0, 0]
     metrics("running")
 
     # ---- the tutorial's loop ------------------------------------------------------------------
@@ -237,6 +246,11 @@ def train(cfg, run):
                     bar.update(1)
                     if state["uidx"] % cfg.dispFreq == 0:
                         bar.set_postfix(cost=f"{cost:.4f}")
+                elif state["uidx"] % cfg.dispFreq == 0:
+                    # progress=0 (logs, sweeps): the tutorial's line every dispFreq updates.
+                    ms = 1000 * (step_time[0] - disp_mark[0]) / max(step_time[1] - disp_mark[1], 1)
+                    disp_mark[:] = step_time
+                    run.log(f"update {state['uidx']} epoch {state['eidx']}: cost {cost:.4f}, {ms:.1f} ms/update")
 
                 if state["uidx"] % cfg.validFreq == 0:
                     row = validate(cfg, model, data, state)

@@ -1,9 +1,11 @@
-"""Small shared helpers: seeded RNG streams, atomic file writes, library versions."""
+"""Small shared helpers: seeded RNG streams, atomic file writes, library versions, provenance."""
 
 import io
 import json
 import os
 import platform
+import socket
+import subprocess
 import tempfile
 import zlib
 from pathlib import Path
@@ -87,3 +89,37 @@ def library_versions():
         except md.PackageNotFoundError:
             pass
     return out
+
+
+#: The repository root when the package runs from a checkout (``lstm_adv/..``).
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_state(path=PACKAGE_ROOT):
+    """``(commit, dirty)`` of the git work tree holding ``path``; ``(None, None)`` outside one.
+
+    ``dirty`` is True when tracked files differ from the commit (untracked files, such as run
+    directories, do not count). Never raises: no git, no checkout or a slow file system give None.
+    """
+    def git(*args):
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        # An installed copy inside some other repository (a venv in a project) is not a checkout of ours.
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(path).resolve():
+            return None, None
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None, None
+        status = git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+        return head.stdout.strip(), dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def provenance():
+    """Where a result came from: the code's git commit and dirty flag (None outside a checkout), the host."""
+    commit, dirty = git_state()
+    return {"git_commit": commit, "git_dirty": dirty, "host": socket.gethostname()}

@@ -130,6 +130,9 @@ class Options:
     k: int = _opt(10, "cosine candidates per position rescored by the bigram model (row 5)")
     lm_weight: float = _opt(0.02, "weight of the bigram log-probability against cosine similarity (row 5)")
     lm_cache: str = _opt("", "bigram model cache file (default: RUN_DIR/bigram_lm.npz)")
+    lm_weights: str = _opt("", "comma list of lm_weight values: row 5 decoded at each, a table and a figure of "
+                               "tokens changed and flip rates against lm_weight (e.g. 0,0.01,0.02,0.05,0.1)")
+    lm_figure: str = _opt("", "where the lm_weights figure goes (default: OUT-lm_weight.png, else lm_weight.png)")
     format: str = _opt("", "md or html (default: html if out= ends in .html, else md)", ("", "md", "html"))
     out: str = _opt("", "write the document here instead of stdout")
     show: int = _opt(5, "reviews shown in Table 2 (the summary covers all)")
@@ -218,6 +221,7 @@ class Run:
     n_words: int
     params: dict
     words: list         # id -> word, len n_words
+    data_cache: object = None   # the run's processed IMDB cache (.npz), when its archive is not found
 
 
 def load_run(model, data_path="", mode=""):
@@ -264,6 +268,7 @@ def load_run(model, data_path="", mode=""):
     if mode:
         overrides.update(mode=mode, device="gpu" if mode == "JAX" and cfg.device == "gpu" else "cpu")
     cfg = dataclasses.replace(cfg, progress=0, **overrides)
+    cfg, data_cache = _recorded_data(cfg, record)
 
     params = load_params(npz)
     if "Wemb" not in params:
@@ -290,17 +295,53 @@ def load_run(model, data_path="", mode=""):
     if len(words) != rows:
         raise UserError(f"{vocab_path} has {len(words)} words but Wemb in {npz} has {rows} rows: "
                         "the dictionary does not belong to this model")
-    return Run(run_dir, cfg, n_words, params, words)
+    return Run(run_dir, cfg, n_words, params, words, data_cache)
+
+
+def _recorded_data(cfg, record):
+    """Where the run's IMDB data is, from its ``config.json``, when nothing else says so.
+
+    With no ``data_path`` (in the run or given here) and no ``$LSTM_ADV_DATA``, the archive the
+    run was trained on (``data.source``) is used if it still exists; else its processed cache
+    (``data.cache``, or the cache dir's file for the recorded SHA-256), so the visualiser never
+    downloads what the run already had. Returns ``(cfg, cache npz or None)``.
+    """
+    import os
+    if cfg.data != "imdb" or cfg.data_path or os.environ.get("LSTM_ADV_DATA"):
+        return cfg, None
+    info = record.get("data") if isinstance(record.get("data"), dict) else {}
+    source = info.get("source")
+    if isinstance(source, str) and source and Path(source).exists():
+        return dataclasses.replace(cfg, data_path=source), None
+    from .imdb import cache_paths
+    candidates = [Path(info["cache"])] if isinstance(info.get("cache"), str) else []
+    if isinstance(info.get("sha256"), str):
+        candidates.append(cache_paths(info["sha256"])[0])
+    for npz in candidates:
+        if npz.exists() and npz.with_name(npz.name[:-len(".npz")] + ".vocab.json").exists():
+            return cfg, npz
+    return cfg, None
 
 
 def vocab_digest(words):
     return hashlib.sha256(json.dumps(list(words)).encode("utf-8")).hexdigest()[:16]
 
 
-def _load_data(cfg, words, **changes):
-    """The run's data set (optionally with changed keys); its dictionary must be the run's."""
-    from .data import load_dataset
-    data = load_dataset(dataclasses.replace(cfg, **changes))
+def _load_data(cfg, words, cache=None, **changes):
+    """The run's data set (optionally with changed keys); its dictionary must be the run's.
+
+    ``cache``: a processed IMDB cache to read instead of looking for the archive (`_recorded_data`).
+    """
+    from .data import finalize, load_dataset
+    cfg = dataclasses.replace(cfg, **changes)
+    corpus = None
+    if cache is not None:
+        from .imdb import read_cache
+        corpus = read_cache(Path(cache), Path(cache).with_name(Path(cache).name[:-len(".npz")] + ".vocab.json"))
+    if corpus is not None:
+        data = finalize(corpus.train, corpus.test, corpus.words, cfg, dict(corpus.info, word_counts=corpus.counts))
+    else:
+        data = load_dataset(cfg)
     if list(data.words[:len(words)]) != list(words):
         raise UserError("the data set's dictionary differs from the run's vocab.json: "
                         "data_path= points to another corpus than the one the model was trained on")
@@ -342,7 +383,7 @@ def select_reviews(opts, run):
             reviews.append(Review("text" if opts.text else f"line {i + 1}", ids, opts.label))
         return reviews
 
-    data = _load_data(run.cfg, run.words)
+    data = _load_data(run.cfg, run.words, run.data_cache)
     split = getattr(data, opts.split)
     n = len(split)
     if n == 0:
@@ -470,7 +511,7 @@ def get_lm(run, opts, note):
             return lm, path
     t0 = time.perf_counter()
     # Every training review: no maxlen filter; train + the run's validation part = the whole split.
-    data = _load_data(run.cfg, run.words, maxlen=0, maxlen_mode="filter", test_size=-1)
+    data = _load_data(run.cfg, run.words, run.data_cache, maxlen=0, maxlen_mode="filter", test_size=-1)
     lm = BigramLM.fit(list(data.train.seqs) + list(data.valid.seqs), run.n_words)
     for path in paths:
         try:
@@ -842,8 +883,16 @@ def md_escape(token):
     return token
 
 
+#: IMDB's HTML line break, as the tokenizer splits it: shown as a line break, not as four tokens.
+LINE_BREAK = ("<", "br", "/", ">")
+
+
 def render_tokens(ids, ref, words, fmt, max_tokens=0, mark=True):
     """Tokens as text; those differing from ``ref`` are bold (md) or <mark>ed (html).
+
+    In HTML a marked word shows the word it replaced on hover (``title="was: ..."``). The tokens
+    ``< br / >`` (IMDB's ``<br />``), when none of them changed, become one line break (``<br>``,
+    which Markdown tables render too); consecutive breaks become one.
 
     Parameters
     ----------
@@ -854,18 +903,61 @@ def render_tokens(ids, ref, words, fmt, max_tokens=0, mark=True):
     """
     n = len(ids) if not max_tokens else min(len(ids), max_tokens)
     out = []
-    for t in range(n):
-        w = display_word(words, int(ids[t]))
+    t = 0
+    while t < n:
         changed = mark and ref is not None and int(ids[t]) != int(ref[t])
+        span = [display_word(words, int(i)) for i in ids[t:t + len(LINE_BREAK)]]
+        if tuple(span) == LINE_BREAK and not (mark and ref is not None and any(
+                int(a) != int(b) for a, b in zip(ids[t:t + len(LINE_BREAK)], ref[t:t + len(LINE_BREAK)]))):
+            if not out or out[-1] != "<br>":
+                out.append("<br>")
+            t += len(LINE_BREAK)
+            continue
+        w = display_word(words, int(ids[t]))
         if fmt == "md":
             w = md_escape(w)
             out.append(f"**{w}**" if changed else w)
         else:
-            w = html.escape(w)
-            out.append(f"<mark>{w}</mark>" if changed else w)
+            if changed:
+                was = html.escape("was: " + display_word(words, int(ref[t])), quote=True)
+                out.append(f'<mark title="{was}">{html.escape(w)}</mark>')
+            else:
+                out.append(html.escape(w))
+        t += 1
     if n < len(ids):
         out.append("[...]" if fmt == "html" else "\\[...\\]")
     return " ".join(out)
+
+
+#: Rows 2-3 of Table 2 (nearest neighbours at the training strength) are mostly one repeated
+#: word: they are shown as an excerpt of this many tokens (HTML: the rest behind a click).
+EXCERPT_TOKENS = 12
+
+
+def render_collapsed(ids, ref, words, fmt, max_tokens=0):
+    """A row shown as a short excerpt: HTML ``<details>`` with the full row inside, Markdown the excerpt."""
+    full = render_tokens(ids, ref, words, fmt, max_tokens)
+    if len(ids) <= EXCERPT_TOKENS:
+        return full
+    excerpt = render_tokens(ids[:EXCERPT_TOKENS], None if ref is None else ref[:EXCERPT_TOKENS], words, fmt)
+    more = len(ids) - EXCERPT_TOKENS
+    if fmt == "md":
+        return f"{excerpt} \\[... {more} more tokens\\]"
+    return f"<details><summary>{excerpt} &hellip; ({more} more tokens)</summary>{full}</details>"
+
+
+def table2_indices(res, show):
+    """Up to ``show`` reviews for Table 2: those the model classifies correctly first, in order."""
+    y = np.array([r.label for r in res.reviews], dtype=np.int64)
+    correct = res.pred_orig == y
+    order = [i for i in range(len(res.reviews)) if correct[i]] + [i for i in range(len(res.reviews)) if not correct[i]]
+    return order[:show]
+
+
+def _shown_path(path):
+    """A path as the page shows it: relative to the repository root, never a local absolute path."""
+    from .rundir import publishable_path
+    return publishable_path(Path(path).resolve())
 
 
 def _pct(v):
@@ -917,7 +1009,7 @@ class Doc:
         style = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
                  "line-height:1.45}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
                  "padding:.3em .6em;vertical-align:top;text-align:left}th{background:#f3f3f3}"
-                 "mark{background:#ffe08a;padding:0 .1em}code{background:#f3f3f3}")
+                 "mark{background:#ffe08a;padding:0 .1em}code{background:#f3f3f3}summary{cursor:pointer}")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
                 + "\n".join(self.parts) + "\n</body></html>\n")
@@ -932,7 +1024,7 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     title = "Adversarial examples decoded into words"
     doc.h(1, title + " (Caswell, Nie & Sen 2015, section 7)")
     c = run.cfg
-    doc.p(f"Model: {run.path} (data={c.data}, encoder={c.encoder}, wdim={c.wdim}, hdim={c.hdim}, trained with "
+    doc.p(f"Model: {_shown_path(run.path)} (data={c.data}, encoder={c.encoder}, wdim={c.wdim}, hdim={c.hdim}, trained with "
           f"eps={c.eps}, alpha={c.alpha}); {summary['n_reviews']} reviews, {summary['n_tokens']} tokens; "
           f"{summary['n_correct']} classified correctly.")
     doc.p(f"Perturbation eps * sign(dL(true label)/de): eps_knn={opts.eps_knn:g} for rows 2-3, "
@@ -961,7 +1053,14 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         return doc.render(title)
 
     doc.h(2, "Table 2: progressively improving decodings")
-    for i, rv in enumerate(res.reviews[:opts.show]):
+    shown = table2_indices(res, opts.show)
+    n_wrong = sum(res.pred_orig[i] != res.reviews[i].label for i in shown)
+    doc.p("Reviews the model classifies correctly" + (f" (and {n_wrong} it does not, for want of more)" if n_wrong else "")
+          + f"; rows 2-3 (eps_knn={opts.eps_knn:g}) are shortened to {EXCERPT_TOKENS} tokens"
+          + (" (click to expand)" if fmt == "html" else "") + "."
+          + (" Hover over a marked word to see the word it replaced." if fmt == "html" else ""))
+    for i in shown:
+        rv = res.reviews[i]
         doc.h(3, f"{rv.name}: true label {LABEL_NAMES.get(rv.label, rv.label)}, {len(rv.ids)} tokens")
         doc.p(f"P(true label): original {res.p_orig[i]:.3f}; perturbed embeddings at eps_knn "
               f"{res.p_emb[float(opts.eps_knn)][i]:.3f}, at eps_vis {res.p_emb[float(opts.eps_vis)][i]:.3f}; "
@@ -970,7 +1069,8 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         table = []
         for key in ROW_KEYS:
             ref = None if key == "original" else orig
-            table.append([labels[key], render_tokens(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
+            show_row = render_collapsed if key in ("knn", "knn_top") else render_tokens
+            table.append([labels[key], show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
         doc.table(["row", "text (changed words marked)"], table, raw_cols=(1,))
     if len(res.reviews) > opts.show:
         doc.p(f"({len(res.reviews) - opts.show} more reviews are counted in the summary; show= displays more.)")
@@ -1002,6 +1102,47 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     return doc.render(title)
 
 
+def lm_weight_points(model, run, reviews, opts, lm, weights):
+    """Row 5's tokens changed and flip rates at each ``lm_weight`` (the same reviews and perturbation)."""
+    points = []
+    for w in weights:
+        o = dataclasses.replace(opts, lm_weight=w)
+        row = {r["row"]: r for r in summarize(analyse(model, run, reviews, o, lm), o)["rows"]}["bigram"]
+        points.append({"lm_weight": w, "changed": row["changed"], "flip_dec": row["flip_dec"],
+                       "flip_emb": row["flip_emb"]})
+    return points
+
+
+def _with_lm_weight_section(text, model, run, reviews, opts, lm, note):
+    try:
+        weights = [float(v) for v in opts.lm_weights.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"lm_weights={opts.lm_weights!r} must be comma-separated numbers, e.g. 0,0.02,0.1") from None
+    if any(w < 0 or not np.isfinite(w) for w in weights):
+        raise UserError(f"lm_weights={opts.lm_weights!r}: every weight must be >= 0")
+    if lm is None and any(w > 0 for w in weights):
+        lm, _ = get_lm(run, opts, note)
+    points = lm_weight_points(model, run, reviews, opts, lm, weights)
+    fig = Path(opts.lm_figure or (str(Path(opts.out).with_suffix("")) + "-lm_weight.png" if opts.out
+                                  else "lm_weight.png"))
+    from .figures import lm_weight_figure
+    try:
+        lm_weight_figure(points, fig, opts.eps_vis)
+    except OSError as err:
+        raise UserError(f"cannot write the lm_weights figure {fig}: {err.strerror}") from None
+    note(f"wrote {fig}")
+    doc = Doc(opts.format)
+    doc.h(2, "Row 5 against lm_weight")
+    doc.p(f"The same reviews and perturbation (eps_vis={opts.eps_vis:g}), decoded with each weight of the bigram "
+          "model; flip rates over the correctly classified reviews. Figure: " + fig.name + ".")
+    doc.table(["lm_weight", "tokens changed", "flip rate, decoded text", "flip rate, perturbed embeddings"],
+              [[f"{p['lm_weight']:g}", _pct(p["changed"]), _pct(p["flip_dec"]), _pct(p["flip_emb"])] for p in points])
+    section = "\n".join(doc.parts)
+    if opts.format == "md":
+        return text + "\n" + section + f"\n![tokens changed and flip rates against lm_weight]({fig.name})\n"
+    return text.replace("\n</body></html>\n", "\n" + section + "\n</body></html>\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 
@@ -1027,7 +1168,7 @@ def main(argv):
     if opts.lm_weight > 0:
         lm, path = get_lm(run, opts, note)
         lm_info = (f"bigram model: interpolated Kneser-Ney (D={lm.discount:.3f}) on {lm.n_tokens:,} training bigrams"
-                   + (f", cached in {path}" if path else ""))
+                   + (f", cached in {_shown_path(path)}" if path else ""))
     from .graph import Model   # PyTensor is imported only when a model is needed (--help stays fast)
 
     # Model compiles its training update only on first use, so never here.
@@ -1036,6 +1177,8 @@ def main(argv):
     summary = summarize(res, opts)
     pairs, flipped = choose_pairs(res, opts)
     text = render(res, opts, run, summary, pairs, flipped, lm_info, bench=bool(opts.bench))
+    if opts.lm_weights:
+        text = _with_lm_weight_section(text, model, run, reviews, opts, lm, note)
     if opts.out:
         from .utils import atomic_write_text
         try:

@@ -213,7 +213,7 @@ def test_cli_writes_files_and_prints_table(sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| dev |" in proc.stdout and "Traceback" not in proc.stderr
     assert "warning:" in proc.stderr                           # the corrupt metrics.json
-    assert {p.name for p in out.iterdir()} == {"table1.md", "table1.csv", "table1.png"}
+    assert {p.name for p in out.iterdir()} == {"table1.md", "table1.csv", "table1.png", "runs.csv"}
     proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", str(sweep), "plot=0"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0 and (sweep / "table1.csv").exists() and not (sweep / "table1.png").exists()

@@ -2,8 +2,9 @@
 
 The training runs here compile PyTensor graphs: about 10 s (clean) and 20 s (adversarial) each
 with a warm compile cache, minutes with a cold one. The launcher keeps its caches in
-``$LSTM_ADV_COMPILEDIR`` (default ``~/.cache/lstm_adv/pytensor``), shared with real sweeps, so
-only the first run of this file on a machine pays for compiling.
+``$LSTM_ADV_COMPILEDIR`` (default ``~/.cache/lstm_adv/pytensor``); the tests point it at one
+temporary folder per test session (`env`), so they write nothing outside their temporary
+folders, and only the first sweep of a session pays for compiling.
 """
 
 import json
@@ -25,9 +26,22 @@ TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wd
         "progress=0"]
 
 
+_COMPILEDIR = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_compiledir(tmp_path_factory):
+    """The launcher's compile caches for this session: in a temporary folder, never ~/.cache."""
+    _COMPILEDIR.append(tmp_path_factory.mktemp("compiledir"))
+    yield
+    _COMPILEDIR.clear()
+
+
 def env():
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    if _COMPILEDIR:
+        e["LSTM_ADV_COMPILEDIR"] = str(_COMPILEDIR[-1])
     return e
 
 
@@ -112,6 +126,10 @@ def test_typo_refuses_the_whole_sweep(tmp_path):
             assert r.stderr.count("\n") == 1 and all(w in r.stderr for w in words), r.stderr
             assert r.stdout == ""
         assert not (tmp_path / "r").exists()   # nothing started
+    # The console script's form is a command too, and the two forms mix.
+    cmds.write_text(f"{good}\nlstm-adv-train {' '.join(TINY)} saveto=r/c\n")
+    parsed = sweep.read_commands(cmds)
+    assert [c.keys[-1] for c in parsed] == ["saveto=r/a", "saveto=r/c"] and parsed[1].cfg.hdim == 8
     r = sweep_cli("run", tmp_path / "missing.txt", cwd=tmp_path)
     assert r.returncode == 2 and "cannot read" in r.stderr
     r = sweep_cli("run", cmds, "max_epochs=3", cwd=tmp_path)

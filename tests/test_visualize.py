@@ -179,12 +179,34 @@ def test_changed_words_are_marked_exactly():
     orig = np.array([2, 4, 3, 1])
     adv = np.array([2, 5, 3, 9])
     assert vis.render_tokens(adv, orig, WORDS, "md") == "the **bad** movie **zebra**"
-    assert vis.render_tokens(adv, orig, WORDS, "html") == "the <mark>bad</mark> movie <mark>zebra</mark>"
+    assert vis.render_tokens(adv, orig, WORDS, "html") == ('the <mark title="was: good">bad</mark> movie '
+                                                          '<mark title="was: UNK">zebra</mark>')
     assert vis.render_tokens(orig, None, WORDS, "md") == "the good movie UNK"
     assert vis.render_tokens(adv, orig, WORDS, "md", max_tokens=2) == "the **bad** \\[...\\]"
     words = WORDS[:5] + ["<br", "a|b", "*", "x_y", "&"]
     assert vis.render_tokens(np.array([5, 6, 7, 8, 9]), None, words, "md") == "&lt;br a\\|b \\* x\\_y &amp;"
     assert vis.render_tokens(np.array([5, 9]), None, words, "html") == "&lt;br &amp;"
+
+
+def test_line_breaks_excerpts_and_correct_examples_first():
+    words = WORDS + ["<", "br", "/", ">"]          # ids 10-13: IMDB's "<br />" as the tokenizer splits it
+    br = [10, 11, 12, 13]
+    ids = np.array([2, 4] + br + br + [3])
+    assert vis.render_tokens(ids, None, words, "html") == "the good <br> movie"
+    assert vis.render_tokens(ids, None, words, "md") == "the good <br> movie"
+    changed = ids.copy()
+    changed[3] = 9                                 # "br" replaced: the tokens are shown, marked
+    assert vis.render_tokens(changed, ids, words, "html") == (
+        'the good &lt; <mark title="was: br">zebra</mark> / &gt; <br> movie')
+    long = np.array([9] * 30)
+    md = vis.render_collapsed(long, np.array([2] * 30), words, "md")
+    assert md.count("**zebra**") == vis.EXCERPT_TOKENS and md.endswith("\\[... 18 more tokens\\]")
+    page = vis.render_collapsed(long, np.array([2] * 30), words, "html")
+    assert page.startswith("<details><summary>") and page.count("<mark") == vis.EXCERPT_TOKENS + 30
+    assert vis.render_collapsed(long[:5], None, words, "html") == "zebra zebra zebra zebra zebra"
+    res = vis.Result([vis.Review(f"r{i}", np.array([2]), lab) for i, lab in enumerate([1, 0, 1, 0])], {},
+                     None, np.array([0, 0, 0, 0]), {}, {}, {}, {}, {}, 4)
+    assert vis.table2_indices(res, 3) == [1, 3, 0]   # correctly classified (1, 3) first, then the others
 
 
 def fake_result(opts):
@@ -219,7 +241,7 @@ def test_tables_and_summary(tmp_path, fmt):
             assert f"| {label} |" in text
     else:
         assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
-        assert "<td>the <mark>bad</mark> movie</td>" in text
+        assert '<td>the <mark title="was: good">bad</mark> movie</td>' in text
         assert "<script" not in text and "http" not in text    # self-contained
     assert "P(true label): original text 0.900, perturbed embeddings 0.300, decoded text 0.400" in text
 
@@ -329,3 +351,44 @@ def test_a_model_with_nan_or_inf_is_refused(toy_run, tmp_path, capsys):
     line = _main_error(capsys, [f"model={run}", "first=2"])
     assert "NaN/Inf" in line and "Wemb" in line
     assert sorted(p.name for p in run.iterdir()) == before   # no bigram cache written
+
+
+def _chromium():
+    import shutil
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+@pytest.mark.browser
+def test_page_renders_in_headless_chromium(toy_run, tmp_path):
+    """Opt-in (pytest -m browser): the HTML page loads in a real browser, screenshot and DOM checked."""
+    import subprocess
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    page = tmp_path / "vis.html"
+    proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "split=test", "first=4", "show=2", f"out={page}"],
+                   REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
+    shot = tmp_path / "page.png"
+    r = subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h1>Adversarial examples decoded into words" in dom.stdout and "</table>" in dom.stdout
+    assert dom.stdout.count("<h3>") >= 2 and "ERR_" not in dom.stdout
+
+
+def test_lm_weights_table_and_figure(toy_run, tmp_path):
+    out = tmp_path / "vis.md"
+    proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "first=6", "lm_weights=0,0.05,0.5", f"out={out}"],
+                   REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fig = tmp_path / "vis-lm_weight.png"
+    assert fig.read_bytes()[:4] == b"\x89PNG" and fig.stat().st_size > 5000
+    md = out.read_text()
+    assert "## Row 5 against lm_weight" in md and "![tokens changed and flip rates against lm_weight](vis-lm_weight.png)" in md
+    assert [ln.split("|")[1].strip() for ln in md.splitlines() if ln.startswith("| 0")][-3:] == ["0", "0.05", "0.5"]

@@ -1,0 +1,50 @@
+"""Console scripts: ``lstm-adv-train`` ... run exactly what ``python -m lstm_adv.<module>`` runs.
+
+Each function takes no arguments, reads ``sys.argv[1:]`` and returns the exit status (the
+``[project.scripts]`` table of ``pyproject.toml`` points at them).
+"""
+
+import sys
+
+from .errors import cli_entry
+
+
+def train():
+    from . import train as mod
+    return cli_entry(mod.main)()
+
+
+def results():
+    from . import results as mod
+    return mod.main()
+
+
+def sweep():
+    from . import sweep as mod
+    return mod.main()
+
+
+def visualize():
+    from . import visualize as mod
+    return mod.main()
+
+
+def data():
+    from . import data as mod
+    return mod.main()
+
+
+def embeddings():
+    from . import embeddings as mod
+    return mod.main()
+
+
+def bench():
+    from . import bench as mod
+    return mod.main(sys.argv[1:])
+
+
+#: script name -> function here; pyproject.toml's [project.scripts] lists the same (a test checks).
+SCRIPTS = {"lstm-adv-train": "train", "lstm-adv-results": "results", "lstm-adv-sweep": "sweep",
+           "lstm-adv-visualize": "visualize", "lstm-adv-data": "data", "lstm-adv-embeddings": "embeddings",
+           "lstm-adv-bench": "bench"}
