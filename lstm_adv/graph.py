@@ -19,6 +19,7 @@ the scans' inner functions. `limit_blas_threads` runs OpenBLAS single-threaded (
 
 import ctypes
 import os
+import time
 import warnings
 from collections import OrderedDict
 
@@ -64,6 +65,9 @@ def get_mode(cfg):
                                 "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
             raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
                             "or use mode=NUMBA") from None
+        from .jax_backend import enable_x64
+
+        enable_x64()
         if cfg.device == "gpu":
             try:
                 gpus = jax.devices("gpu")
@@ -178,6 +182,8 @@ class Model:
         self.mode_name = resolve_mode_name(cfg)
         self.mode = get_mode(cfg)
         self.blas_threads_set = limit_blas_threads(1)
+        self._jax_functions = []
+        self.train_compile_s = 0.0  # time spent compiling f_train (JAX: every bucket), inside its calls
         if params is None:
             params = init_params(cfg, n_words)
         check_params(params, cfg, n_words, "the given parameters")
@@ -195,10 +201,36 @@ class Model:
         self._attack = None
 
     # -- compiled once per run ------------------------------------------------------------
-    def _function(self, inputs, outputs, updates=None, name=None):
+    def _function(self, inputs, outputs, updates=None, name=None, time_inputs=(0, 1), time_outputs=()):
+        """A compiled function; under JAX one per padded shape (`lstm_adv.jax_backend`).
+
+        ``time_inputs`` / ``time_outputs``: positions of the inputs / outputs whose first axis is
+        time (JAX pads the former to a bucket length and cuts the latter back).
+        """
+        if self.mode_name == "JAX":
+            from .jax_backend import BucketedFunction
+
+            f = BucketedFunction(inputs, outputs, updates, self.mode, name, time_inputs, time_outputs,
+                                 draw_size=lambda B: (B, self.cfg.hdim), floatX=self.cfg.floatX)
+            self._jax_functions.append(f)
+            return f
         with pytensor.config.change_flags(floatX=self.cfg.floatX):
             return pytensor.function(inputs, outputs, updates=updates, mode=self.mode, name=name,
                                      on_unused_input="ignore")
+
+    def compile_stats(self):
+        """Under JAX, the compilations so far: ``{function: [(T_bucket, B, seconds), ...]}``; else {}."""
+        from .jax_backend import compile_stats
+
+        return compile_stats(self._jax_functions)
+
+    def compile_summary(self):
+        """Under JAX, one line counting the compilations and their time; else None."""
+        if self.mode_name != "JAX":
+            return None
+        from .jax_backend import compile_summary
+
+        return compile_summary(self._jax_functions)
 
     def _build_train(self):
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True)
@@ -212,9 +244,21 @@ class Model:
     def f_train(self):
         """One update of the training objective: ``f_train(x, mask, y) -> cost``."""
         if self._f_train is None:
+            t0 = time.perf_counter()
             inputs, cost, updates = self._train_spec
             self._f_train = self._function(inputs, cost, updates, "f_train")
+            self.train_compile_s += time.perf_counter() - t0
         return self._f_train
+
+    def train_step(self, x, mask, y):
+        """``f_train(x, mask, y)`` as a float, and the seconds of it spent compiling (JAX: a new bucket)."""
+        before = self.train_compile_s + self._train_jit_s()
+        cost = float(self.f_train(x, mask, y))
+        return cost, self.train_compile_s + self._train_jit_s() - before
+
+    def _train_jit_s(self):
+        f = self._f_train
+        return sum(f.compile_s.values()) if f is not None and hasattr(f, "compile_s") else 0.0
 
     def _build_eval(self):
         probs, _ = classify(self.tparams, embed(self.tparams, self.x), self.mask, self.cfg, use_noise=False,
@@ -244,7 +288,8 @@ class Model:
                 obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise)
                 outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
                 self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
-                                                list(obj.rng_updates.items()), "f_inspect"), list(obj.grads))
+                                                list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
+                                 list(obj.grads))
         f, names = self._inspect
         out = f(x, mask, y, np.int8(bool(dropout)))
         return {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
@@ -256,8 +301,10 @@ class Model:
             probs, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
             g_emb = pytensor.grad(nll(probs, self.y), emb_in)
             probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
-            self._attack = (self._function([self.x], embed(self.tparams, self.x), name="f_embed"),
-                            self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb"),
+            self._attack = (self._function([self.x], embed(self.tparams, self.x), name="f_embed",
+                                           time_inputs=(0,), time_outputs=(0,)),
+                            self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb",
+                                           time_outputs=(0,)),
                             self._function([emb_in, self.mask], probs_fwd, name="f_prob_emb"))
 
     def _attack_fn(self, i):
@@ -292,7 +339,8 @@ class Model:
     # -- state ---------------------------------------------------------------------------------
     def get_params(self):
         """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``)."""
-        return OrderedDict((k, v.get_value()) for k, v in self.tparams.items())
+        # np.array: under JAX the shared values are JAX arrays.
+        return OrderedDict((k, np.array(v.get_value())) for k, v in self.tparams.items())
 
     def set_params(self, params):
         """Load parameters (the tutorial's ``zipp``); shapes must fit."""

@@ -229,8 +229,8 @@ def train(cfg, run):
                 idx = batches[pos]
                 x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
                 t = time.perf_counter()
-                cost = float(model.f_train(x, mask, y))
-                step_time[0] += time.perf_counter() - t
+                cost, compiling = model.train_step(x, mask, y)  # compiling: seconds of compile (first call, JAX bucket)
+                step_time[0] += time.perf_counter() - t - compiling
                 step_time[1] += 1
                 state["uidx"] += 1
                 state["batch_pos"] = pos + 1
@@ -335,6 +335,9 @@ def _final_evaluation(cfg, run, model, data, state, checkpoint, metrics):
         extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
                                          cfg.attack_k)
         extra["attack_time_s"] = round(time.time() - t_attack, 2)
+    if model.compile_summary():
+        run.log(model.compile_summary())
+        extra["jax_compile"] = model.compile_stats()
     out = metrics("ok", **errs, **extra)
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state['best_update']}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
