@@ -16,7 +16,9 @@ and Numba cache included), the second reusing it (cached compile). Each reports:
   for the same shapes (single-threaded, as the model runs): the "FLOP floor" in ms and the
   fraction of it reached;
 - a hash of the parameters after a few updates from a fixed start, to check that the two
-  processes (cold and cached) compute bit-identical results.
+  processes (cold and cached) compute bit-identical results;
+- JAX only: the compile time of every padded shape (`lstm_adv.jax_backend`; T=100 runs padded
+  to its bucket, 128), split into PyTensor's graph rewriting and JAX's trace + XLA compile.
 
 Options: ``modes=`` (comma list of C, NUMBA, JAX, FAST_COMPILE; default C,NUMBA and JAX if
 installed), ``floatX=`` (comma list), ``reps=`` (timed updates per objective, default 30),
@@ -132,6 +134,16 @@ def worker(mode, floatX, reps):
         for k, v in m.get_params().items():
             h.update(k.encode() + np.ascontiguousarray(v).tobytes())
         res["update"][name]["params_sha256_after_5"] = h.hexdigest()[:16]
+    if mode == "JAX":
+        # JAX compiles once per padded shape (lstm_adv.jax_backend): T=100 runs in bucket 128.
+        from .jax_backend import bucket_length
+
+        res["jax_buckets"] = {"update": [bucket_length(T), B], "eval": [bucket_length(EVAL_T), EVAL_B]}
+        res["compile_per_bucket"] = [
+            {"model": name, "function": f.name, "T": t, "B": b, "s": round(sum(parts), 2),
+             "pytensor_s": round(parts[0], 2), "jax_first_call_s": round(parts[1], 2)}
+            for name, (mm, _, _) in models.items() for f in mm._jax_functions
+            for (t, b), parts in sorted(f.compile_parts.items())]
     u = res["update"]
     res["adv_clean_ratio"] = round(u["adversarial"]["ms_median"] / u["clean"]["ms_median"], 2)
     res["adv_clean_ratio_cpu"] = round(u["adversarial"]["cpu_ms_median"] / u["clean"]["cpu_ms_median"], 2)
@@ -154,7 +166,7 @@ def worker(mode, floatX, reps):
 
 
 def _state(m):
-    return ({k: v.get_value().copy() for k, v in m.opt_state.items()},
+    return ({k: np.array(v.get_value()) for k, v in m.opt_state.items()},
             {k: v.get_value().bit_generator.state for k, v in m.rngs.items()})
 
 
@@ -235,7 +247,10 @@ def _line(r):
             f"({a['cpu_ms_median']:5.1f}) ratio {r['adv_clean_ratio_cpu']:.2f} | {c['tokens_per_s']:6d} tok/s | "
             f"eval {r['eval']['tokens_per_s']:7d} tok/s | peak {r['peak_rss_mb']:6.0f} MB | "
             f"{100 * a['fraction_of_matmul_peak']:3.0f}% of matmul floor ({a['flop_floor_ms']:.0f} ms)"
-            f"{'' if r.get('bitwise_same_across_processes', True) else ' | NOT bit-reproducible'}")
+            f"{'' if r.get('bitwise_same_across_processes', True) else ' | NOT bit-reproducible'}"
+            + "".join(f"\n{'':>12} compile {c['model']} {c['function']} T={c['T']} B={c['B']}: {c['s']:.1f}s "
+                      f"(PyTensor {c['pytensor_s']:.1f}s, JAX trace + XLA {c['jax_first_call_s']:.1f}s)"
+                      for c in r.get("compile_per_bucket", [])))
 
 
 def main(argv):

@@ -2,9 +2,9 @@
 
 Tiny sizes (wdim=hdim=8, n_words=30, T <= 6) keep each compile short, and each Model is built
 once and shared by the tests (about a minute in all with warm caches, a few cold). Numba is
-tested on the clean objective only (see `SMALL`). Tolerances: float64 everywhere but JAX,
+tested on the clean objective only (see `SMALL`). Tolerances: float64 everywhere, JAX included,
 relative 1e-9 on costs and gradients (the backends differ only in the order of floating-point
-operations and in libm); JAX (float32 unless jax_enable_x64) relative 1e-4 against C in float32.
+operations and in libm). Training under JAX against C: tests/test_jax.py.
 """
 
 from collections import OrderedDict
@@ -36,11 +36,8 @@ MODES = ["C", "NUMBA", "FAST_COMPILE"] + (["JAX"] if _jax_available() else [])
 
 
 def _floatx(mode):
-    if mode != "JAX":
-        return "float64"
-    import jax
-
-    return "float64" if jax.config.read("jax_enable_x64") else "float32"
+    # Float64 everywhere: under JAX the Model switches on JAX's 64-bit types (`lstm_adv.jax_backend`).
+    return "float64"
 
 
 def _batch(floatX):
