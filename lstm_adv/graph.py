@@ -14,7 +14,9 @@ dropout RNGs, the optimizer state and the compiled functions:
 
 The backend is chosen here (`get_mode`): NUMBA (PyTensor 3's default), C, JAX (GPU with a
 CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode explicitly, and so do
-the scans' inner functions. `limit_blas_threads` runs OpenBLAS single-threaded (see there).
+the scans' inner functions. Under JAX each function is a `lstm_adv.jax_backend.BucketedFunction`
+(static shapes: time padded to buckets, one compile per shape; dropout drawn on the host), with
+the same call signature and results. `limit_blas_threads` runs OpenBLAS single-threaded (see there).
 """
 
 import ctypes
