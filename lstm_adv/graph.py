@@ -67,9 +67,9 @@ def get_mode(cfg):
                                 "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
             raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
                             "or use mode=NUMBA") from None
-        from .jax_backend import enable_compilation_cache, enable_x64
+        from .jax_backend import enable_compilation_cache, set_x64
 
-        enable_x64()
+        set_x64(cfg.floatX)
         enable_compilation_cache()
         if cfg.device == "gpu":
             try:

@@ -23,8 +23,7 @@ function of `lstm_adv.graph.Model` is a `BucketedFunction`:
   JAX backend would otherwise work on a private copy of each generator (PyTensor warns "will
   not be used in the compiled JAX graph"), so the model's RNGs, hence checkpoints, would never
   advance; drawn on the host, the masks are the very numbers mode=C draws from the same seed;
-- JAX's 64-bit types are switched on (`enable_x64`), so float64 is float64 and float32 sums
-  accumulate in float64 as in mode C;
+- JAX's 64-bit types are on for float64 and off for float32 (`set_x64`);
 - XLA's compiled programs are kept in PyTensor's compile directory (`enable_compilation_cache`),
   so a second process (a resumed run, the next run of a sweep) compiles about half as long.
 
@@ -34,6 +33,7 @@ The word-id gather (`lstm_adv.model.embed`) and the NLL's integer indexing
 
 import copy
 import time
+import warnings
 
 import numpy as np
 import pytensor
@@ -63,18 +63,24 @@ def bucket_length(n):
         b *= 2
 
 
-def enable_x64():
-    """Switch on JAX's 64-bit types (a process-wide JAX setting), whatever floatX is.
+def set_x64(floatX):
+    """JAX's 64-bit types on for floatX=float64, off for float32 (a process-wide JAX setting).
 
-    Without it JAX computes in float32 whatever PyTensor asks for: float64 runs would not be
-    float64, and in float32 runs PyTensor's sums, which accumulate float32 in float64 (``Sum``'s
-    ``acc_dtype``, as mode C does), would accumulate in float32 instead (with a warning per sum).
-    Float32 arrays stay float32; only what PyTensor types as 64-bit is.
+    Without them JAX computes in float32 whatever PyTensor asks for, so float64 needs them. For
+    float32 they must stay off: PyTensor 3.0.7's JAX ``Sum`` returns its float64 accumulator
+    without casting back, which turns float32 graphs into float64 ones (the scans then refuse
+    their carries). So under JAX float32 sums accumulate in float32 (mode C: in float64), and
+    one process should not mix JAX models of both precisions.
     """
     import jax
 
-    if not jax.config.read("jax_enable_x64"):
-        jax.config.update("jax_enable_x64", True)
+    # PyTensor's JAX dispatch sets jax_enable_x64 from the floatX in force when it is first
+    # imported (inside a floatX context it may be either): import it first, so this setting stays.
+    import pytensor.link.jax.dispatch  # noqa: F401
+
+    want = floatX == "float64"
+    if jax.config.read("jax_enable_x64") != want:
+        jax.config.update("jax_enable_x64", want)
 
 
 def enable_compilation_cache():
@@ -186,7 +192,10 @@ class BucketedFunction:
         if fn is None:
             fn = self.fns[key] = self._compile(args)
             t1 = time.perf_counter()
-        out = fn(*args, *[self._draw(node, B) for node in self.draws])
+        with warnings.catch_warnings():
+            # float32 (64-bit types off): JAX notes that PyTensor's float64 sum accumulators are float32.
+            warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
+            out = fn(*args, *[self._draw(node, B) for node in self.draws])
         out = [np.asarray(o) for o in out]  # waits for the result, so the first call's time includes XLA's compile
         if t0 is not None:
             t2 = time.perf_counter()
