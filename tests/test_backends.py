@@ -1,4 +1,4 @@
-"""The same objective and gradients in every available backend (mode=C, NUMBA, FAST_COMPILE, JAX).
+"""The same objective and gradients in every available backend (mode=C, NUMBA, FAST_COMPILE; JAX: test_jax.py).
 
 Tiny sizes (wdim=hdim=8, n_words=30, T <= 6) keep each compile short, and each Model is built
 once and shared by the tests (about a minute in all with warm caches, a few cold). Numba is
@@ -32,7 +32,10 @@ def _jax_available():
     return True
 
 
-MODES = ["C", "NUMBA", "FAST_COMPILE"] + (["JAX"] if _jax_available() else [])
+# JAX is tested against C in tests/test_jax.py (training updates, dropout draws, f_grad_emb). Not
+# here: a JAX Model compiled in a process that has compiled a FAST_COMPILE one fails with "No JAX
+# conversion for Gemm" (seen with PyTensor 3.0.7; cause not found yet).
+MODES = ["C", "NUMBA", "FAST_COMPILE"]
 
 
 def _floatx(mode):
