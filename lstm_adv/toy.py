@@ -18,6 +18,13 @@ NEUTRAL = ["the", "a", "movie", "film", "plot", "actor", "scene", "and", "of", "
            "quite", "some", "really", "one", "two", "time", "character", "<br", "/>", ".", ",", "!"]
 
 N_TRAIN, N_TEST = 1000, 400
+
+#: The toy's stand-in for pretrained vectors (``wemb_init=word2vec``, its default): small noise
+#: like GoogleNews's (per-coordinate std 0.144) plus the word's polarity, +-POLARITY on coordinate
+#: 0. The polarity is 4x eps=0.5, so the paper's sign perturbation of a review cannot erase it;
+#: from the tutorial's random init (0.01 * U[0, 1)) eps=0.5 is 100x every coordinate and an
+#: adversarial toy run stays at chance (README, "The toy corpus").
+POLARITY, NOISE_STD = 2.0, 0.144
 MIN_LEN, MAX_LEN = 3, 16
 
 
@@ -36,6 +43,28 @@ def make_reviews(n, rng):
         reviews.append([str(t) for t in tokens])
         labels.append(label)
     return reviews, np.asarray(labels, dtype=np.int64)
+
+
+def toy_vectors(words, dim, seed=20151201):
+    """Word vectors for the toy vocabulary, shape (len(words), dim); padding row 0.
+
+    Returns
+    -------
+    W : ndarray (float64)
+    info : dict
+        How they were made (goes into the run's ``config.json``).
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    rng = np.random.default_rng(seed)
+    W = NOISE_STD * rng.standard_normal((len(words), dim))
+    for i, w in enumerate(words):
+        W[i, 0] += POLARITY if w in POSITIVE else -POLARITY if w in NEGATIVE else 0.0
+    W[0] = 0.0
+    info = {"w2v_source": "toy vectors (lstm_adv.toy.toy_vectors)", "polarity": POLARITY, "noise_std": NOISE_STD,
+            "coverage": 1.0, "w2v_file": "(made in code)", "missing_init": "none",
+            "file_coord_std": round(float(W[1:].std()), 5)}
+    return W, info
 
 
 def load_toy(cfg):

@@ -359,6 +359,11 @@ def initial_params(cfg, n_words, data):
         check_params(params, cfg, n_words, str(path))
         return params, {"reload_model": str(path)}
     params = init_params(cfg, n_words)
+    if cfg.wemb_init == "word2vec" and cfg.data == "toy" and not cfg.w2v_path:
+        from .toy import toy_vectors
+        W, info = toy_vectors(data.words[:n_words], cfg.wdim)
+        params["Wemb"] = W.astype(params["Wemb"].dtype)
+        return params, info
     if cfg.wemb_init == "word2vec":
         from .embeddings import ensure_imdb_vectors, load_word2vec
         from .imdb import sha256_file

@@ -58,7 +58,7 @@ CASES = [
     ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path=/nonexistent.bin", "no such file"),
     ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path={{file}}", "is not a word2vec file"),
     ("train", f"{TOY} saveto=r wemb_init=word2vec w2v_path={{w2v}}", "use wdim=3"),
-    ("train", f"{TOY} saveto=r wemb_init=word2vec", "needs w2v_path"),
+    ("train", f"{TOY} saveto=r w2v_std=-1", "w2v_std=-1.0 must be >= 0"),
     ("train", f"{TOY} saveto=r device=gpu", "device=gpu"),
     ("train", f"{TOY} saveto=r device=gpu floatX=float64", "float32"),
     ("train", f"{TOY} saveto=r device=gpu mode=C", "device=gpu runs through JAX"),

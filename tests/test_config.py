@@ -43,7 +43,7 @@ def test_config_is_frozen_and_round_trips():
     (["alpha=1.5"], "alpha=1.5 must be in [0, 1]"),
     (["eps=-1"], "eps=-1.0 must be >= 0"),
     (["encoder=lstmm"], "did you mean encoder=lstm"),
-    (["wemb_init=word2vec", "data=toy"], "needs w2v_path"),
+    (["w2v_std=-1", "data=toy"], "w2v_std=-1.0 must be >= 0"),
     (["eps"], "not key=value"),
     (["attack_eps=a,b"], "comma-separated numbers"),
     (["device=gpu", "floatX=float64"], "float32"),
