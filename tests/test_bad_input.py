@@ -195,7 +195,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, fragment
     errors = [ln for ln in captured.err.splitlines() if ln.startswith("error:")]
     assert status == 2, (status, captured.out[-500:], captured.err[-500:])
     assert len(errors) == 1 and "Traceback" not in captured.err, captured.err
-    assert fragment in errors[0], errors[0]
+    assert fragment.lower() in errors[0].lower(), errors[0]
     assert _tree(workdir) == before
 
 
