@@ -621,15 +621,17 @@ def plot(summary, path):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_learning_curves(summary, path):
-    """``learning_curves.png``: validation error against epoch for every run, one panel per eps."""
+def plot_learning_curves(summary, path, keys=()):
+    """``learning_curves.png``: validation error against epoch for every run, one panel per eps
+    (per configuration ``keys`` and eps when given)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     by_eps = {}
     for r in summary["runs"]:
-        if r["alpha"] == summary["alpha"] and r["history"]:
-            by_eps.setdefault(r["eps"], []).append(r)
+        if r["history"] and (keys or r["alpha"] == summary["alpha"]):
+            label = tuple(str(r["config"].get(k)) for k in keys) + (r["eps"],)
+            by_eps.setdefault(label, []).append(r)
     eps_list = sorted(by_eps)
     if not eps_list:
         return False
@@ -646,15 +648,15 @@ def plot_learning_curves(summary, path):
                 ax.axvline(r["escape_epoch"], color=ax.lines[-1].get_color(), linewidth=0.5, linestyle=":")
         ax.axhline(0.5, color="gray", linewidth=0.6, linestyle=":")
         ax.set_ylim(0, 0.6)
-        ax.set_title(f"eps = {_eps(e)} ({len(by_eps[e])} runs)", fontsize=9)
+        name = ", ".join(f"{k}={v}" for k, v in zip(keys, e[:-1]))
+        ax.set_title((name + "\n" if name else "") + f"eps = {_eps(e[-1])} ({len(by_eps[e])} runs)", fontsize=8)
         ax.tick_params(labelsize=7)
         if k % ncol == 0:
             ax.set_ylabel("valid error", fontsize=8)
         if k >= (nrow - 1) * ncol:
             ax.set_xlabel("epoch", fontsize=8)
         ax.legend(fontsize=6, loc="lower left")
-    fig.suptitle("Validation error during training (dotted: epoch the run left the one-class plateau)",
-                 fontsize=9)
+    fig.suptitle("Validation error (dotted: left the plateau)", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -797,7 +799,22 @@ def main(argv):
         checks.writable_file("out", Path(out or dirs[0]) / name)
     summary = summarise(dirs)
     for note in summary["warnings"]:
-        print(f"warning: {note}", file=sys.stderr)
+        if not by:
+            print(f"warning: {note}", file=sys.stderr)
+    if by:   # the grouped table instead of Table 1, with the learning curves and runs.csv
+        from .figures import write_runs_csv
+        dest = Path(out or dirs[0])
+        text = ablation_markdown(summary["runs"], by)
+        try:
+            atomic_write_text(dest / "ablation.md", text)
+            files = [dest / "ablation.md", write_runs_csv(dirs, dest)]
+            if make_plot and plot_learning_curves(summary, dest / "learning_curves.png", by):
+                files.append(dest / "learning_curves.png")
+        except OSError as err:
+            raise UserError(f"cannot write to {dest}: {err}") from None
+        print(text, end="")
+        print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
+        return 0
     try:
         files = write_table(summary, out or dirs[0], make_plot)
         from .figures import random_search_scatter, write_runs_csv
@@ -806,13 +823,6 @@ def main(argv):
             files += [f for f in (random_search_scatter(d) for d in dirs) if f]
     except OSError as err:
         raise UserError(f"cannot write the table to {out or dirs[0]}: {err}") from None
-    if by:
-        text = ablation_markdown(summary["runs"], by)
-        atomic_write_text(Path(out or dirs[0]) / "ablation.md", text)
-        files.append(Path(out or dirs[0]) / "ablation.md")
-        print(text, end="")
-        print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
-        return 0
     print(to_markdown(summary), end="")
     print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
     return 0
