@@ -274,6 +274,11 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes   # nothing retrained
     table = (root / "table1.md").read_text()
     assert (root / "table1.csv").exists() and (root / "table1.png").exists()
+    # The toy sweep's figures and long-format table, written by the same command.
+    for name in ("table1.png", "learning_curves.png"):
+        assert (root / name).read_bytes()[:4] == b"\x89PNG" and (root / name).stat().st_size > 5000, name
+    runs_csv = (root / "runs.csv").read_text().splitlines()
+    assert len(runs_csv) > 2 and "eps" in runs_csv[0] and "seed" in runs_csv[0]
     header, _, dev = table.splitlines()[4:7]
     cols = [c.strip() for c in header.split("|")[1:-1]]
     cells = dict(zip(cols, [c.strip() for c in dev.split("|")[1:-1]]))
