@@ -2,7 +2,9 @@
 # Regenerate Table 1 of Caswell, Nie & Sen (2015): alpha = 0.5, eps in 0, 0.1, ..., 1.0, 15,
 # SEEDS runs per eps, JOBS at a time, then the table (Markdown, CSV, plot) with significance tests.
 #
-#   bash experiments/table1.sh                      # 12 eps x 5 seeds = 60 runs, 2 at a time
+#   bash experiments/table1.sh                      # 12 eps x 5 seeds = 60 runs, 2 at a time, in the
+#                                                   # authors' configuration (preset=authors max_epochs=150)
+#   bash experiments/table1.sh preset= max_epochs=100   # the tutorial-init table instead
 #   SEEDS=10 JOBS=4 bash experiments/table1.sh      # more seeds, more at once
 #   bash experiments/table1.sh max_epochs=5         # key=value pass through to every run
 #                                                   # (its own folder: runs/table1-max_epochs=5)
