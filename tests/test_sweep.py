@@ -80,8 +80,14 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
     assert {c.cfg.alpha for c in commands} == {0.5}
     for c in commands:   # pass-through keys (robustness attack included) reach every run
         assert (c.cfg.max_epochs, c.cfg.attack_strengths, c.cfg.attack_size) == (5, (0.01, 0.5), 100)
+        assert (c.cfg.preset, c.cfg.wemb_init, c.cfg.wdim) == ("authors", "word2vec", 300)   # the default setting
         assert tmp_path / c.run_dir == path.parent / f"eps={c.cfg.eps}" / f"seed={c.cfg.seed}"
     assert len({c.run_dir for c in commands}) == len(commands)
+    # the tutorial-init table: the preset and its epoch cap turned off from the command line
+    r = sweep_cli("plan", "table1", "seeds=1", "preset=", "max_epochs=100", "sweep_dir=tut", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {(c.cfg.wemb_init, c.cfg.wdim, c.cfg.max_epochs) for c in sweep.read_commands(tmp_path / r.stdout.strip())} \
+        == {("random", 128, 100)}
     # keys the grid sets are refused
     for bad in ("eps=0.5", "seed=3", "saveto=x"):
         r = sweep_cli("plan", "table1", bad, cwd=tmp_path)
