@@ -26,7 +26,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
-from .model import classify, clip_input, dropout_keep, embed, nll
+from .model import classify, clip_input, dropout_keep, embed, log_softmax_rows, nll
 
 NORMS = ("sign", "l2")
 
@@ -84,10 +84,13 @@ def unit_l2(v, mask):
     return v / norm[None, :, None]
 
 
-def kl_divergence(p, q):
-    """Mean over reviews of KL(p || q) for class probabilities (B, K); +1e-8 inside the logs as `nll`."""
-    off = 1e-6 if q.dtype == "float16" else 1e-8
-    return (p * (pt.log(p + off) - pt.log(q + off))).sum(axis=1).mean()
+def kl_divergence(p_logits, q_logits):
+    """Mean over reviews of KL(p || q), p and q given by their logits (B, K).
+
+    From log-softmaxes, so KL(p || p) is exactly 0 and its gradient exactly 0 (no +1e-8 as in `nll`).
+    """
+    logp, logq = log_softmax_rows(p_logits), log_softmax_rows(q_logits)
+    return (pt.exp(logp) * (logp - logq)).sum(axis=1).mean()
 
 
 def power_iteration(kl_at, d, mask, xi, iters):
@@ -96,7 +99,7 @@ def power_iteration(kl_at, d, mask, xi, iters):
     Parameters
     ----------
     kl_at : callable r -> scalar tensor
-        KL(p || p(e + r)) with p held constant.
+        KL(p || p(e + r)) with p held constant (`kl_divergence`).
     d : tensor (T, B, E)
         Starting direction (a random draw).
     mask : tensor (T, B)
@@ -141,7 +144,7 @@ class Objective:
     rng_updates : OrderedDict
         Dropout (and VAT direction) RNG variable -> its next state.
     vat_target : tensor (B_vat, 2) or None
-        vat=1: p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
+        vat=1: the logits of p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
         ``delta`` the VAT batch's r_vadv (labelled reviews first, then the unlabelled ones).
     """
 
@@ -272,13 +275,13 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
         keep, next_adv = dropout_keep((emb_v.shape[1], H), emb.dtype, rngs["adv"])
         rng_updates[rngs["adv"]] = next_adv
 
-    def probs_at(e, backward=None):
-        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep)[0]
+    def logits_at(e, backward=None):
+        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep, logits=True)[0]
 
     const_v = disconnected_grad(emb_v)
     target = fixed.get("target")
     if target is None:
-        target = disconnected_grad(probs_at(const_v, backward="none"))
+        target = disconnected_grad(logits_at(const_v, backward="none"))
     delta = fixed.get("delta")
     if delta is None:
         d0 = fixed.get("d0")
@@ -286,13 +289,13 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
             draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=rngs["vat"])
             rng_updates[rngs["vat"]] = draw.owner.outputs[0]
             d0 = pt.cast(draw, emb.dtype)
-        direction = power_iteration(lambda r: kl_divergence(target, probs_at(const_v + r)), d0, mask_v,
+        direction = power_iteration(lambda r: kl_divergence(target, logits_at(const_v + r)), d0, mask_v,
                                     float(cfg.vat_xi), cfg.vat_iters)
         delta = disconnected_grad(pt.cast(float(cfg.eps) * direction, emb.dtype))
     emb_adv = emb_v + delta
     if cfg.adv_emb_grad == 0:
         emb_adv = disconnected_grad(emb_adv)
-    cost_vat = kl_divergence(target, probs_at(emb_adv))
+    cost_vat = kl_divergence(target, logits_at(emb_adv))
     w = float(cfg.vat_weight)
 
     g_in_clean, *g_clean = pytensor.grad(cost_clean, [emb_in] + rest)

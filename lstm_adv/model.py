@@ -675,7 +675,8 @@ def dropout_keep(shape, dtype, rng):
     return pt.cast(draw < 0.5, dtype), draw.owner.outputs[0]
 
 
-def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None, keep=None):
+def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None, keep=None,
+             logits=False):
     """Encoder, masked mean pooling, dropout and the softmax classifier.
 
     Parameters
@@ -686,6 +687,8 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     use_noise, rng : see `dropout`; ignored when ``cfg.use_dropout`` is 0.
     keep : tensor, shape (B, H), optional
         A dropout mask drawn beforehand (`dropout_keep`), used instead of a draw from ``rng``.
+    logits : bool
+        Return the classifier's logits (B, 2) instead of the probabilities (VAT's KL uses them).
     clip_output : bool
         Clip the gradient of the encoder outputs (the original code did, on the clean branch).
     backward : {None, "manual", "autodiff", "none"}
@@ -715,7 +718,8 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
             pooled = pt.switch(use_noise, pooled * keep, pooled * 0.5)
     elif cfg.use_dropout:
         pooled, next_rng = dropout(pooled, use_noise, rng)
-    return softmax_rows(pt.dot(pooled, tparams["U"]) + tparams["b"]), next_rng
+    z = pt.dot(pooled, tparams["U"]) + tparams["b"]
+    return (z if logits else softmax_rows(z)), next_rng
 
 
 def softmax_rows(z):
@@ -729,6 +733,12 @@ def softmax_rows(z):
     """
     e = pt.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax_rows(z):
+    """Row-wise log-softmax, z - max - log(sum(exp(z - max))): exact where the softmax underflows."""
+    s = z - z.max(axis=-1, keepdims=True)
+    return s - pt.log(pt.exp(s).sum(axis=-1, keepdims=True))
 
 
 def lstm_kernel(cfg):
