@@ -53,5 +53,5 @@ status=0
 "$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="$JOBS" || status=$?
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
 bash experiments/publish_runs.sh "$DIR" vat_comparison
-"$PYTHON" -m lstm_adv.results experiments/results/vat_comparison by=adv_norm,emb_norm,vat,unlabelled,eps
+"$PYTHON" -m lstm_adv.results experiments/results/vat_comparison by=adv_norm,emb_norm,vat,unlabelled
 exit "$status"
