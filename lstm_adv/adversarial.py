@@ -7,6 +7,15 @@
 Both branches read the same shared parameters (`lstm_adv.model.to_shared`) and meet at the
 cost; the adversarial branch adds no parameter, only its own dropout draw. ``delta`` is
 computed from the clean branch and held constant with ``disconnected_grad``.
+
+``vat=1`` (virtual adversarial training, Miyato, Dai & Goodfellow, ICLR 2017) replaces the
+second branch's term:
+
+    L~ = L(theta, e) + vat_weight * KL(p(e) || p(e + r_vadv)),
+    r_vadv = eps * g / ||g||_2 per review, g from `power_iteration` (a random unit d, probes xi*d)
+
+with p(e) and r_vadv held constant. It needs no label, so unlabelled reviews can join its batch.
+``emb_norm=1`` embeds normalised rows (`lstm_adv.model.normalize_embeddings`) in both branches.
 """
 
 from collections import OrderedDict
@@ -17,7 +26,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
-from .model import classify, clip_input, embed, nll
+from .model import classify, clip_input, dropout_keep, embed, log_softmax_rows, nll
 
 NORMS = ("sign", "l2")
 
@@ -62,6 +71,62 @@ def perturbation(grad, mask, eps, norm="sign"):
     return out.astype(grad.dtype) if xp is np else pt.cast(out, grad.dtype)
 
 
+def unit_l2(v, mask):
+    """``v`` masked and scaled to unit L2 norm per review (over time and embedding axes).
+
+    Tensors, shape (T, B, E) and mask (T, B). Divides by the largest entry first, as Miyato et
+    al.'s ``_scale_l2``, so that a tiny (float32) gradient is not lost; an all-zero review stays 0.
+    """
+    v = v * mask[:, :, None]
+    a = abs(v).max(axis=(0, 2)) + 1e-30
+    v = v / a[None, :, None]
+    norm = pt.sqrt((v ** 2).sum(axis=(0, 2)) + 1e-12)
+    return v / norm[None, :, None]
+
+
+def kl_divergence(p_logits, q_logits):
+    """Mean over reviews of KL(p || q), p and q given by their logits (B, K).
+
+    From log-softmaxes, so KL(p || p) is exactly 0 and its gradient exactly 0 (no +1e-8 as in `nll`).
+    """
+    logp, logq = log_softmax_rows(p_logits), log_softmax_rows(q_logits)
+    return (pt.exp(logp) * (logp - logq)).sum(axis=1).mean()
+
+
+def power_iteration(kl_at, d, mask, xi, iters):
+    """The direction of largest KL increase by power iteration (Miyato et al. 2017, eq. 9-10).
+
+    Parameters
+    ----------
+    kl_at : callable r -> scalar tensor
+        KL(p || p(e + r)) with p held constant (`kl_divergence`).
+    d : tensor (T, B, E)
+        Starting direction (a random draw).
+    mask : tensor (T, B)
+    xi : float
+        Length of the probe ``xi * unit(d)`` whose KL gradient gives the next direction.
+    iters : int
+        Iterations (0: the starting direction itself).
+
+    Returns
+    -------
+    tensor (T, B, E): unit L2 norm per review, zero on padding, gradient disconnected.
+    """
+    for _ in range(int(iters)):
+        r = xi * unit_l2(d, mask)
+        d = disconnected_grad(pytensor.grad(kl_at(r), r))
+    return disconnected_grad(unit_l2(d, mask))
+
+
+def _stack_batches(a, b, fill=0):
+    """Two time-major batches (T1, B1, ...) and (T2, B2, ...) as one (max T, B1 + B2, ...), padded with ``fill``."""
+    T = pt.maximum(a.shape[0], b.shape[0])
+    shape = (T, a.shape[1] + b.shape[1]) + tuple(a.shape[2:])
+    out = pt.zeros(shape, dtype=a.dtype) + pt.cast(fill, a.dtype)
+    out = pt.set_subtensor(out[:a.shape[0], :a.shape[1]], a)
+    return pt.set_subtensor(out[:b.shape[0], a.shape[1]:], b)
+
+
 @dataclass
 class Objective:
     """Symbolic pieces of the training objective for one minibatch.
@@ -77,7 +142,10 @@ class Objective:
     emb : tensor, shape (T, B, E)
         The clean embedded input.
     rng_updates : OrderedDict
-        Dropout RNG variable -> its next state.
+        Dropout (and VAT direction) RNG variable -> its next state.
+    vat_target : tensor (B_vat, 2) or None
+        vat=1: the logits of p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
+        ``delta`` the VAT batch's r_vadv (labelled reviews first, then the unlabelled ones).
     """
 
     cost_clean: object
@@ -87,9 +155,10 @@ class Objective:
     delta: object
     emb: object
     rng_updates: OrderedDict
+    vat_target: object = None
 
 
-def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
+def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, unlabelled=None, vat_fixed=None):
     """The paper's objective and its gradients, sharing one clean backward pass.
 
     The gradients equal those of the authors' graph (windweller/AdversarialNN, ``build_model``):
@@ -106,17 +175,24 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
     y : int64 tensor, shape (B,)
     cfg : Config
         Uses alpha, eps, adversarial, adv_norm, adv_emb_grad, reg, clip, use_dropout.
-    rngs : dict with shared RNGs under "clean" and "adv"
-        Each branch draws its own dropout mask.
+    rngs : dict with shared RNGs under "clean" and "adv" (and "vat" with vat=1)
+        Each branch draws its own dropout mask; "vat" draws VAT's random starting direction.
     use_noise : bool or scalar tensor
         Dropout on (True) or off.
+    freqs : constant tensor (n_words,), optional
+        emb_norm=1: the word weights of `lstm_adv.model.normalize_embeddings`.
+    unlabelled : (xu, mu) tensors, optional
+        vat=1: unlabelled reviews (T', B') added to the VAT term's batch.
+    vat_fixed : dict, optional
+        Tests: tensors replacing VAT's random start ``"d0"`` (T, B_vat, E), or its ``"delta"``
+        and ``"target"`` (then the objective's gradient is the true one).
 
     Returns
     -------
     Objective
     """
     names, params = list(tparams), list(tparams.values())
-    emb = embed(tparams, x)
+    emb = embed(tparams, x, freqs)
     emb_in = clip_input(emb, cfg)
     # The original code also clipped the gradient of the clean branch's LSTM outputs.
     probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True)
@@ -131,6 +207,9 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
         return Objective(cost_clean, cost_clean, cost_clean + penalty, OrderedDict(zip(names, grads)),
                          pt.zeros_like(emb), emb, rng_updates)
 
+    if cfg.vat:
+        return _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled,
+                          vat_fixed or {}, cost_clean, penalty, rng_updates)
     a = float(cfg.alpha)
     rest = [p for n, p in zip(names, params) if n != "Wemb"]
     # One backward pass of the (weighted) clean branch gives both its parameter gradients and
@@ -171,3 +250,71 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True):
         grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
     cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
     return Objective(cost_clean, cost_adv, cost, grads, delta, emb, rng_updates)
+
+
+def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled, fixed,
+               cost_clean, penalty, rng_updates):
+    """The VAT objective: L(e) + vat_weight * KL(p(e) || p(e + r_vadv)), two branches as the paper's.
+
+    The clean branch is differentiated with weight 1 (alpha is the paper's). The VAT branch
+    works on the labelled batch plus the unlabelled one (if any); its passes (p(e), the power
+    iteration, p(e + r_vadv)) share one dropout mask drawn from ``rngs["adv"]``, so KL is 0 at
+    r = 0. ``adv_emb_grad`` decides, as for the paper's term, whether Wemb learns from it.
+    """
+    rest = [p for n, p in zip(names, params) if n != "Wemb"]
+    ins = [emb_in]
+    emb_v, mask_v = emb_in, mask
+    if unlabelled is not None:
+        xu, mu = unlabelled
+        emb_u = clip_input(embed(tparams, xu, freqs), cfg)
+        ins.append(emb_u)
+        emb_v, mask_v = _stack_batches(emb_in, emb_u), _stack_batches(mask, mu)
+    keep = None
+    if cfg.use_dropout and not (isinstance(use_noise, bool) and not use_noise):
+        H = tparams["U"].get_value(borrow=True).shape[0]
+        keep, next_adv = dropout_keep((emb_v.shape[1], H), emb.dtype, rngs["adv"])
+        rng_updates[rngs["adv"]] = next_adv
+
+    def logits_at(e, backward=None):
+        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep, logits=True)[0]
+
+    const_v = disconnected_grad(emb_v)
+    target = fixed.get("target")
+    if target is None:
+        target = disconnected_grad(logits_at(const_v, backward="none"))
+    delta = fixed.get("delta")
+    if delta is None:
+        d0 = fixed.get("d0")
+        if d0 is None:
+            draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=rngs["vat"])
+            rng_updates[rngs["vat"]] = draw.owner.outputs[0]
+            d0 = pt.cast(draw, emb.dtype)
+        direction = power_iteration(lambda r: kl_divergence(target, logits_at(const_v + r)), d0, mask_v,
+                                    float(cfg.vat_xi), cfg.vat_iters)
+        delta = disconnected_grad(pt.cast(float(cfg.eps) * direction, emb.dtype))
+    emb_adv = emb_v + delta
+    if cfg.adv_emb_grad == 0:
+        emb_adv = disconnected_grad(emb_adv)
+    cost_vat = kl_divergence(target, logits_at(emb_adv))
+    w = float(cfg.vat_weight)
+
+    g_in_clean, *g_clean = pytensor.grad(cost_clean, [emb_in] + rest)
+    known = {emb_in: g_in_clean}
+    if cfg.adv_emb_grad:
+        g_ins_adv = pytensor.grad(w * cost_vat, ins + rest)
+        g_adv = g_ins_adv[len(ins):]
+        known[emb_in] = g_in_clean + g_ins_adv[0]
+        if len(ins) > 1:
+            known[ins[1]] = g_ins_adv[1]
+    else:
+        g_adv = pytensor.grad(w * cost_vat, rest, disconnected_inputs="ignore")
+    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads=known)
+
+    grads = OrderedDict()
+    it = iter(zip(g_clean, g_adv))
+    for n in names:
+        grads[n] = g_wemb if n == "Wemb" else sum(next(it))
+    if cfg.reg > 0:
+        grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
+    cost = cost_clean + w * cost_vat + penalty
+    return Objective(cost_clean, cost_vat, cost, grads, delta, emb, rng_updates, target)

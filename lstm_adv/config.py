@@ -44,6 +44,16 @@ class Config:
                          ("sign", "l2"))
     adv_emb_grad: int = _key(0, "0: Wemb learns from the clean term only (original code); 1: through both terms",
                              (0, 1))
+    emb_norm: int = _key(0, "1: embed with Wemb's rows normalised by the training-frequency-weighted mean and "
+                         "variance over the vocabulary (Miyato et al. 2017), before both branches", (0, 1))
+    vat: int = _key(0, "1: the adversarial term is virtual adversarial training, vat_weight*KL(p(e)||p(e+r)), "
+                    "r = eps*g/||g||_2 per review from vat_iters power iterations (alpha and adv_norm unused)",
+                    (0, 1))
+    vat_weight: float = _key(1.0, "vat=1: weight of the KL term; objective L(e) + vat_weight*KL")
+    vat_iters: int = _key(1, "vat=1: power iterations for r's direction (0 = a random direction)")
+    vat_xi: float = _key(0.1, "vat=1: length of the probe xi*d in the power iteration (Miyato's 0.1)")
+    unlabelled: int = _key(0, "vat=1: add up to N unlabelled reviews (IMDB train/unsup; toy: generated) to the "
+                           "KL term, one batch_size batch of them per update (0 = none)", group="data")
     # --- the tutorial's hyperparameters ---
     encoder: str = _key("lstm", "sequence encoder", ("lstm", "rnn"))
     optimizer: str = _key("adadelta", "update rule, exactly as the tutorial", ("adadelta", "rmsprop", "sgd"))
@@ -216,6 +226,13 @@ def validate(cfg):
          f"device=gpu runs through JAX; drop mode={cfg.mode} or use device=cpu"),
         (not (cfg.device == "gpu" and cfg.floatX != "float32"), "device=gpu needs floatX=float32"),
         (not (cfg.maxlen_mode == "truncate" and cfg.maxlen == 0), "maxlen_mode=truncate needs maxlen > 0"),
+        (cfg.vat_weight >= 0, f"vat_weight={cfg.vat_weight} must be >= 0"),
+        (cfg.vat_iters >= 0, f"vat_iters={cfg.vat_iters} must be >= 0 (0 = a random direction)"),
+        (cfg.vat_xi > 0, f"vat_xi={cfg.vat_xi} must be > 0"),
+        (cfg.unlabelled >= 0, f"unlabelled={cfg.unlabelled} must be >= 0 (0 = none)"),
+        (not (cfg.unlabelled and not cfg.vat), "unlabelled=N feeds the VAT term only: add vat=1 (and eps > 0)"),
+        (not (cfg.vat and (cfg.mode == "JAX" or cfg.device == "gpu")),
+         "vat=1 draws its random direction in the graph, which mode=JAX does not support; use mode=C"),
         (cfg.attack_k >= 0, f"attack_k={cfg.attack_k} must be >= 0 (0 = no iterative attack)"),
         (cfg.attack_size == -1 or cfg.attack_size > 0, f"attack_size={cfg.attack_size} must be -1 (all) or positive"),
     ]

@@ -42,6 +42,7 @@ class Dataset:
     test: Split
     words: list  # words[i] is the word with id i; words[0] = "<pad>", words[1] = "<unk>"
     info: dict = field(default_factory=dict)
+    unlabelled: list = field(default_factory=list)  # unlabelled=N: id lists for the VAT term
 
 
 def build_dictionary(token_lists):
@@ -124,6 +125,50 @@ def finalize(train, test, words, cfg, info=None):
     info.update(n_train=len(train), n_valid=len(valid), n_test=len(test), n_train_all=n_train_all,
                 vocab_size=len(words), train_pos_fraction=round(float(np.mean(train.labels)), 6))
     return Dataset(train, valid, test, words, info)
+
+
+def finalize_unlabelled(seqs, cfg):
+    """Up to ``cfg.unlabelled`` unlabelled reviews, prepared as `finalize` prepares the train split.
+
+    The same maxlen rule (filter: length < maxlen; truncate: cut), then the first N in the
+    corpus's fixed order (the same reviews for every seed), ids >= n_words mapped to UNK.
+    Empty reviews are dropped.
+    """
+    if cfg.maxlen and cfg.maxlen_mode == "filter":
+        seqs = [s for s in seqs if len(s) < cfg.maxlen]
+    elif cfg.maxlen and cfg.maxlen_mode == "truncate":
+        seqs = [s[:cfg.maxlen] for s in seqs]
+    seqs = [s for s in seqs if len(s)][:cfg.unlabelled]
+    return [[w if w < cfg.n_words else UNK for w in s] for s in seqs]
+
+
+class BatchStream:
+    """Endless minibatches of indices into ``n`` items, reshuffled by a seeded RNG at each pass.
+
+    Its whole state (`state`, `restore`) goes into checkpoints, so a resumed run draws the
+    same batches (the unlabelled reviews of ``unlabelled=N``).
+    """
+
+    def __init__(self, n, batch_size, rng):
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+        self.perm, self.pos = None, 0
+
+    def next(self):
+        if self.perm is None or self.pos >= len(self.perm):
+            self.perm, self.pos = self.rng.permutation(self.n), 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += len(idx)
+        return idx
+
+    def state(self):
+        """``(arrays, json-able dict)`` for a checkpoint."""
+        arrays = {} if self.perm is None else {"perm": self.perm}
+        return arrays, {"pos": self.pos, "rng": self.rng.bit_generator.state}
+
+    def restore(self, arrays, state):
+        self.perm = arrays.get("perm")
+        self.pos = int(state["pos"])
+        self.rng.bit_generator.state = state["rng"]
 
 
 def load_dataset(cfg):

@@ -31,7 +31,7 @@ import pytensor.tensor as pt
 
 from .adversarial import build_objective
 from .errors import UserError
-from .model import check_params, classify, embed, init_params, nll, to_shared
+from .model import check_params, classify, emb_norm_weights, embed, init_params, nll, to_shared
 from .optimizers import OPTIMIZERS
 from .utils import make_rng
 
@@ -168,6 +168,9 @@ class Model:
         Vocabulary size (rows of ``Wemb``).
     params : dict of str -> ndarray, optional
         Starting values (e.g. from `load_params`); default `lstm_adv.model.init_params`.
+    word_counts : sequence of int, optional
+        Training frequency of each dictionary id (``data.info["word_counts"]``); needed by
+        ``emb_norm=1`` (`lstm_adv.model.emb_norm_weights`).
 
     Attributes
     ----------
@@ -175,11 +178,14 @@ class Model:
         The one parameter dict both branches use.
     opt_state : OrderedDict of str -> shared variable
         Optimizer accumulators, tutorial names.
-    rngs : OrderedDict with "clean" and "adv" shared RNGs (one dropout stream per branch).
+    rngs : OrderedDict with "clean" and "adv" shared RNGs (one dropout stream per branch), and
+        "vat" (VAT's random directions) with vat=1.
+    unlabelled : bool
+        vat=1 with unlabelled=N: ``f_train`` takes ``(x, mask, y, xu, mu)``.
     mode_name : str
     """
 
-    def __init__(self, cfg, n_words, params=None):
+    def __init__(self, cfg, n_words, params=None, word_counts=None):
         self.cfg = cfg
         self.n_words = n_words
         self.mode_name = resolve_mode_name(cfg)
@@ -195,9 +201,19 @@ class Model:
             self.rngs = OrderedDict(
                 (branch, pytensor.shared(make_rng(cfg.seed, f"dropout_{branch}"), name=f"rng_{branch}"))
                 for branch in ("clean", "adv"))
+            if cfg.vat:
+                self.rngs["vat"] = pytensor.shared(make_rng(cfg.seed, "vat_direction"), name="rng_vat")
+            self.freqs = None
+            if cfg.emb_norm:
+                if word_counts is None:
+                    raise UserError("emb_norm=1 needs the training word frequencies (word_counts) to normalise Wemb")
+                self.freqs = pt.constant(emb_norm_weights(word_counts, n_words).astype(cfg.floatX), name="freqs")
             self.x = pt.matrix("x", dtype="int64")
             self.mask = pt.matrix("mask", dtype=cfg.floatX)
             self.y = pt.vector("y", dtype="int64")
+            self.unlabelled = bool(cfg.vat and cfg.unlabelled and cfg.adversarial)
+            self.xu = pt.matrix("xu", dtype="int64")
+            self.mu = pt.matrix("mu", dtype=cfg.floatX)
             self._build_train()
             self._build_eval()
         self._inspect = None
@@ -236,16 +252,19 @@ class Model:
         return compile_summary(self._jax_functions)
 
     def _build_train(self):
-        obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True)
+        unlabelled = (self.xu, self.mu) if self.unlabelled else None
+        obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
+                              freqs=self.freqs, unlabelled=unlabelled)
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate)
         updates = list(updates) + list(obj.rng_updates.items())
         # Compiled on first use: inspecting or evaluating a model never pays for the update.
-        self._train_spec = ([self.x, self.mask, self.y], obj.cost, updates)
+        inputs = [self.x, self.mask, self.y] + ([self.xu, self.mu] if self.unlabelled else [])
+        self._train_spec = (inputs, obj.cost, updates)
         self._f_train = None
 
     @property
     def f_train(self):
-        """One update of the training objective: ``f_train(x, mask, y) -> cost``."""
+        """One update of the training objective: ``f_train(x, mask, y[, xu, mu]) -> cost``."""
         if self._f_train is None:
             t0 = time.perf_counter()
             inputs, cost, updates = self._train_spec
@@ -253,10 +272,10 @@ class Model:
             self.train_compile_s += time.perf_counter() - t0
         return self._f_train
 
-    def train_step(self, x, mask, y):
-        """``f_train(x, mask, y)`` as a float, and the seconds of it spent compiling (JAX: a new bucket)."""
+    def train_step(self, x, mask, y, *unlabelled):
+        """``f_train(x, mask, y[, xu, mu])`` as a float, and the seconds of it spent compiling (JAX: a new bucket)."""
         before = self.train_compile_s + self._train_jit_s()
-        cost = float(self.f_train(x, mask, y))
+        cost = float(self.f_train(x, mask, y, *unlabelled))
         return cost, self.train_compile_s + self._train_jit_s() - before
 
     def _train_jit_s(self):
@@ -264,7 +283,7 @@ class Model:
         return sum(f.compile_s.values()) if f is not None and hasattr(f, "compile_s") else 0.0
 
     def _build_eval(self):
-        probs, _ = classify(self.tparams, embed(self.tparams, self.x), self.mask, self.cfg, use_noise=False,
+        probs, _ = classify(self.tparams, embed(self.tparams, self.x, self.freqs), self.mask, self.cfg, use_noise=False,
                             backward="none")
         self.f_pred_prob = self._function([self.x, self.mask], probs, name="f_pred_prob")
 
@@ -288,7 +307,8 @@ class Model:
             with pytensor.config.change_flags(floatX=self.cfg.floatX):
                 use_noise = pt.scalar("use_noise", dtype="int8")
                 rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
-                obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise)
+                obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise,
+                                      freqs=self.freqs)
                 outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
                 self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
                                                 list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
@@ -304,7 +324,7 @@ class Model:
             probs, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
             g_emb = pytensor.grad(nll(probs, self.y), emb_in)
             probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
-            self._attack = (self._function([self.x], embed(self.tparams, self.x), name="f_embed",
+            self._attack = (self._function([self.x], embed(self.tparams, self.x, self.freqs), name="f_embed",
                                            time_inputs=(0,), time_outputs=(0,)),
                             self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb",
                                            time_outputs=(0,)),
@@ -316,7 +336,7 @@ class Model:
         return self._attack[i]
 
     def f_embed(self, x):
-        """The embedded input ``Wemb[x]``, shape (T, B, E)."""
+        """The embedded input ``Wemb[x]`` (emb_norm=1: the normalised rows), shape (T, B, E)."""
         return self._attack_fn(0)(x)
 
     def f_grad_prob_emb(self, emb, mask, y):

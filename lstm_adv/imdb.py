@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checks
-from .data import Split, build_dictionary, encode, finalize
+from .data import Split, build_dictionary, encode, finalize, finalize_unlabelled
 from .config import split_key_values
 from .errors import UserError, cli_entry
 from .utils import atomic_savez, atomic_write_bytes, atomic_write_json
@@ -601,6 +601,40 @@ def _tokenizer_description():
     return f"sacremoses {_sacremoses_version()} MosesTokenizer(lang=en), escape=False; lowercase; whitespace split"
 
 
+def load_unlabelled(source, corpus, workers=None, cache=None, progress=True):
+    """IMDB's ``train/unsup`` reviews (50,000), tokenised as the labelled ones, ids over ``corpus.words``.
+
+    Words outside the labelled train dictionary become UNK (1). Cached next to the labelled
+    corpus (same name, ``-unsup.npz``), keyed by the same fingerprint and preprocessing, and
+    checked against the dictionary's size; built once (a few minutes on 2 cores).
+
+    Returns
+    -------
+    list of list of int, in review-id order
+    """
+    npz_path, _ = cache_paths(corpus.info["sha256"], cache)
+    path = npz_path.with_name(npz_path.name[:-len(".npz")] + "-unsup.npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            flat, offsets, n_dict = z["tokens"], z["offsets"], int(z["n_words_dict"])
+        if n_dict == len(corpus.words) and offsets[-1] == len(flat):
+            return [a.tolist() for a in np.split(flat, offsets[1:-1])] if len(offsets) > 1 else []
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    if progress:
+        print(f"tokenising IMDB's unlabelled reviews (train/unsup) from {source} (once)", file=sys.stderr)
+    found = read_reviews(source, parts=(("train", "unsup", -1),))
+    texts = [text for _, text in found[("train", "unsup")]]
+    tokens = tokenize_texts(texts, workers=workers, progress=progress, desc="tokenise IMDB unsup")
+    seqs = encode(tokens, {w: i for i, w in enumerate(corpus.words)})
+    flat, offsets, _ = _pack(Split(seqs, np.zeros(len(seqs), dtype=np.int64)))
+    try:
+        atomic_savez(path, {"tokens": flat, "offsets": offsets, "n_words_dict": np.array(len(corpus.words))})
+    except OSError as err:
+        raise UserError(f"cannot write the IMDB unlabelled cache {path} ({err}); free some space") from None
+    return seqs
+
+
 def load_imdb(cfg, workers=None, cache=None):
     """IMDB as the tutorial's ``imdb.load_data`` returned it (see `lstm_adv.data.finalize`).
 
@@ -623,7 +657,12 @@ def load_imdb(cfg, workers=None, cache=None):
     source = find_source(cfg.data_path, download=bool(cfg.download), cache=cache, progress=progress)
     corpus = load_corpus(source, workers=workers, cache=cache, progress=progress)
     info = dict(corpus.info, word_counts=corpus.counts)
-    return finalize(corpus.train, corpus.test, corpus.words, cfg, info)
+    data = finalize(corpus.train, corpus.test, corpus.words, cfg, info)
+    if cfg.unlabelled:
+        seqs = load_unlabelled(source, corpus, workers=workers, cache=cache, progress=progress)
+        data.unlabelled = finalize_unlabelled(seqs, cfg)
+        data.info["n_unlabelled"] = len(data.unlabelled)
+    return data
 
 
 # ---------------------------------------------------------------------------------------------

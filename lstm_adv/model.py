@@ -106,8 +106,42 @@ def to_shared(params):
     return OrderedDict((k, pytensor.shared(v, name=k, shape=v.shape)) for k, v in params.items())
 
 
-def embed(tparams, x):
-    """Look up word embeddings.
+def emb_norm_weights(counts, n_words):
+    """The word weights of `normalize_embeddings`: training frequency of each of ``n_words`` ids.
+
+    ``counts[i]`` is the training-split count of dictionary id ``i`` (``data.info["word_counts"]``);
+    the words beyond ``n_words``, which the data maps to UNK (id 1), give UNK their summed count;
+    padding (id 0) weighs 0. Returns float64 weights of shape (n_words,) summing to 1.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 1 or len(c) < min(n_words, 2) or (c < 0).any():
+        raise ValueError("counts must be a 1-d array of non-negative word counts covering the vocabulary")
+    w = np.zeros(n_words)
+    w[:min(n_words, len(c))] = c[:n_words]
+    w[0] = 0.0
+    w[1] += c[n_words:].sum()
+    if w.sum() <= 0:
+        raise ValueError("the word counts are all zero")
+    return w / w.sum()
+
+
+def normalize_embeddings(W, weights, eps=1e-6):
+    """Miyato et al. (2017)'s embedding normalisation: (W - mean) / sqrt(var + eps), row by row.
+
+    ``mean`` and ``var`` (shape (E,)) are the ``weights``-weighted mean and variance of the rows
+    over the vocabulary (weights: the words' training frequencies, `emb_norm_weights`), so a
+    frequent word's coordinates have mean 0 and variance 1. Numpy arrays or tensors; gradients
+    flow through the mean and variance too (as in Miyato et al.'s code).
+    """
+    xp = np if isinstance(W, np.ndarray) else pt
+    w = weights[:, None]
+    mean = (w * W).sum(axis=0)
+    var = (w * (W - mean[None, :]) ** 2).sum(axis=0)
+    return (W - mean[None, :]) / xp.sqrt(var + eps)[None, :]
+
+
+def embed(tparams, x, freqs=None):
+    """Look up word embeddings (of the normalised table when ``freqs`` is given).
 
     The rows are gathered from the flattened ``Wemb`` with one index per element, so that the
     gradient (a scatter-add into a zero ``Wemb``, duplicates summed in order, as the tutorial's)
@@ -117,12 +151,17 @@ def embed(tparams, x):
     Parameters
     ----------
     x : int64 tensor, shape (T, B)
+    freqs : constant tensor, shape (n_words,), optional
+        `emb_norm_weights`: embed the rows of `normalize_embeddings` (``emb_norm=1``); the
+        parameter ``Wemb`` itself stays raw.
 
     Returns
     -------
     tensor, shape (T, B, E)
     """
     W = tparams["Wemb"]
+    if freqs is not None:
+        W = normalize_embeddings(W, freqs)
     E = W.shape[1]
     idx = (x.flatten()[:, None] * E + pt.arange(E, dtype=x.dtype)[None, :]).flatten()
     return W.flatten()[idx].reshape((x.shape[0], x.shape[1], E))
@@ -627,7 +666,17 @@ def dropout(h, use_noise, rng):
     return pt.switch(use_noise, h * keep, h * 0.5), next_rng
 
 
-def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None):
+def dropout_keep(shape, dtype, rng):
+    """A dropout keep mask (1 with probability 0.5) drawn once, for `classify`'s ``keep``.
+
+    Returns ``(keep, next_rng)``; the VAT branch applies one mask to all its passes.
+    """
+    draw = pt.random.uniform(0.0, 1.0, size=shape, rng=rng)
+    return pt.cast(draw < 0.5, dtype), draw.owner.outputs[0]
+
+
+def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None, keep=None,
+             logits=False):
     """Encoder, masked mean pooling, dropout and the softmax classifier.
 
     Parameters
@@ -636,6 +685,10 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
         Embedded (possibly perturbed, possibly `clip_input`-ed) input.
     mask : tensor, shape (T, B)
     use_noise, rng : see `dropout`; ignored when ``cfg.use_dropout`` is 0.
+    keep : tensor, shape (B, H), optional
+        A dropout mask drawn beforehand (`dropout_keep`), used instead of a draw from ``rng``.
+    logits : bool
+        Return the classifier's logits (B, 2) instead of the probabilities (VAT's KL uses them).
     clip_output : bool
         Clip the gradient of the encoder outputs (the original code did, on the clean branch).
     backward : {None, "manual", "autodiff", "none"}
@@ -658,9 +711,15 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
         h = _clip(h, cfg.clip)
     pooled = (h * mask[:, :, None]).sum(axis=0) / mask.sum(axis=0)[:, None]
     next_rng = None
-    if cfg.use_dropout:
+    if cfg.use_dropout and keep is not None:
+        if isinstance(use_noise, bool):
+            pooled = pooled * keep if use_noise else pooled * 0.5
+        else:
+            pooled = pt.switch(use_noise, pooled * keep, pooled * 0.5)
+    elif cfg.use_dropout:
         pooled, next_rng = dropout(pooled, use_noise, rng)
-    return softmax_rows(pt.dot(pooled, tparams["U"]) + tparams["b"]), next_rng
+    z = pt.dot(pooled, tparams["U"]) + tparams["b"]
+    return (z if logits else softmax_rows(z)), next_rng
 
 
 def softmax_rows(z):
@@ -674,6 +733,12 @@ def softmax_rows(z):
     """
     e = pt.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax_rows(z):
+    """Row-wise log-softmax, z - max - log(sum(exp(z - max))): exact where the softmax underflows."""
+    s = z - z.max(axis=-1, keepdims=True)
+    return s - pt.log(pt.exp(s).sum(axis=-1, keepdims=True))
 
 
 def lstm_kernel(cfg):

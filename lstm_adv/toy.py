@@ -9,7 +9,7 @@ split, initialisation, shuffling and dropout, as on IMDB.
 
 import numpy as np
 
-from .data import Split, build_dictionary, encode, finalize
+from .data import Split, build_dictionary, encode, finalize, finalize_unlabelled
 
 POSITIVE = ["good", "great", "excellent", "wonderful", "superb", "enjoyable", "fun", "brilliant"]
 NEGATIVE = ["bad", "awful", "boring", "terrible", "dull", "poor", "worst", "waste"]
@@ -77,4 +77,10 @@ def load_toy(cfg):
     train = Split(encode(train_tokens, word_to_id), train_labels)
     test = Split(encode(test_tokens, word_to_id), test_labels)
     info = {"source": "toy", "word_counts": counts}
-    return finalize(train, test, words, cfg, info)
+    data = finalize(train, test, words, cfg, info)
+    if cfg.unlabelled:
+        # unlabelled=N: more reviews from the generator (its own fixed stream), labels dropped.
+        tokens, _ = make_reviews(cfg.unlabelled, np.random.default_rng(20151202))
+        data.unlabelled = finalize_unlabelled(encode(tokens, word_to_id), cfg)
+        data.info["n_unlabelled"] = len(data.unlabelled)
+    return data

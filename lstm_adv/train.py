@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
-from .data import load_dataset, minibatches, prepare_data
+from .data import BatchStream, load_dataset, minibatches, prepare_data
 from .errors import UserError, cli_entry
 from .rundir import RunDir, is_disk_full
 from .utils import atomic_savez, library_versions, make_rng, provenance
@@ -149,16 +149,23 @@ def train(cfg, run):
     params, init_info = initial_params(cfg, n_words, data)
     init_note = _init_note(init_info)
     t0 = time.time()
-    model = graph.Model(cfg, n_words, params)
+    word_counts = info.get("word_counts") if cfg.emb_norm else None
+    model = graph.Model(cfg, n_words, params, word_counts=word_counts)
     import pytensor
     run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
-            f"objective {'adversarial' if cfg.adversarial else 'clean'} "
-            f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}){init_note}")
+            + (f"objective VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, "
+               f"vat_xi={cfg.vat_xi}, emb_norm={cfg.emb_norm})" if cfg.vat and cfg.adversarial else
+               f"objective {'adversarial' if cfg.adversarial else 'clean'} "
+               f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{', emb_norm=1' if cfg.emb_norm else ''})")
+            + init_note)
     record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words,
               "versions": library_versions(),
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
+              # emb_norm=1: the model's embedding depends on them (lstm_adv.model.emb_norm_weights).
+              **({"word_counts": list(word_counts[:n_words]) + [int(sum(word_counts[n_words:]))]}
+                 if word_counts is not None else {}),
               "init": init_info,
               "argv": sys.argv,
               "provenance": provenance()}
@@ -171,6 +178,13 @@ def train(cfg, run):
     shuffle_rng = make_rng(cfg.seed, "shuffle")
     epoch_perm = None
     best_p = None
+    # unlabelled=N: one batch of unlabelled reviews per update, from their own seeded stream.
+    unlab = None
+    if model.unlabelled:
+        if not data.unlabelled:
+            raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
+        unlab = BatchStream(len(data.unlabelled), cfg.batch_size, make_rng(cfg.seed, "unlabelled"))
+        run.log(f"unlabelled: {len(data.unlabelled)} reviews in the VAT term, {cfg.batch_size} per update")
 
     resumed = run.load_checkpoint(run.log) if cfg.resume else None
     if resumed is not None:
@@ -183,6 +197,8 @@ def train(cfg, run):
         shuffle_rng = _generator(state["rng_shuffle"])
         epoch_perm = arrays.get("epoch_perm")
         best_p = _prefixed(arrays, "best/") or None
+        if unlab is not None:
+            unlab.restore(_prefixed(arrays, "unlab/"), state["unlab"])
         run.log(f"resumed from the checkpoint at update {state['uidx']} (epoch {state['eidx']})")
 
     def checkpoint():
@@ -192,6 +208,9 @@ def train(cfg, run):
             arrays.update(("best/" + k, v) for k, v in best_p.items())
         if epoch_perm is not None:
             arrays["epoch_perm"] = epoch_perm
+        if unlab is not None:
+            unlab_arrays, state["unlab"] = unlab.state()
+            arrays.update(("unlab/" + k, v) for k, v in unlab_arrays.items())
         saved = dict(state, elapsed=state["elapsed"] + time.time() - t_start,
                      rng_shuffle=shuffle_rng.bit_generator.state,
                      **{"rng_" + k: v.get_value(borrow=True).bit_generator.state for k, v in model.rngs.items()})
@@ -229,7 +248,10 @@ def train(cfg, run):
                 idx = batches[pos]
                 x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
                 t = time.perf_counter()
-                cost, compiling = model.train_step(x, mask, y)  # compiling: seconds of compile (first call, JAX bucket)
+                extra = ()
+                if unlab is not None:
+                    extra = prepare_data([data.unlabelled[i] for i in unlab.next()], [], cfg.floatX)[:2]
+                cost, compiling = model.train_step(x, mask, y, *extra)  # compiling: seconds of compile (first call, JAX bucket)
                 step_time[0] += time.perf_counter() - t - compiling
                 step_time[1] += 1
                 state["uidx"] += 1

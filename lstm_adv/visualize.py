@@ -222,6 +222,7 @@ class Run:
     params: dict
     words: list         # id -> word, len n_words
     data_cache: object = None   # the run's processed IMDB cache (.npz), when its archive is not found
+    word_counts: list = None    # emb_norm=1: the training word counts config.json records
 
 
 def load_run(model, data_path="", mode=""):
@@ -295,7 +296,7 @@ def load_run(model, data_path="", mode=""):
     if len(words) != rows:
         raise UserError(f"{vocab_path} has {len(words)} words but Wemb in {npz} has {rows} rows: "
                         "the dictionary does not belong to this model")
-    return Run(run_dir, cfg, n_words, params, words, data_cache)
+    return Run(run_dir, cfg, n_words, params, words, data_cache, record.get("word_counts"))
 
 
 def _recorded_data(cfg, record):
@@ -1172,7 +1173,7 @@ def main(argv):
     from .graph import Model   # PyTensor is imported only when a model is needed (--help stays fast)
 
     # Model compiles its training update only on first use, so never here.
-    model = Model(run.cfg, run.n_words, run.params)
+    model = Model(run.cfg, run.n_words, run.params, word_counts=run.word_counts)
     res = analyse(model, run, reviews, opts, lm)
     summary = summarize(res, opts)
     pairs, flipped = choose_pairs(res, opts)

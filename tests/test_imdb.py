@@ -533,3 +533,18 @@ def test_real_archive(monkeypatch):
     kept = len(ds.train) + len(ds.valid)
     assert 0.05 * 25000 <= kept <= 0.15 * 25000
     assert len(ds.test) == 25000 and ds.words[2] in ("the", ".", ",")
+
+
+def test_unlabelled_reviews_are_tokenised_with_the_train_dictionary_and_cached(tarball, monkeypatch):
+    # unlabelled=N (vat=1): train/unsup, same tokeniser and dictionary, maxlen rule, first N.
+    ds = imdb.load_imdb(cfg_for(tarball, "vat=1", "eps=1", "unlabelled=5"))
+    assert [decode(ds, s) for s in ds.unlabelled] == [["a", "movie", "<unk>", "a", "film"],
+                                                      ["the", "good", "the", "bad"]]
+    assert ds.info["n_unlabelled"] == 2
+    assert len(imdb.load_imdb(cfg_for(tarball, "vat=1", "eps=1", "unlabelled=1")).unlabelled) == 1
+    # The second load reads the cache: no review is read again.
+    monkeypatch.setattr(imdb, "read_reviews", lambda *a, **k: pytest.fail("unsup cache not used"))
+    again = imdb.load_imdb(cfg_for(tarball, "vat=1", "eps=1", "unlabelled=5"))
+    assert again.unlabelled == ds.unlabelled
+    filtered = imdb.load_imdb(cfg_for(tarball, "vat=1", "eps=1", "unlabelled=5", "maxlen=5"))
+    assert [len(s) for s in filtered.unlabelled] == [4]
