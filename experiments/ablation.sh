@@ -17,6 +17,8 @@ SEEDS=${SEEDS:-1 2 3}
 EPS=${EPS:-0.5 1.0 0}
 JOBS=${JOBS:-1}
 DIR=${ABLATION_DIR:-runs/ablation}
+EPOCHS="max_epochs=300"   # unless the command line gives its own
+for arg in "$@"; do case $arg in max_epochs=*) EPOCHS="" ;; esac; done
 mkdir -p "$DIR"
 COMMANDS="$DIR/commands.txt"
 : > "$COMMANDS.tmp"
@@ -28,7 +30,7 @@ for seed in $SEEDS; do
         w2v-unscaled) keys="preset=authors w2v_std=0" ;;
         w2v-scaled) keys="preset=authors" ;;
       esac
-      echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed max_epochs=300 attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
+      echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed $EPOCHS attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
     done
   done
 done
