@@ -146,6 +146,11 @@ class Objective:
     vat_target : tensor (B_vat, 2) or None
         vat=1: the logits of p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
         ``delta`` the VAT batch's r_vadv (labelled reviews first, then the unlabelled ones).
+    emb_grad : tensor, shape (T, B, E), or None
+        The training gradient with respect to ``emb`` (after the embedding clip). Without
+        ``freqs`` (emb_norm=0) ``grads["Wemb"]`` is its scatter-add into the rows of ``Wemb`` and
+        lazy optimizers use it by rows (`lstm_adv.graph.Model`); None for VAT (whose unlabelled
+        batch reaches other rows).
     """
 
     cost_clean: object
@@ -156,6 +161,7 @@ class Objective:
     emb: object
     rng_updates: OrderedDict
     vat_target: object = None
+    emb_grad: object = None
 
 
 def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, unlabelled=None, vat_fixed=None):
@@ -203,9 +209,13 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     penalty = cfg.reg * (tparams["U"] ** 2).sum() if cfg.reg > 0 else 0.0
 
     if not cfg.adversarial:
-        grads = pytensor.grad(cost_clean + penalty, params)
-        return Objective(cost_clean, cost_clean, cost_clean + penalty, OrderedDict(zip(names, grads)),
-                         pt.zeros_like(emb), emb, rng_updates)
+        rest = [p for n, p in zip(names, params) if n != "Wemb"]
+        g_emb, *g_rest = pytensor.grad(cost_clean + penalty, [emb] + rest)
+        it = iter(g_rest)
+        g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb: g_emb})
+        grads = OrderedDict((n, g_wemb if n == "Wemb" else next(it)) for n in names)
+        return Objective(cost_clean, cost_clean, cost_clean + penalty, grads,
+                         pt.zeros_like(emb), emb, rng_updates, emb_grad=g_emb)
 
     if cfg.vat:
         return _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled,
@@ -240,7 +250,8 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
         g_adv = pytensor.grad((1.0 - a) * cost_adv, rest, disconnected_inputs="ignore")
         g_in = g_in_clean
     # Both branches' input gradients pass the embedding clip together, then reach Wemb's rows.
-    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb_in: g_in})
+    g_emb = pytensor.grad(None, emb, known_grads={emb_in: g_in})
+    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb: g_emb})
 
     grads = OrderedDict()
     it = iter(zip(g_clean, g_adv))
@@ -249,7 +260,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     if cfg.reg > 0:
         grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
     cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
-    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, rng_updates)
+    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, rng_updates, emb_grad=g_emb)
 
 
 def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled, fixed,

@@ -24,6 +24,17 @@ Options: ``modes=`` (comma list of C, NUMBA, JAX, FAST_COMPILE; default C,NUMBA 
 installed), ``floatX=`` (comma list), ``reps=`` (timed updates per objective, default 30),
 ``out=`` (JSON file, default bench.json), ``cold=0`` (one process in PyTensor's usual compile
 directory instead: no cold figure, no cross-process check).
+
+Shapes: ``wdim=``, ``hdim=``, ``n_words=`` (default 128, 128, 10000: the tutorial's), or
+``preset=authors`` (wdim=300, the authors' configuration; keys given win). ``wemb_update=``
+lazy (default) or dense: adadelta's update of ``Wemb`` (`lstm_adv.graph.Model`).
+
+Breakdown (``breakdown=1``, the default): the adversarial update of the first mode compiled once
+more with PyTensor's profiler, its time per phase (ms per update and share): input projections
+and the other whole-sequence products (outside the scans), forward scans, backward scans, the
+embedding gradient (rows, or the dense zero-filled scatter), the optimizer step on ``Wemb`` and
+on the other parameters, everything else. The profiler times each node (its own overhead is
+in the total it reports, which is above the unprofiled median).
 """
 
 import hashlib
@@ -40,6 +51,8 @@ from pathlib import Path
 import numpy as np
 
 B, T, N_WORDS, DIM = 16, 100, 10000, 128
+WDIM, HDIM = DIM, DIM  # set per run (wdim=, hdim=, preset=authors)
+WEMB_UPDATE = "lazy"
 EVAL_B, EVAL_T = 64, 256
 ALL_MODES = ("C", "NUMBA", "JAX", "FAST_COMPILE")
 
@@ -48,7 +61,7 @@ ALL_MODES = ("C", "NUMBA", "JAX", "FAST_COMPILE")
 def _batch(rng, b, t, floatX):
     from .data import prepare_data
 
-    seqs = [list(rng.integers(2, N_WORDS, size=t)) for _ in range(b)]
+    seqs = [list(rng.integers(2, N_WORDS, size=t)) for _ in range(b)]  # uniform ids: the most rows per batch
     return prepare_data(seqs, rng.integers(0, 2, size=b), floatX)
 
 
@@ -66,7 +79,7 @@ def matmul_speed(reps=200):
     """Single-threaded NumPy float32 GFLOP/s for the model's per-step and whole-sequence products."""
     rng = np.random.default_rng(0)
     out = {}
-    for name, (m, k, n) in {"step": (B, DIM, 4 * DIM), "sequence": (B * T, DIM, 4 * DIM)}.items():
+    for name, (m, k, n) in {"step": (B, HDIM, 4 * HDIM), "sequence": (B * T, WDIM, 4 * HDIM)}.items():
         a = rng.random((m, k), dtype=np.float32)
         b = rng.random((k, n), dtype=np.float32)
         r = reps if name == "step" else max(reps // 20, 5)
@@ -87,34 +100,39 @@ def update_flops(adversarial, adv_emb_grad=0):
     step), the sums over time for dU and dW (sequence) and, where the embedding gradient is
     needed (the clean branch; the adversarial one only with adv_emb_grad=1), dpre W^T.
     """
-    unit = 2 * T * B * DIM * 4 * DIM
-    step, seq = 2, 4  # the clean branch: 2 per-step, 4 whole-sequence products
-    if adversarial:   # the adversarial branch: 2 per-step, 3 (4 with adv_emb_grad=1) sequence
-        step, seq = step + 2, seq + 3 + adv_emb_grad
-    return {"step": step * unit, "sequence": seq * unit}
+    unit_h = 2 * T * B * HDIM * 4 * HDIM   # h U, dpre U^T, and the sum over time for dU
+    unit_e = 2 * T * B * WDIM * 4 * HDIM   # emb W, dpre W^T, and the sum over time for dW
+    # The clean branch: 2 per-step (H), sequence: emb W, dW, dpre W^T (E) and dU (H).
+    step, seq = 2 * unit_h, 3 * unit_e + unit_h
+    if adversarial:  # the adversarial branch: 2 per-step, emb W, dW (+ dpre W^T with adv_emb_grad=1), dU
+        step, seq = step + 2 * unit_h, seq + (2 + adv_emb_grad) * unit_e + unit_h
+    return {"step": step, "sequence": seq}
 
 
 def _floor_ms(flops, speed):
     return 1000 * sum(flops[k] / (speed[k] * 1e9) for k in flops)
 
 
-def worker(mode, floatX, reps):
+def worker(mode, floatX, reps, shapes=None):
     """One mode and precision in this process; returns the measurements as a dict."""
+    _set_shapes(shapes)
     load_before = os.getloadavg()
     from . import graph
     from .config import parse_args
 
     import pytensor
 
-    res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {}}
+    res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {},
+           "shapes": {"wdim": WDIM, "hdim": HDIM, "n_words": N_WORDS, "wemb_update": WEMB_UPDATE}}
     rng = np.random.default_rng(0)
     x, mask, y = _batch(rng, B, T, floatX)
     xe, maske, _ = _batch(rng, EVAL_B, EVAL_T, floatX)
     models = {}
     for name, eps in (("clean", "0"), ("adversarial", "0.5")):
-        cfg = parse_args([f"mode={mode}", f"floatX={floatX}", f"eps={eps}", f"n_words={N_WORDS}"])
+        cfg = parse_args([f"mode={mode}", f"floatX={floatX}", f"eps={eps}", f"n_words={N_WORDS}",
+                          f"wdim={WDIM}", f"hdim={HDIM}"])
         t0 = time.perf_counter()
-        m = graph.Model(cfg, N_WORDS)
+        m = graph.Model(cfg, N_WORDS, wemb_update=WEMB_UPDATE)
         p0 = {k: v.copy() for k, v in m.get_params().items()}
         state0 = _state(m)
         m.f_train(x, mask, y)
@@ -161,20 +179,127 @@ def worker(mode, floatX, reps):
     res["blas_threads_set_to_1"] = [os.path.basename(p) for p in getattr(m, "blas_threads_set", [])]
     res["pytensor"] = {"version": pytensor.__version__, "blas__ldflags": pytensor.config.blas__ldflags,
                        "linker": str(m.mode.linker)}
+    if (shapes or {}).get("breakdown", True):
+        m, p0, state0 = models["adversarial"]
+        _restore(m, p0, state0)
+        res["breakdown"] = breakdown(m, (x, mask, y), reps)
     res["loadavg"] = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
     return res
 
 
+def _set_shapes(shapes):
+    global WDIM, HDIM, N_WORDS, WEMB_UPDATE
+    shapes = shapes or {}
+    WDIM, HDIM = int(shapes.get("wdim", WDIM)), int(shapes.get("hdim", HDIM))
+    N_WORDS = int(shapes.get("n_words", N_WORDS))
+    WEMB_UPDATE = shapes.get("wemb_update", WEMB_UPDATE)
+
+
+# ---- the per-phase breakdown (PyTensor's profiler) -------------------------------------------
+PHASES = ("input projections (sequence products)", "forward scans", "backward scans", "embedding gradient",
+          "optimizer step Wemb", "optimizer step rest", "everything else")
+
+
+def _phase_labels(fn):
+    """Phase of every node of a compiled update, from the op and which updates it feeds."""
+    from pytensor.scan.op import Scan
+    from pytensor.tensor.extra_ops import Unique
+    from pytensor.tensor.subtensor import AdvancedIncSubtensor1
+
+    fg = fn.maker.fgraph
+    # What each output is: the cost, or the update of a named shared variable.
+    out_kind = ["other"] * len(fg.outputs)
+    for i_out, i_in in fg.update_mapping.items():
+        name = fn.maker.expanded_inputs[i_in].variable.name or ""
+        out_kind[i_out] = "wemb" if name.startswith("Wemb") else ("rest" if not name.startswith("rng") else "other")
+    reach = {}
+    for i, v in enumerate(fg.outputs):
+        reach.setdefault(v, set()).add(out_kind[i])
+    nodes = fg.toposort()
+    feeds = {}
+    for node in reversed(nodes):
+        kinds = set()
+        for out in node.outputs:
+            kinds |= reach.get(out, set())
+            for client, _ in fg.clients.get(out, []):
+                if client != "output" and hasattr(client, "op"):
+                    kinds |= feeds.get(client, set())
+        feeds[node] = kinds
+        for inp in node.inputs:
+            reach.setdefault(inp, set())
+    # The embedding gradient: the scatter-add into zeros (rows or dense) and what feeds only it.
+    scatter = [n for n in nodes if isinstance(n.op, AdvancedIncSubtensor1) and not n.op.set_instead_of_inc
+               and feeds[n] == {"wemb"}]
+    emb_grad = set()
+    stack = list(scatter)
+    while stack:
+        n = stack.pop()
+        if n in emb_grad:
+            continue
+        emb_grad.add(n)
+        stack += [i.owner for i in n.inputs if i.owner is not None and feeds.get(i.owner) == {"wemb"}]
+    labels = {}
+    for n in nodes:
+        op = n.op
+        if isinstance(op, Scan):
+            labels[n] = "backward scans" if "backward" in (op.name or "") else "forward scans"
+        elif n in emb_grad or isinstance(op, Unique):
+            labels[n] = "embedding gradient"
+        elif "Dot" in type(op).__name__ or "Gemm" in type(op).__name__ or "Gemv" in type(op).__name__:
+            labels[n] = "input projections (sequence products)"
+        elif feeds[n] == {"wemb"}:
+            labels[n] = "optimizer step Wemb"
+        elif feeds[n] == {"rest"}:
+            labels[n] = "optimizer step rest"
+        else:
+            labels[n] = "everything else"
+    return labels
+
+
+def breakdown(m, batch, reps):
+    """Milliseconds per adversarial update by phase (`PHASES`), from PyTensor's profiler."""
+    import pytensor
+
+    inputs, cost, updates = m._train_spec
+    with pytensor.config.change_flags(floatX=m.cfg.floatX):
+        fn = pytensor.function(inputs, cost, updates=updates, mode=m.mode, name="f_train_profiled",
+                               on_unused_input="ignore", profile=True)
+    fn(*batch)
+    fn.profile.apply_time.clear()
+    calls = max(reps, 5)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn(*batch)
+    wall = 1000 * (time.perf_counter() - t0) / calls
+    labels = _phase_labels(fn)
+    ms = dict.fromkeys(PHASES, 0.0)
+    for (fg, node), t in fn.profile.apply_time.items():
+        ms[labels.get(node, "everything else")] += 1000 * t / calls
+    total = sum(ms.values())
+    return {"ms_per_update_profiled": round(wall, 2), "ms_in_nodes": round(total, 2),
+            "phases_ms": {k: round(v, 2) for k, v in ms.items()},
+            "phases_share": {k: round(v / total, 3) if total else None for k, v in ms.items()}}
+
+
+def _breakdown_lines(r):
+    b = r["breakdown"]
+    sh = r.get("shapes", {})
+    lines = [f"breakdown of one adversarial update ({r['mode']} {r['floatX']}, wdim={sh.get('wdim')} "
+             f"hdim={sh.get('hdim')} n_words={sh.get('n_words')}, Wemb update {sh.get('wemb_update')}; "
+             f"profiled {b['ms_per_update_profiled']:.1f} ms/update, {b['ms_in_nodes']:.1f} ms in nodes):"]
+    for k in PHASES:
+        lines.append(f"  {k:<40} {b['phases_ms'][k]:7.2f} ms  {100 * (b['phases_share'][k] or 0):5.1f}%")
+    return lines
+
+
 def _state(m):
-    return ({k: np.array(v.get_value()) for k, v in m.opt_state.items()},
-            {k: v.get_value().bit_generator.state for k, v in m.rngs.items()})
+    return (m.get_opt_state(), {k: v.get_value().bit_generator.state for k, v in m.rngs.items()})
 
 
 def _restore(m, p0, state0):
     m.set_params(p0)
     opt, rngs = state0
-    for k, v in m.opt_state.items():
-        v.set_value(opt[k])
+    m.set_opt_state(opt)
     for k, v in m.rngs.items():
         g = np.random.default_rng()
         g.bit_generator.state = rngs[k]
@@ -196,7 +321,7 @@ def _available(mode):
     return None
 
 
-def _run_worker(mode, floatX, reps, compiledir=None):
+def _run_worker(mode, floatX, reps, compiledir=None, shapes=None):
     env = dict(os.environ)
     if compiledir is not None:  # else PyTensor's usual (shared, probably warm) compile directory
         flags = env.get("PYTENSOR_FLAGS", "")
@@ -204,7 +329,8 @@ def _run_worker(mode, floatX, reps, compiledir=None):
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "lstm_adv.bench", "--worker", mode, floatX, str(reps)],
+    proc = subprocess.run([sys.executable, "-m", "lstm_adv.bench", "--worker", mode, floatX, str(reps),
+                           json.dumps(shapes or {})],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {mode}/{floatX} failed:\n{proc.stderr[-3000:]}")
@@ -218,9 +344,18 @@ def _parse(argv):
     from .config import split_key_values
     from .errors import UserError
 
-    opts = {"modes": None, "floatX": "float32", "reps": "30", "out": "bench.json", "cold": "1"}
+    opts = {"modes": None, "floatX": "float32", "reps": "30", "out": "bench.json", "cold": "1",
+            "wdim": None, "hdim": str(DIM), "n_words": str(N_WORDS), "preset": "", "wemb_update": "lazy",
+            "breakdown": "1"}
     for k, v in split_key_values(argv, opts):
         opts[k] = v
+    preset = checks.choice("preset", opts["preset"].strip(), ("", "authors"))
+    shapes = {"wdim": checks.integer("wdim", opts["wdim"] or ("300" if preset == "authors" else str(DIM)),
+                                     minimum=1, maximum=4096),
+              "hdim": checks.integer("hdim", opts["hdim"], minimum=1, maximum=4096),
+              "n_words": checks.integer("n_words", opts["n_words"], minimum=3, maximum=10_000_000),
+              "wemb_update": checks.choice("wemb_update", opts["wemb_update"].strip(), ("lazy", "dense")),
+              "breakdown": checks.choice("breakdown", opts["breakdown"].strip(), ("0", "1")) == "1"}
     if opts["modes"] is None:
         opts["modes"] = "C,NUMBA" + (",JAX" if _available("JAX") is None else "")
     modes = [m.strip().upper() for m in opts["modes"].split(",") if m.strip()]
@@ -235,7 +370,7 @@ def _parse(argv):
     reps = checks.integer("reps", opts["reps"], minimum=1, maximum=100000)
     cold = checks.choice("cold", opts["cold"].strip(), ("0", "1"))
     checks.writable_file("out", opts["out"])
-    return modes, floatxs, reps, opts["out"], cold != "0"
+    return modes, floatxs, reps, opts["out"], cold != "0", shapes
 
 
 def _line(r):
@@ -257,10 +392,13 @@ def main(argv):
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__)
         return 0
-    modes, floatxs, reps, out, cold = _parse(argv)
+    modes, floatxs, reps, out, cold, shapes = _parse(argv)
+    global WDIM, HDIM, N_WORDS
+    WDIM, HDIM, N_WORDS = shapes["wdim"], shapes["hdim"], shapes["n_words"]
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg()}
-    print(f"lstm_adv.bench: B={B} T={T} n_words={N_WORDS} wdim=hdim={DIM} adadelta, eval B={EVAL_B} T={EVAL_T}; "
+    print(f"lstm_adv.bench: B={B} T={T} n_words={N_WORDS} wdim={WDIM} hdim={HDIM} adadelta (Wemb "
+          f"{shapes['wemb_update']}), eval B={EVAL_B} T={EVAL_T}; "
           f"{machine['cpus']} CPUs, load {machine['loadavg_start'][0]:.1f}", flush=True)
     results = []
     for mode in modes:
@@ -272,10 +410,11 @@ def main(argv):
         for floatX in floatxs:
             if cold:
                 with tempfile.TemporaryDirectory(prefix="lstm_adv_bench_") as tmp:
-                    first = _run_worker(mode, floatX, reps, tmp)
-                    r = _run_worker(mode, floatX, reps, tmp)
+                    first = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=False))
+                    r = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=shapes["breakdown"] and not results))
             else:
-                first, r = None, _run_worker(mode, floatX, reps)
+                first, r = None, _run_worker(mode, floatX, reps, None,
+                                             dict(shapes, breakdown=shapes["breakdown"] and not results))
             if first is not None:
                 r["cold_compile_s"] = round(first["compile_s"]["clean"] + first["compile_s"]["adversarial"], 2)
                 r["cold_run"] = first
@@ -284,9 +423,12 @@ def main(argv):
                     for k in ("clean", "adversarial"))
             results.append(r)
             print(_line(r), flush=True)
+            if "breakdown" in r:
+                print("\n".join(_breakdown_lines(r)), flush=True)
     machine["loadavg_end"] = os.getloadavg()
     Path(out).write_text(json.dumps({"machine": machine, "settings": {"B": B, "T": T, "n_words": N_WORDS,
-                                                                      "wdim": DIM, "hdim": DIM, "reps": reps},
+                                                                      "wdim": WDIM, "hdim": HDIM, "reps": reps,
+                                                                      "wemb_update": shapes["wemb_update"]},
                                      "results": results}, indent=2))
     print(f"wrote {out}")
     return 0
@@ -294,7 +436,8 @@ def main(argv):
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        print(json.dumps(worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        print(json.dumps(worker(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                                json.loads(sys.argv[5]) if len(sys.argv) > 5 else None)))
         sys.exit(0)
     from .errors import cli_entry
     sys.exit(cli_entry(main)(sys.argv[1:]))

@@ -31,8 +31,8 @@ import pytensor.tensor as pt
 
 from .adversarial import build_objective
 from .errors import UserError
-from .model import check_params, classify, emb_norm_weights, embed, init_params, nll, to_shared
-from .optimizers import OPTIMIZERS
+from .model import check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll, to_shared
+from .optimizers import LAZY_ROWS, OPTIMIZERS
 from .utils import make_rng
 
 # User-facing mode names -> PyTensor's predefined modes.
@@ -171,6 +171,11 @@ class Model:
     word_counts : sequence of int, optional
         Training frequency of each dictionary id (``data.info["word_counts"]``); needed by
         ``emb_norm=1`` (`lstm_adv.model.emb_norm_weights`).
+    wemb_update : {"lazy", "dense"}, optional
+        How adadelta updates ``Wemb``: only the rows of the batch, the other rows' accumulator
+        decay applied when next used (`lstm_adv.optimizers.LazyRows`; equal to dense to float
+        rounding), or every row every update (the tutorial). Default `WEMB_UPDATE` on modes C and
+        NUMBA; always dense for JAX (static shapes), rmsprop/sgd, emb_norm=1 and vat=1.
 
     Attributes
     ----------
@@ -185,7 +190,7 @@ class Model:
     mode_name : str
     """
 
-    def __init__(self, cfg, n_words, params=None, word_counts=None):
+    def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None):
         self.cfg = cfg
         self.n_words = n_words
         self.mode_name = resolve_mode_name(cfg)
@@ -193,6 +198,15 @@ class Model:
         self.blas_threads_set = limit_blas_threads(1)
         self._jax_functions = []
         self.train_compile_s = 0.0  # time spent compiling f_train (JAX: every bucket), inside its calls
+        wemb_update = wemb_update or WEMB_UPDATE
+        if wemb_update not in ("lazy", "dense"):
+            raise ValueError(f"wemb_update must be 'lazy' or 'dense', got {wemb_update!r}")
+        # Lazy rows need a gradient that reaches only the batch's rows of Wemb: not with emb_norm=1
+        # (the normalised table depends on every row) nor VAT (its unlabelled batch).
+        if (cfg.optimizer not in LAZY_ROWS or self.mode_name not in ("C", "NUMBA") or getattr(cfg, "emb_norm", 0)
+                or getattr(cfg, "vat", 0)):
+            wemb_update = "dense"
+        self.wemb_update = wemb_update
         if params is None:
             params = init_params(cfg, n_words)
         check_params(params, cfg, n_words, "the given parameters")
@@ -255,8 +269,15 @@ class Model:
         unlabelled = (self.xu, self.mu) if self.unlabelled else None
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
                               freqs=self.freqs, unlabelled=unlabelled)
-        updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate)
+        rows = None
+        if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
+            rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim)}
+        else:
+            self.wemb_update = "dense"
+        updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
+                                                                 kernel="c" if self.mode_name == "C" else "graph")
         updates = list(updates) + list(obj.rng_updates.items())
+        self._f_sync = None
         # Compiled on first use: inspecting or evaluating a model never pays for the update.
         inputs = [self.x, self.mask, self.y] + ([self.xu, self.mu] if self.unlabelled else [])
         self._train_spec = (inputs, obj.cost, updates)
@@ -360,8 +381,34 @@ class Model:
         return self._attack_fn(2)(emb, mask)
 
     # -- state ---------------------------------------------------------------------------------
+    def sync_opt_state(self):
+        """Apply every pending lazy decay (`lstm_adv.optimizers.LazyRows`): afterwards the
+        optimizer's accumulators hold what the dense update would (to float rounding)."""
+        lazy = getattr(self.opt_state, "lazy", None)
+        if not lazy:
+            return
+        if self._f_sync is None:
+            updates = [u for rows in lazy.values() for u in rows.sync_updates()]
+            self._f_sync = self._function([], [], updates, "f_sync_opt_state")
+        self._f_sync()
+
+    def get_opt_state(self):
+        """A copy of the optimizer state, name -> ndarray (tutorial names; what checkpoints hold)."""
+        self.sync_opt_state()
+        return OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+
+    def set_opt_state(self, values):
+        """Load optimizer state (from `get_opt_state` or a checkpoint's ``opt/`` arrays)."""
+        for k, v in self.opt_state.items():
+            v.set_value(np.asarray(values[k], dtype=v.dtype))
+        for rows in getattr(self.opt_state, "lazy", {}).values():
+            rows.reset()
+
     def get_params(self):
-        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``)."""
+        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``).
+
+        Brings the lazy optimizer state up to date first (the parameters themselves never lag)."""
+        self.sync_opt_state()
         # np.array: under JAX the shared values are JAX arrays.
         return OrderedDict((k, np.array(v.get_value())) for k, v in self.tparams.items())
 
@@ -370,6 +417,10 @@ class Model:
         check_params(params, self.cfg, self.n_words, "the given parameters")
         for k, v in params.items():
             self.tparams[k].set_value(np.asarray(v, dtype=self.cfg.floatX))
+
+
+# adadelta's update of Wemb on modes C and NUMBA (tests compare "lazy" with "dense").
+WEMB_UPDATE = "lazy"
 
 
 def load_params(path):

@@ -167,6 +167,31 @@ def embed(tparams, x, freqs=None):
     return W.flatten()[idx].reshape((x.shape[0], x.shape[1], E))
 
 
+def embedding_row_grad(x, g_emb, E):
+    """The gradient of ``Wemb`` restricted to the rows the batch uses.
+
+    Parameters
+    ----------
+    x : int64 tensor, shape (T, B)
+    g_emb : tensor, shape (T, B, E)
+        Gradient with respect to the embedded input `embed` returned.
+    E : int
+        wdim.
+
+    Returns
+    -------
+    ids : int64 vector
+        The distinct word ids of ``x``, sorted.
+    g_rows : tensor, shape (len(ids), E)
+        Their rows of the dense gradient (the other rows' are zero), summed in the same order
+        as the dense scatter-add, so the values are the same bit for bit.
+    """
+    ids, inv = pt.extra_ops.unique(x.flatten(), return_inverse=True)
+    idx = (inv.flatten()[:, None] * E + pt.arange(E, dtype=inv.dtype)[None, :]).flatten()
+    flat = pt.zeros((ids.shape[0] * E,), dtype=g_emb.dtype)
+    return ids, pt.inc_subtensor(flat[idx], g_emb.flatten()).reshape((ids.shape[0], E))
+
+
 def _clip(v, clip):
     # Elementwise gradient clipping, where the original AdversarialNN code put it.
     return grad_clip(v, -clip, clip) if clip > 0 else v

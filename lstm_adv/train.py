@@ -190,8 +190,7 @@ def train(cfg, run):
     if resumed is not None:
         arrays, state = resumed
         model.set_params(_prefixed(arrays, "param/"))
-        for name, var in model.opt_state.items():
-            var.set_value(arrays["opt/" + name])
+        model.set_opt_state(_prefixed(arrays, "opt/"))
         for name, var in model.rngs.items():
             var.set_value(_generator(state["rng_" + name]))
         shuffle_rng = _generator(state["rng_shuffle"])
@@ -203,7 +202,7 @@ def train(cfg, run):
 
     def checkpoint():
         arrays = OrderedDict(("param/" + k, v) for k, v in model.get_params().items())
-        arrays.update(("opt/" + k, v.get_value()) for k, v in model.opt_state.items())
+        arrays.update(("opt/" + k, v) for k, v in model.get_opt_state().items())
         if best_p is not None:
             arrays.update(("best/" + k, v) for k, v in best_p.items())
         if epoch_perm is not None:

@@ -1,0 +1,119 @@
+"""adadelta's lazy row update of Wemb (`lstm_adv.optimizers.LazyRows`) against the dense update.
+
+Two models from the same start and seed (same dropout draws) take the same few hundred toy
+updates, in float64, one updating Wemb by rows (decays of untouched rows applied later as
+rho**k), the other every row every update (the tutorial). Parameters, the optimizer state after
+`Model.get_opt_state` (which applies the pending decays) and the costs agree to 1e-10.
+Checkpoint/resume: a model rebuilt from a mid-run `get_params`/`get_opt_state` continues
+bit for bit as the original (`tests/test_train.py` also SIGKILLs and resumes a real run).
+"""
+
+import numpy as np
+import pytest
+
+from conftest import merge
+from lstm_adv.config import parse_args
+from lstm_adv.data import prepare_data
+from lstm_adv.graph import Model
+
+N_WORDS = 200
+BASE = ["wdim=8", "hdim=8", f"n_words={N_WORDS}", "mode=C", "floatX=float64", "clip=0.05"]
+
+
+def _batches(n, seed=0):
+    """Ragged batches over a Zipf-like vocabulary: frequent rows every update, rare ones after long gaps."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, N_WORDS - 1)
+    p /= p.sum()
+    out = []
+    for _ in range(n):
+        seqs = [list(rng.choice(np.arange(2, N_WORDS), size=rng.integers(3, 9), p=p)) for _ in range(4)]
+        out.append(prepare_data(seqs, rng.integers(0, 2, size=4), "float64"))
+    return out
+
+
+def _pair(*extra):
+    cfg = parse_args(merge(BASE, list(extra)))
+    lazy, dense = Model(cfg, N_WORDS, wemb_update="lazy"), Model(cfg, N_WORDS, wemb_update="dense")
+    assert (lazy.wemb_update, dense.wemb_update) == ("lazy", "dense")
+    return lazy, dense
+
+
+@pytest.mark.parametrize("extra", [("eps=0.3",), ("eps=0",), ("eps=0.3", "adv_emb_grad=1", "adv_norm=l2")])
+def test_lazy_equals_dense(extra):
+    lazy, dense = _pair(*extra)
+    batches = _batches(300)
+    seen_gap = 0
+    last = {}
+    for t, (x, mask, y) in enumerate(batches):
+        for w in np.unique(x):
+            seen_gap = max(seen_gap, t - last.get(w, 0))
+            last[w] = t
+        c_lazy, c_dense = float(lazy.f_train(x, mask, y)), float(dense.f_train(x, mask, y))
+        assert c_lazy == pytest.approx(c_dense, rel=1e-10, abs=1e-12), t
+        if t == 150:  # a mid-run sync (a checkpoint) changes nothing beyond rounding
+            lazy.get_opt_state()
+    assert seen_gap > 50  # some rows really waited many updates
+    for k, v in dense.get_params().items():
+        np.testing.assert_allclose(lazy.get_params()[k], v, rtol=1e-10, atol=1e-14, err_msg=k)
+    for k, v in dense.get_opt_state().items():
+        np.testing.assert_allclose(lazy.get_opt_state()[k], v, rtol=1e-10, atol=1e-20, err_msg=k)
+
+
+def test_untouched_rows_do_not_move_and_sync_is_idempotent():
+    lazy, _ = _pair("eps=0.3")
+    x, mask, y = _batches(1)[0]
+    w0 = lazy.get_params()["Wemb"]
+    for _ in range(3):
+        lazy.f_train(x, mask, y)
+    w = lazy.get_params()["Wemb"]
+    untouched = np.setdiff1d(np.arange(N_WORDS), np.unique(x))
+    assert np.array_equal(w[untouched], w0[untouched])
+    assert not np.array_equal(w[np.unique(x)], w0[np.unique(x)])
+    a = lazy.get_opt_state()
+    b = lazy.get_opt_state()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_resume_from_a_synced_state_is_bit_exact():
+    cfg = parse_args(merge(BASE, ["eps=0.3"]))
+    batches = _batches(80, seed=1)
+    ref = Model(cfg, N_WORDS, wemb_update="lazy")
+    for x, mask, y in batches[:40]:
+        ref.f_train(x, mask, y)
+    params, opt = ref.get_params(), ref.get_opt_state()  # what a checkpoint saves (after the sync)
+    rngs = {k: v.get_value().bit_generator.state for k, v in ref.rngs.items()}
+    for x, mask, y in batches[40:]:
+        ref.f_train(x, mask, y)
+
+    resumed = Model(cfg, N_WORDS, wemb_update="lazy")
+    resumed.set_params(params)
+    resumed.set_opt_state(opt)
+    for k, v in resumed.rngs.items():
+        g = np.random.default_rng()
+        g.bit_generator.state = rngs[k]
+        v.set_value(g)
+    for x, mask, y in batches[40:]:
+        resumed.f_train(x, mask, y)
+    for k, v in ref.get_params().items():
+        assert np.array_equal(resumed.get_params()[k], v), k
+    for k, v in ref.get_opt_state().items():
+        assert np.array_equal(resumed.get_opt_state()[k], v), k
+
+
+def test_other_optimizers_and_jax_stay_dense():
+    m = Model(parse_args(merge(BASE, ["optimizer=rmsprop"])), N_WORDS, wemb_update="lazy")
+    assert m.wemb_update == "dense" and not m.opt_state.lazy
+
+
+def test_rows_used_at_every_update_get_the_dense_bits():
+    # The same batch again and again: no row ever waits (decay 1), so lazy is dense bit for bit.
+    lazy, dense = _pair("eps=0.3")
+    x, mask, y = _batches(1, seed=2)[0]
+    for _ in range(5):
+        assert float(lazy.f_train(x, mask, y)) == float(dense.f_train(x, mask, y))
+    for k, v in dense.get_params().items():
+        assert np.array_equal(lazy.get_params()[k], v), k
+    for k, v in dense.get_opt_state().items():
+        assert np.array_equal(lazy.get_opt_state()[k], v), k
