@@ -18,16 +18,45 @@ For each attack and strength two figures: ``adv_err`` (the perturbed prediction 
 import numpy as np
 
 from .adversarial import perturbation
-from .data import minibatches, prepare_data
+from .data import prepare_data
 
 ATTACKS = ("onestep_pred", "iter_sign_pred", "iter_l2_pred", "onestep_true")
+
+
+# Evaluation batches hold about batch_size x EVAL_TOKENS_PER_REVIEW tokens (padding included):
+# more reviews per batch where they are short, fewer where they are long (a 64 x 2,500 batch's
+# activations are hundreds of MB); between batch_size / 4 and 4 x batch_size reviews.
+EVAL_TOKENS_PER_REVIEW = 256
+
+
+def eval_batches(split, batch_size):
+    """Index lists of evaluation minibatches of consecutive reviews with a budget of tokens.
+
+    Splits are sorted by length (`lstm_adv.data.finalize`), so a batch's reviews have similar
+    lengths and little padding. Unsorted splits work too (only the padding grows).
+    """
+    lengths = np.fromiter((len(s) for s in split.seqs), dtype=np.int64, count=len(split))
+    budget = batch_size * EVAL_TOKENS_PER_REVIEW
+    lo, hi = max(1, batch_size // 4), 4 * batch_size
+    out, start, n = [], 0, len(split)
+    while start < n:
+        end, longest = start, 0
+        while end < n and end - start < hi:
+            longest_next = max(longest, int(lengths[end]))
+            if end - start >= lo and (end - start + 1) * longest_next > budget:
+                break
+            longest = longest_next
+            end += 1
+        out.append(np.arange(start, end))
+        start = end
+    return out
 
 
 def pred_error(model, split, batch_size):
     """Fraction of misclassified reviews, clean inputs, dropout off.
 
     Splits are sorted by length (`lstm_adv.data.finalize`), so consecutive minibatches waste
-    little on padding.
+    little on padding; batches follow a token budget (`eval_batches`).
 
     Parameters
     ----------
@@ -42,7 +71,7 @@ def pred_error(model, split, batch_size):
     if len(split) == 0:
         return float("nan")
     wrong = 0
-    for idx in minibatches(len(split), batch_size):
+    for idx in eval_batches(split, batch_size):
         x, mask, y = prepare_data([split.seqs[i] for i in idx], split.labels[idx], model.cfg.floatX)
         wrong += int((model.f_pred(x, mask) != y).sum())
     return wrong / len(split)
@@ -78,13 +107,18 @@ def iterative_attack(model, emb, mask, labels, s, k, norm):
     """
     delta = np.zeros_like(emb)
     broken = np.zeros(len(labels), dtype=bool)
-    for _ in range(k):
-        grad, _ = model.f_grad_prob_emb((emb + delta).astype(emb.dtype), mask, labels)
+    for i in range(k):
+        # The probabilities at the iterate come with its gradient: no separate forward pass,
+        # except after the last step.
+        grad, probs = model.f_grad_prob_emb((emb + delta).astype(emb.dtype), mask, labels)
+        if i > 0:
+            broken |= probs.argmax(axis=1) != labels
+            if broken.all():
+                return broken
         delta = _project(delta + perturbation(grad, mask, s / k, norm), mask, s, norm)
+    if k > 0:
         probs = model.f_prob_emb((emb + delta).astype(emb.dtype), mask)
         broken |= probs.argmax(axis=1) != labels
-        if broken.all():
-            break
     return broken
 
 
@@ -124,7 +158,7 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
     adv = {a: np.zeros(len(strengths), dtype=np.int64) for a in names}
     rob = {a: np.zeros(len(strengths), dtype=np.int64) for a in names}
     clean_wrong_total = 0
-    for idx in minibatches(len(split), batch_size):
+    for idx in eval_batches(split, batch_size):
         x, mask, y = prepare_data([split.seqs[i] for i in idx], split.labels[idx], model.cfg.floatX)
         emb = model.f_embed(x)
         g_true, probs = model.f_grad_prob_emb(emb, mask, y)

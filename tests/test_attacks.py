@@ -72,3 +72,34 @@ def test_iterative_attack_stays_in_its_ball():
     norms = np.sqrt((_project(d, mask, 0.2, "l2") ** 2).sum(axis=(0, 2)))
     np.testing.assert_allclose(norms, 0.2)
     assert not _project(d, mask, 0.2, "l2")[3:, 1].any()
+
+
+def test_iterative_attack_equals_the_previous_implementation():
+    # The probabilities at each iterate now come with its gradient (one forward pass saved per
+    # step); the broken reviews must be exactly those of the version with a separate forward pass.
+    from lstm_adv.evaluate import _project, iterative_attack
+
+    def previous(model, emb, mask, labels, s, k, norm):
+        delta = np.zeros_like(emb)
+        broken = np.zeros(len(labels), dtype=bool)
+        for _ in range(k):
+            grad, _ = model.f_grad_prob_emb((emb + delta).astype(emb.dtype), mask, labels)
+            delta = _project(delta + perturbation(grad, mask, s / k, norm), mask, s, norm)
+            broken |= model.f_prob_emb((emb + delta).astype(emb.dtype), mask).argmax(axis=1) != labels
+            if broken.all():
+                break
+        return broken
+
+    m = model_for("adv=0")
+    split = random_split(n=48, seed=3)
+    n_broken = 0
+    for idx in minibatches(len(split), 16):
+        x, mask, y = prepare_data([split.seqs[i] for i in idx], split.labels[idx], "float64")
+        emb = m.f_embed(x)
+        pred = m.f_prob_emb(emb, mask).argmax(axis=1)
+        for s in (0.03, 0.3, 3.0):
+            for norm in ("sign", "l2"):
+                new = iterative_attack(m, emb, mask, pred, s, 4, norm)
+                assert np.array_equal(new, previous(m, emb, mask, pred, s, 4, norm)), (s, norm)
+                n_broken += int(new.sum())
+    assert n_broken > 0
