@@ -67,7 +67,7 @@ def torch_update(n_words, wdim, hdim, seed=0):
         loss_a = (1 - ALPHA) * net.loss((e + delta).detach(), mask, y)
         loss_a.backward()
         opt.step()
-        return float(loss_c + loss_a)
+        return (loss_c + loss_a).item()
 
     return update
 
