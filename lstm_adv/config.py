@@ -99,8 +99,8 @@ class Config:
     attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: clean, adversarial and robust test error under "
                            "gradient attacks of these radii (comma list; empty = none; see lstm_adv.evaluate)",
                            group="run")
-    attack_k: int = _key(10, "steps of the iterative attacks (0 = one-step attacks only)", group="run")
-    attack_size: int = _key(2000, "reviews of the test split the attack uses (seeded subset; -1 = all)",
+    attack_k: int = _key(5, "steps of the iterative attacks (0 = one-step attacks only)", group="run")
+    attack_size: int = _key(100, "reviews of the test split the attacks use (seeded subset; -1 = all)",
                             group="run")
     progress: int = _key(1, "1: a tqdm progress bar per epoch; 0: plain lines every dispFreq updates (logs, sweeps)",
                          (0, 1), group="run")
@@ -166,8 +166,9 @@ def defaults_for(data, preset=""):
 
 
 # Keys that change what is computed; a checkpoint made under different values does not fit.
+# The attack keys act after training: a finished run is not attacked again with new ones.
 RUN_IDENTITY_EXCLUDE = ("saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path",
-                        "download", "valid_test", "max_epochs")
+                        "download", "valid_test", "max_epochs", "attack_eps", "attack_size", "attack_k")
 
 
 def _fmt(v):
