@@ -248,8 +248,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     root = next((a.split("=", 1)[1] for a in argv if a.startswith("root=")), None)
     args = [a for a in argv if not a.startswith("root=")]
+    usage = ("usage: python -m lstm_adv.rundir publish SRC DEST [root=DIR]\n\n"
+             "Copy a run's config.json (or a text file) to DEST with every local absolute path made "
+             "relative to the repository (or root=DIR).")
+    if any(a in ("-h", "--help", "help") for a in args):
+        print(usage)
+        return 0
     if len(args) != 3 or args[0] != "publish":
-        print("usage: python -m lstm_adv.rundir publish SRC DEST [root=DIR]", file=sys.stderr)
+        print("error: " + usage.splitlines()[0], file=sys.stderr)
         return 2
     print(publish(args[1], args[2], root))
     return 0
