@@ -253,12 +253,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     g_emb = pytensor.grad(None, emb, known_grads={emb_in: g_in})
     g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb: g_emb})
 
-    grads = OrderedDict()
-    it = iter(zip(g_clean, g_adv))
-    for n in names:
-        grads[n] = g_wemb if n == "Wemb" else sum(next(it))
-    if cfg.reg > 0:
-        grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
+    grads = _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams)
     cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
     return Objective(cost_clean, cost_adv, cost, grads, delta, emb, rng_updates, emb_grad=g_emb)
 
@@ -321,11 +316,18 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
         g_adv = pytensor.grad(w * cost_vat, rest, disconnected_inputs="ignore")
     g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads=known)
 
+    grads = _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams)
+    cost = cost_clean + w * cost_vat + penalty
+    return Objective(cost_clean, cost_vat, cost, grads, delta, emb, rng_updates, target)
+
+
+def _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams):
+    """Parameter name -> gradient: Wemb's as given, the others the sum of both branches' terms,
+    plus the ``reg`` penalty's on ``U``."""
     grads = OrderedDict()
     it = iter(zip(g_clean, g_adv))
     for n in names:
         grads[n] = g_wemb if n == "Wemb" else sum(next(it))
     if cfg.reg > 0:
         grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
-    cost = cost_clean + w * cost_vat + penalty
-    return Objective(cost_clean, cost_vat, cost, grads, delta, emb, rng_updates, target)
+    return grads
