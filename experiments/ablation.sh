@@ -9,7 +9,8 @@
 # stand-in vectors as trained), w2v-scaled (preset=authors: rescaled to GoogleNews's std 0.144).
 # Run directories go to $ABLATION_DIR (default runs/ablation); finished runs' small files are
 # copied to experiments/results/ablation/ and the table to experiments/results/ablation/ablation.md.
-# Resumable: run it again and finished runs are skipped, interrupted runs continue.
+# Resumable: run it again and finished runs are skipped, interrupted runs continue; runs whose
+# results are already committed under experiments/results/ablation/ are not run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -30,6 +31,10 @@ for seed in $SEEDS; do
         w2v-unscaled) keys="preset=authors w2v_std=0" ;;
         w2v-scaled) keys="preset=authors" ;;
       esac
+      # Already finished and committed (experiments/results/ablation/): not run again on a new machine.
+      if grep -qs '"status": "ok"' "experiments/results/ablation/${init}_eps=${eps}_seed=$seed/metrics.json"; then
+        continue
+      fi
       echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed $EPOCHS attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
     done
   done
