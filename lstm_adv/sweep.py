@@ -71,7 +71,7 @@ TABLE1_ALPHA = 0.5
 #: Keys every Table 1 run gets unless the command line sets them: the configuration closest to
 #: what the authors ran (their word2vec init, README "Training"), with the epoch budget capped at
 #: 150 of their 1000: in the ablation (experiments/results/ablation/) the runs with these vectors
-#: left the one-class plateau by epoch 29 (provisional: few runs so far). ``preset=`` and
+#: left the one-class plateau by epoch 32 (provisional: few runs so far). ``preset=`` and
 #: ``max_epochs=100`` give the tutorial-init table (experiments/results/table1-tutorial-init/).
 TABLE1_DEFAULT_KEYS = ("preset=authors", "max_epochs=150")
 
