@@ -40,9 +40,4 @@ for seed in $SEEDS; do
   done
 done
 mv "$COMMANDS.tmp" "$COMMANDS"
-status=0
-"$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="$JOBS" || status=$?
-if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
-bash experiments/publish_runs.sh "$DIR" ablation
-"$PYTHON" -m lstm_adv.results experiments/results/ablation by=wemb_init,w2v_std
-exit "$status"
+JOBS=$JOBS PYTHON=$PYTHON exec bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" ablation wemb_init,w2v_std

@@ -49,9 +49,4 @@ for seed in $SEEDS; do
   done
 done
 mv "$COMMANDS.tmp" "$COMMANDS"
-status=0
-"$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="$JOBS" || status=$?
-if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
-bash experiments/publish_runs.sh "$DIR" vat_comparison
-"$PYTHON" -m lstm_adv.results experiments/results/vat_comparison by=adv_norm,emb_norm,vat,unlabelled
-exit "$status"
+JOBS=$JOBS PYTHON=$PYTHON exec bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" vat_comparison adv_norm,emb_norm,vat,unlabelled
