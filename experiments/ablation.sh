@@ -4,6 +4,7 @@
 #
 #   bash experiments/ablation.sh                 # 3 inits x eps 0, 0.5, 1.0 x seeds 1-3 = 27 runs
 #   SEEDS="1 2" EPS="0.5" JOBS=2 bash experiments/ablation.sh max_epochs=100   # a smaller grid
+#   INITS="tutorial w2v-scaled" bash experiments/ablation.sh                     # some inits, this order
 #
 # Inits: tutorial (0.01 * U[0,1), wdim=128), w2v-unscaled (preset=authors w2v_std=0: the IMDB
 # stand-in vectors as trained), w2v-scaled (preset=authors: rescaled to GoogleNews's std 0.144).
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 SEEDS=${SEEDS:-1 2 3}
 EPS=${EPS:-0.5 1.0 0}
+INITS=${INITS:-w2v-scaled w2v-unscaled tutorial}
 JOBS=${JOBS:-1}
 DIR=${ABLATION_DIR:-runs/ablation}
 EPOCHS="max_epochs=300"   # unless the command line gives its own
@@ -25,16 +27,12 @@ COMMANDS="$DIR/commands.txt"
 : > "$COMMANDS.tmp"
 for seed in $SEEDS; do
   for eps in $EPS; do
-    for init in w2v-scaled w2v-unscaled tutorial; do
+    for init in $INITS; do
       case $init in
         tutorial) keys="" ;;
         w2v-unscaled) keys="preset=authors w2v_std=0" ;;
         w2v-scaled) keys="preset=authors" ;;
       esac
-      # Already finished and committed (experiments/results/ablation/): not run again on a new machine.
-      if grep -qs '"status": "ok"' "experiments/results/ablation/${init}_eps=${eps}_seed=$seed/metrics.json"; then
-        continue
-      fi
       echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed $EPOCHS attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
     done
   done

@@ -11,7 +11,10 @@
 #   bash experiments/table1.sh eps_grid=0,0.5 sweep_dir=runs/quick   # sweep options of `sweep plan`
 #
 # Resumable: run it again and finished runs are skipped, interrupted runs continue from their
-# checkpoint, crashed runs are retried. Runs from the repository root; PYTHON picks the interpreter.
+# checkpoint, crashed runs are retried. Finished runs' small files are copied to
+# $RESULTS_DIR/<sweep folder name>/ (experiments/results/table1/ by default) and the table is
+# written there; runs already published there are not run again, so the sweep resumes from git on a
+# new machine. Runs from the repository root; PYTHON picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-5}
@@ -21,9 +24,10 @@ PYTHON=${PYTHON:-python}
 COMMANDS=$("$PYTHON" -m lstm_adv.sweep plan table1 seeds="$SEEDS" "$@")
 SWEEP_DIR=$(dirname "$COMMANDS")
 status=0
-"$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="$JOBS" || status=$?
-# 1 = some runs failed: they are reported, and shown as failed in the table. Anything else
-# (2 = refused, 130/143 = interrupted) stops here; run the script again to continue.
+JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$SWEEP_DIR" "$(basename "$SWEEP_DIR")" || status=$?
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
-"$PYTHON" -m lstm_adv.results "$SWEEP_DIR"
+# The local table as well: it shows this machine's failed runs, which are never published.
+if find "$SWEEP_DIR" -mindepth 2 -name metrics.json | grep -q .; then
+  "$PYTHON" -m lstm_adv.results "$SWEEP_DIR"
+fi
 exit "$status"

@@ -271,13 +271,23 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
         assert (d / "stderr.log").exists()
     mtimes = [mtime(d) for d in ok_dirs + [nan_dir]]
 
-    # The script: plans the same grid (same folder), skips everything, writes the table.
-    r = subprocess.run(["bash", str(REPO / "experiments" / "table1.sh"), "eps_grid=0,0.5", f"sweep_dir={root}",
-                        *TINY], cwd=tmp_path, env={**env(), "SEEDS": "1", "JOBS": "2", "PYTHON": sys.executable},
-                       capture_output=True, text=True, timeout=300)
+    # The script: plans the same grid (same folder), skips everything, publishes the finished runs'
+    # small files (not the NaN run), writes the tables.
+    results = tmp_path / "results"
+    script = ["bash", str(REPO / "experiments" / "table1.sh"), "eps_grid=0,0.5", f"sweep_dir={root}", *TINY]
+    script_env = {**env(), "SEEDS": "1", "JOBS": "2", "PYTHON": sys.executable, "RESULTS_DIR": str(results)}
+    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"2 runs under {root}: 2 already finished, 0 failed (nan earlier, or bad input), 0 to run" in r.stdout
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes   # nothing retrained
+    published = results / "table1"
+    assert sorted(p.relative_to(published).as_posix() for p in published.rglob("*.json")) == [
+        "eps=0.0/seed=1/config.json", "eps=0.0/seed=1/metrics.json",
+        "eps=0.5/seed=1/config.json", "eps=0.5/seed=1/metrics.json"]
+    assert (published / "eps=0.5" / "seed=1" / "history.csv").exists()
+    assert str(tmp_path) not in (published / "eps=0.5" / "seed=1" / "config.json").read_text()
+    assert "(n=1)" in (published / "table1.md").read_text()
+
     table = (root / "table1.md").read_text()
     assert (root / "table1.csv").exists() and (root / "table1.png").exists()
     # The toy sweep's figures and long-format table, written by the same command.
@@ -304,6 +314,12 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert r.returncode == 1 and "0 already finished, 3 failed (nan earlier, or bad input), 0 to run" in r.stdout
     assert r.stdout.count("holds a run with hdim=8, not 16") == 3
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes
+
+    # On a machine without the run directories, the published runs are not run again.
+    shutil.rmtree(ok_dirs[0])
+    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
 
 
 def test_resume_after_a_run_is_killed(tmp_path):
