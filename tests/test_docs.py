@@ -1,0 +1,193 @@
+"""The user documentation stays true: its commands parse, its modules exist, its links resolve.
+
+README.md and experiments/README.md are read as text; no command is run and nothing is trained.
+Every ``python -m lstm_adv.train ...`` line of their shell code blocks, and every inline code span
+that is such a command (and the training keys passed through ``bash experiments/table1.sh``),
+must be accepted by `lstm_adv.config.parse_args`; lines
+with shell placeholders are skipped, each as its own reported skip (``pytest -rs`` lists them).
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lstm_adv.config import parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", ROOT / "experiments" / "README.md"]
+
+#: the commands users type as ``python -m lstm_adv.<X>`` (README "Code map"; `lstm_adv/cli.py`).
+COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir"}
+
+#: keys of ``sweep plan table1`` that are not training keys (its --help); the rest go to every run.
+TABLE1_SWEEP_KEYS = {"seeds", "eps_grid", "sweep_dir", "out"}
+
+#: read by ``python -m lstm_adv.train`` before `parse_args`, or naming a run an earlier line makes.
+TRAIN_ONLY_KEYS = {"print_config", "config"}
+HELP_FLAGS = {"-h", "--help", "help"}
+
+FENCE = re.compile(r"^\s*```")
+#: a command at the start of a shell line (after VAR=value words) or after && ; |
+COMMAND = re.compile(r"(?:^|&&|;|\|)\s*(?:[A-Za-z_]\w*=\S*\s+)*(?:python|bash)\s+(-m lstm_adv\.train|experiments/table1\.sh)(?=\s|$)(.*)")
+#: fenced blocks whose lines are shell commands (others: the code map's tree, Python, plain text)
+SHELL_BLOCKS = {"", "bash", "sh", "shell", "console"}
+SHELL_STOP = {"|", "||", "&&", ";", ">", ">>", "2>", "&", "<"}
+
+
+def _shell_lines(text):
+    """The lines of the fenced shell code blocks, with backslash continuations joined."""
+    lines, inside, shell, pending = [], False, False, ""
+    for raw in text.splitlines():
+        if FENCE.match(raw):
+            inside = not inside
+            shell = inside and raw.strip()[3:].strip().lower() in SHELL_BLOCKS
+            continue
+        if not shell:
+            continue
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        lines.append(pending + raw)
+        pending = ""
+    return lines
+
+
+def _prose(text):
+    """The lines outside fenced code blocks (where headings and links live)."""
+    out, inside = [], False
+    for raw in text.splitlines():
+        if FENCE.match(raw):
+            inside = not inside
+            continue
+        if not inside:
+            out.append(raw)
+    return out
+
+
+def _inline_commands(text):
+    """The inline code spans of the prose that are whole commands (a span may wrap a line)."""
+    paragraphs = " ".join(line if line.strip() else "\n" for line in _prose(text)).split("\n")
+    return [span for para in paragraphs for span in re.findall(r"`([^`]+)`", para)
+            if COMMAND.match(span)]
+
+
+def _placeholder(args):
+    """Why these arguments are not a literal command line, or None if they are."""
+    for arg in args:
+        if "$" in arg:
+            return f"shell variable in {arg!r}"
+        if "..." in arg or "…" in arg:
+            return f"ellipsis in {arg!r}"
+        if re.search(r"<[^>]*>", arg) or arg.startswith("["):
+            return f"placeholder {arg!r}"
+    return None
+
+
+def _split_command(rest):
+    """The shell words of ``rest`` up to a comment, pipe, list operator or redirection."""
+    words = shlex.split(rest, comments=True)
+    args = []
+    for word in words:
+        if word in SHELL_STOP:
+            break
+        args.append(word)
+    return args
+
+
+def _doc_commands():
+    """(id, doc name, line, argv, skip reason) for every training command line in the docs."""
+    found = []
+    for doc in DOCS:
+        name = doc.relative_to(ROOT).as_posix()
+        text = doc.read_text(encoding="utf-8")
+        for n, line in enumerate(_shell_lines(text) + _inline_commands(text)):
+            for m in COMMAND.finditer(line):
+                drop = TABLE1_SWEEP_KEYS if m.group(1).endswith("table1.sh") else set()
+                args = _split_command(m.group(2))
+                reason = _placeholder(args)
+                argv = [a for a in args if a.split("=", 1)[0] not in drop | TRAIN_ONLY_KEYS and a not in HELP_FLAGS]
+                found.append((f"{name}:{n}:{m.group(1).split('/')[-1]}", name, line.strip(), argv, reason))
+    return found
+
+
+DOC_COMMANDS = _doc_commands()
+
+
+def test_the_docs_have_training_commands():
+    # A change to the extraction that finds nothing would make every check below vacuous.
+    assert sum(1 for c in DOC_COMMANDS if c[1] == "README.md" and c[4] is None) >= 4
+    assert sum(1 for c in DOC_COMMANDS if c[1] == "experiments/README.md" and c[4] is None) >= 4
+
+
+@pytest.mark.parametrize("doc, line, argv, reason", [c[1:] for c in DOC_COMMANDS],
+                         ids=[c[0] for c in DOC_COMMANDS])
+def test_training_commands_in_the_docs_parse(doc, line, argv, reason):
+    if reason:
+        pytest.skip(f"{doc}: not a literal command ({reason}): {line}")
+    try:
+        parse_args(argv)
+    except Exception as err:  # a UserError names the key; any other error is a failure as well
+        pytest.fail(f"{doc}: `{line}` is refused: {err}")
+
+
+def test_every_module_named_in_the_docs_is_a_command():
+    named = set()
+    for doc in DOCS:
+        for module in re.findall(r"python -m lstm_adv\.([A-Za-z_][\w.]*)", doc.read_text(encoding="utf-8")):
+            named.add((doc.relative_to(ROOT).as_posix(), module.rstrip(".")))
+    unknown = sorted((doc, m) for doc, m in named if m not in COMMANDS)
+    assert not unknown, f"python -m lstm_adv.X with X not a command: {unknown}"
+    assert {m for _, m in named} >= {"train", "results", "sweep", "visualize", "bench"}
+    for command in COMMANDS:
+        # Without importing: a top-level module or a package with __main__ (data/).
+        pkg = ROOT / "lstm_adv"
+        assert (pkg / f"{command}.py").is_file() or (pkg / command / "__main__.py").is_file(), command
+
+
+def _slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)   # a link in a heading counts by its text
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path):
+    seen, anchors = {}, set()
+    for line in _prose(path.read_text(encoding="utf-8")):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            slug = _slug(m.group(1))
+            k = seen.get(slug, 0)
+            seen[slug] = k + 1
+            anchors.add(slug if k == 0 else f"{slug}-{k}")
+    return anchors
+
+
+def _links(path):
+    for line in _prose(path.read_text(encoding="utf-8")):
+        line = re.sub(r"`[^`]*`", "", line)   # code spans hold brackets that are no links
+        yield from re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", line)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.relative_to(ROOT).as_posix() for d in DOCS])
+def test_relative_links_and_anchors_resolve(doc):
+    broken = []
+    links = list(_links(doc))
+    for target in links:
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):   # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (doc.parent / file_part).resolve() if file_part else doc
+        if not dest.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(f"{target}: no heading #{anchor} in {dest.relative_to(ROOT)}")
+    assert links, doc
+    assert not broken, f"{doc.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_readme_stays_short():
+    # The README is the user's entry point; reference text belongs in experiments/README.md.
+    assert (ROOT / "README.md").stat().st_size < 30_000
