@@ -7,7 +7,7 @@ Layout of ``runs/<name>/``::
     metrics.json     final errors, best update, wall time, status (running/ok/nan/interrupted)
     params.npz       best-on-validation parameters, tutorial names (allow_pickle=False)
     vocab.json       the id -> word list of the model's Wemb rows
-    checkpoint.npz   everything needed to resume exactly (parameters, optimizer, RNG states ...)
+    checkpoint.npz   everything needed to resume exactly (parameters, optimizer, RNG states ...: `save_loop_state`)
     train.log        the log lines of every attempt
     .lock            held while a process trains in this directory
 
@@ -30,9 +30,12 @@ import json
 import os
 import re
 import sys
+import time
 import zipfile
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -161,6 +164,131 @@ class RunDir:
         if self.checkpoint.exists() or self.checkpoint_prev.exists():
             raise UserError(f"every checkpoint in {self.path} is unreadable; rerun with resume=0 to start over")
         return None
+
+
+# -- the training loop's state, as checkpoints hold it ---------------------------------------------
+@dataclass
+class LoopState:
+    """Where the training loop stands: what a checkpoint saves and a resumed run continues from.
+
+    The fields from ``uidx`` to ``estop`` (the tutorial's names) are the checkpoint's ``state_json``
+    (`STATE_KEYS`); ``epoch_perm``, ``best_p`` and ``shuffle_rng`` are saved beside them
+    (`save_loop_state`); the last three fields belong to one attempt and are never saved.
+    """
+
+    uidx: int = 0                      # updates done
+    eidx: int = 0                      # epochs done
+    batch_pos: int = 0                 # the next minibatch of the epoch's permutation
+    history: list = field(default_factory=list)   # one row per validation (history.csv)
+    bad_counter: int = 0               # the patience rule's count (lstm_adv.train.patience_rule)
+    best_update: Optional[int] = None  # the update at which best_p was taken
+    cost_sum: float = 0.0              # training cost summed since the last validation ...
+    cost_n: int = 0                    # ... over this many updates
+    elapsed: float = 0.0               # wall seconds of the earlier attempts
+    estop: bool = False                # the patience rule stopped the run
+    epoch_perm: Optional[np.ndarray] = None   # this epoch's order of the training reviews
+    best_p: Optional[dict] = None             # the best-on-valid parameters so far
+    shuffle_rng: Optional[np.random.Generator] = None
+    t_start: float = 0.0                      # time.time() when this attempt's loop began
+    step_time: list = field(default_factory=lambda: [0.0, 0])  # seconds in updates (no compiling), updates
+    disp_mark: list = field(default_factory=lambda: [0.0, 0])  # step_time at the last dispFreq line
+
+    def wall_time(self):
+        """Seconds of training over all attempts, up to now."""
+        return self.elapsed + time.time() - self.t_start
+
+    def ms_per_update(self):
+        """Milliseconds per update in this attempt."""
+        return 1000 * self.step_time[0] / max(self.step_time[1], 1)
+
+    def metrics(self, status, **extra):
+        """The ``metrics.json`` record: ``status`` (running, nan, interrupted, ok), the counts and
+        times, and ``extra`` (the final errors, the attacks ...); the errors are None until then."""
+        out = {"status": status, "train_err": None, "valid_err": None, "test_err": None,
+               "best_update": self.best_update, "n_updates": self.uidx, "n_epochs": self.eidx,
+               "wall_time_s": round(self.wall_time(), 2), "ms_per_update": round(self.ms_per_update(), 2)}
+        out.update(extra)
+        return out
+
+
+STATE_KEYS = ("uidx", "eidx", "batch_pos", "history", "bad_counter", "best_update", "cost_sum", "cost_n",
+              "elapsed", "estop")
+
+
+def save_loop_state(run, model, state, unlab=None):
+    """Write ``checkpoint.npz`` (`RunDir.save_checkpoint`), then the best parameters so far to ``params.npz``.
+
+    The checkpoint holds the arrays ``param/<name>``, ``opt/<name>``, ``best/<name>`` (once there
+    are best parameters), ``epoch_perm`` (inside an epoch) and ``unlab/perm`` (``unlabelled=N``),
+    and ``state_json``: the `STATE_KEYS` of ``state`` (``elapsed`` up to now), ``unlab`` (the
+    unlabelled stream's position and RNG, ``unlabelled=N`` only), ``rng_shuffle`` and one
+    ``rng_<name>`` per random stream of the model (NumPy bit-generator states), in this order.
+
+    Parameters
+    ----------
+    run : RunDir
+    model : lstm_adv.graph.Model
+        Its ``get_params``, ``get_opt_state`` and ``rngs`` (shared NumPy generators) are saved.
+    state : LoopState
+    unlab : lstm_adv.data.BatchStream, optional
+        The unlabelled reviews' stream (``unlabelled=N``).
+    """
+    arrays = OrderedDict(("param/" + k, v) for k, v in model.get_params().items())
+    arrays.update(("opt/" + k, v) for k, v in model.get_opt_state().items())
+    if state.best_p is not None:
+        arrays.update(("best/" + k, v) for k, v in state.best_p.items())
+    if state.epoch_perm is not None:
+        arrays["epoch_perm"] = state.epoch_perm
+    saved = {k: getattr(state, k) for k in STATE_KEYS}
+    saved["elapsed"] = state.wall_time()
+    if unlab is not None:
+        unlab_arrays, saved["unlab"] = unlab.state()
+        arrays.update(("unlab/" + k, v) for k, v in unlab_arrays.items())
+    saved["rng_shuffle"] = state.shuffle_rng.bit_generator.state
+    saved.update(("rng_" + k, v.get_value(borrow=True).bit_generator.state) for k, v in model.rngs.items())
+    run.save_checkpoint(arrays, saved)
+    if state.best_p is not None:
+        atomic_savez(run.params, state.best_p)
+
+
+def restore_loop_state(run, model, unlab=None):
+    """The `LoopState` of the newest readable checkpoint (format: `save_loop_state`), or None.
+
+    Parameters
+    ----------
+    run : RunDir
+    model : lstm_adv.graph.Model
+        Its parameters, optimizer state and random streams are set from the checkpoint.
+    unlab : lstm_adv.data.BatchStream, optional
+        Its position and RNG are set from the checkpoint.
+
+    Returns
+    -------
+    LoopState or None
+        None when the run directory holds no checkpoint (an unreadable one: see `RunDir.load_checkpoint`).
+    """
+    resumed = run.load_checkpoint(run.log)
+    if resumed is None:
+        return None
+    arrays, saved = resumed
+    model.set_params(_prefixed(arrays, "param/"))
+    model.set_opt_state(_prefixed(arrays, "opt/"))
+    for name, var in model.rngs.items():
+        var.set_value(_generator(saved["rng_" + name]))
+    if unlab is not None:
+        unlab.restore(_prefixed(arrays, "unlab/"), saved["unlab"])
+    return LoopState(**{k: saved[k] for k in STATE_KEYS}, epoch_perm=arrays.get("epoch_perm"),
+                     best_p=_prefixed(arrays, "best/") or None, shuffle_rng=_generator(saved["rng_shuffle"]))
+
+
+def _prefixed(arrays, prefix):
+    return OrderedDict((k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix))
+
+
+def _generator(state):
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
 
 
 def lock_holder(path):

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,15 @@ import numpy as np
 from . import config as config_mod
 from .data import BatchStream, load_dataset, minibatches, prepare_data
 from .errors import UserError, cli_entry
-from .rundir import RunDir, is_disk_full
+from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
 from .utils import atomic_savez, library_versions, make_rng, provenance
 
 EXIT_NAN = 3
 
 
 class _Interrupted(BaseException):
-    """SIGINT/SIGTERM outside the training loop (start-up, final evaluation); a BaseException so
-    that no ``except Exception`` on the way swallows it."""
+    """SIGINT/SIGTERM: at once outside the training loop (start-up, final evaluation), at the end of
+    the update inside it; a BaseException so that no ``except Exception`` on the way swallows it."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -39,6 +40,23 @@ class _Interrupted(BaseException):
 
 def _raise_interrupted(signum, frame):
     raise _Interrupted(signum)
+
+
+@contextmanager
+def _on_signals(handler):
+    """SIGTERM and SIGINT go to ``handler`` inside the block; the previous handlers come back after it."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _raise_if_disk_full(err, run, advice):
+    """A full disk as one line (a `UserError` naming the run directory, then ``advice``); other errors pass."""
+    if is_disk_full(err):
+        raise UserError(f"disk full while writing to {run.path} ({err.strerror}); {advice}") from None
 
 
 def main(argv):
@@ -55,27 +73,22 @@ def main(argv):
         return 0
     run = RunDir(cfg.run_dir())
     # Outside the loop (which checkpoints first) a signal stops at once, with one line.
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
-        run.lock()
+    with _on_signals(_raise_interrupted):
         try:
-            cleanup_temporary_files(run)
-            return train(cfg, run)
-        finally:
-            run.unlock()
-    except _Interrupted as intr:
-        print(f"interrupted by signal {intr.signum} during start-up; nothing was trained: run the same command "
-              "again", file=sys.stderr)
-        return 128 + intr.signum
-    except OSError as err:
-        if is_disk_full(err):
-            raise UserError(f"disk full while writing to {run.path} ({err.strerror}); free space and run the same "
-                            "command again (a checkpoint, if any, is intact)") from None
-        raise
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+            preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
+            run.lock()
+            try:
+                cleanup_temporary_files(run)
+                return train(cfg, run)
+            finally:
+                run.unlock()
+        except _Interrupted as intr:
+            print(f"interrupted by signal {intr.signum} during start-up; nothing was trained: run the same command "
+                  "again", file=sys.stderr)
+            return 128 + intr.signum
+        except OSError as err:
+            _raise_if_disk_full(err, run, "free space and run the same command again (a checkpoint, if any, is intact)")
+            raise
 
 
 def preflight(cfg, run):
@@ -131,21 +144,212 @@ def train(cfg, run):
     else:
         for path in (run.checkpoint, run.checkpoint_prev):
             path.unlink(missing_ok=True)
-
     run.log(f"run directory: {run.path}")
     run.log("configuration: " + json.dumps(cfg.overrides()) + "  (all keys in config.json)")
 
-    # ---- data -----------------------------------------------------------------------------
+    data = load_data(cfg, run)
+    model = build_model(cfg, run, data)
+    unlab = unlabelled_stream(cfg, run, model, data)
+    state = restore_loop_state(run, model, unlab) if cfg.resume else None
+    if state is None:
+        state = LoopState(shuffle_rng=make_rng(cfg.seed, "shuffle"))
+    else:
+        run.log(f"resumed from the checkpoint at update {state.uidx} (epoch {state.eidx})")
+
+    # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
+    stop = []
+    with _on_signals(lambda signum, frame: stop.append(signum)):
+        state.t_start = time.time()
+        run.write_metrics(state.metrics("running"))
+        try:
+            status = run_loop(cfg, run, model, data, unlab, state, stop)
+        except _Interrupted as intr:
+            save_loop_state(run, model, state, unlab)
+            run.write_metrics(state.metrics("interrupted"))
+            run.log(f"interrupted by signal {intr.signum} at update {state.uidx}: checkpoint written; "
+                    "run the same command again to resume")
+            return 128 + intr.signum
+        except OSError as err:
+            _raise_if_disk_full(err, run, "the previous checkpoint is intact: free space and run the same command "
+                                "to resume")
+            raise
+    if status is not None:
+        return status
+
+    # A signal here stops at once (the checkpoint is written first; a rerun evaluates again).
+    try:
+        return _final_evaluation(cfg, run, model, data, state, unlab)
+    except _Interrupted as intr:
+        run.write_metrics(state.metrics("interrupted"))
+        run.log(f"interrupted by signal {intr.signum} during the final evaluation: the checkpoint is intact; "
+                "run the same command again to evaluate")
+        return 128 + intr.signum
+    except OSError as err:
+        if is_disk_full(err):
+            try:
+                run.write_metrics(state.metrics("interrupted"))
+            except OSError:
+                pass
+        raise
+
+
+# ---- the tutorial's loop ----------------------------------------------------------------------------
+def run_loop(cfg, run, model, data, unlab, state, stop):
+    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop.
+
+    ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received: the
+    loop raises `_Interrupted` at the end of the update in which one came (the caller checkpoints).
+    Returns `EXIT_NAN` (status nan written, no checkpoint) when the cost is not finite, else None.
+    """
+    while state.eidx < cfg.max_epochs and not state.estop:
+        if state.epoch_perm is None:
+            state.epoch_perm = state.shuffle_rng.permutation(len(data.train))
+            state.batch_pos = 0
+        batches = [state.epoch_perm[i:i + cfg.batch_size] for i in range(0, len(state.epoch_perm), cfg.batch_size)]
+        bar = _progress(cfg, len(batches), state)
+        for pos in range(state.batch_pos, len(batches)):
+            cost = train_update(cfg, model, data, unlab, state, batches[pos])
+            state.batch_pos = pos + 1
+            if not np.isfinite(cost):
+                # Fail loudly: the checkpoint before the blow-up is kept, never a fake error.
+                run.log(f"bad cost {cost} at update {state.uidx}: stopping (status nan); the last checkpoint is kept")
+                run.write_metrics(state.metrics("nan"))
+                return EXIT_NAN
+            state.cost_sum += cost
+            state.cost_n += 1
+            _show_update(cfg, run, bar, state, cost)
+            if state.uidx % cfg.validFreq == 0:
+                validation_step(cfg, run, model, data, state, bar)
+            if state.uidx % cfg.saveFreq == 0:
+                save_loop_state(run, model, state, unlab)
+            if stop:
+                raise _Interrupted(stop[0])
+            if state.estop:
+                break
+        if bar is not None:
+            bar.close()
+        if not state.estop:
+            state.eidx += 1
+            state.epoch_perm = None
+    return None
+
+
+def train_update(cfg, model, data, unlab, state, idx):
+    """One update on the training reviews ``idx`` (and the next unlabelled batch); returns its cost."""
+    x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
+    t = time.perf_counter()
+    extra = ()
+    if unlab is not None:
+        extra = prepare_data([data.unlabelled[i] for i in unlab.next()], [], cfg.floatX)[:2]
+    cost, compiling = model.train_step(x, mask, y, *extra)  # compiling: seconds of compile (first call, JAX bucket)
+    state.step_time[0] += time.perf_counter() - t - compiling
+    state.step_time[1] += 1
+    state.uidx += 1
+    return cost
+
+
+def validation_step(cfg, run, model, data, state, bar):
+    """Validate; keep the best parameters; write the line and ``history.csv``; apply the patience rule."""
+    state.history.append(validate(cfg, model, data, state))
+    new_best, state.bad_counter, estop = patience_rule([r["valid_err"] for r in state.history], state.bad_counter,
+                                                       cfg.patience, have_best=state.best_p is not None)
+    if new_best:
+        state.best_p = model.get_params()
+        state.best_update = state.uidx
+    _write(bar, run, _valid_line(state.history[-1], state))
+    run.write_history(state.history)
+    if estop:
+        _write(bar, run, "early stop")
+        state.estop = True
+
+
+def patience_rule(valid_errs, bad_counter, patience, have_best=True):
+    """The tutorial's rule for the best parameters and the early stop, after a validation.
+
+    Parameters
+    ----------
+    valid_errs : sequence of float
+        Every validation error so far, the newest last.
+    bad_counter : int
+        The count of bad validations before this one.
+    patience : int
+        ``cfg.patience`` (positive).
+    have_best : bool
+        False while no best parameters are kept: the first validation is then the best.
+
+    Returns
+    -------
+    new_best : bool
+        The newest error is the lowest so far (a tie counts): keep the current parameters.
+    bad_counter : int
+        0 after a new best; then one more when the newest error is no lower than the lowest
+        before the last ``patience`` validations.
+    stop : bool
+        That count has just passed ``patience``.
+    """
+    errs = np.asarray(valid_errs)
+    new_best = not have_best or bool(errs[-1] <= errs.min())
+    if new_best:
+        bad_counter = 0
+    stop = False
+    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
+        bad_counter += 1
+        stop = bad_counter > patience
+    return new_best, bad_counter, stop
+
+
+def _final_evaluation(cfg, run, model, data, state, unlab):
+    """The best parameters (the last ones if no validation ran) checkpointed, then their errors
+    (and under attack) into metrics.json."""
+    if state.best_p is not None:
+        model.set_params(state.best_p)
+    else:
+        state.best_p = model.get_params()
+        state.best_update = state.uidx
+    save_loop_state(run, model, state, unlab)
+    from .evaluate import attack_report, pred_error
+
+    t_eval = time.time()
+    errs = {name: pred_error(model, split, cfg.valid_batch_size)
+            for name, split in (("train_err", data.train), ("valid_err", data.valid), ("test_err", data.test))}
+    extra = {"eval_time_s": round(time.time() - t_eval, 2)}
+    if cfg.attack_strengths:
+        subset = data.test
+        if 0 < cfg.attack_size < len(subset):
+            subset = subset.subset(np.sort(make_rng(cfg.seed, "attack_subset").permutation(len(subset))[:cfg.attack_size]))
+        t_attack = time.time()
+        extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
+                                         cfg.attack_k)
+        extra["attack_time_s"] = round(time.time() - t_attack, 2)
+    if model.compile_summary():
+        run.log(model.compile_summary())
+        extra["jax_compile"] = model.compile_stats()
+    out = state.metrics("ok", **errs, **extra)
+    run.write_metrics(out)
+    run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
+            f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
+            f"{out['ms_per_update']:.1f} ms/update)"
+            + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
+    return 0
+
+
+# ---- start-up: data, model, config.json -------------------------------------------------------------
+def load_data(cfg, run):
+    """The `Dataset` of ``cfg``, with its one-line summary logged."""
     data = load_dataset(cfg)
     info = data.info
     run.log(f"data {cfg.data}: train {info['n_train']}, valid {info['n_valid']}, test {info['n_test']} reviews; "
             f"the maxlen={cfg.maxlen} {cfg.maxlen_mode} kept {100 * info['train_kept_fraction']:.1f}% "
             f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words")
-    n_words = min(cfg.n_words, len(data.words))
+    return data
 
-    # ---- model ------------------------------------------------------------------------------
+
+def build_model(cfg, run, data):
+    """The compiled `graph.Model` from its initial parameters; writes ``config.json`` and ``vocab.json``."""
     from . import graph  # imports PyTensor: keep --help and bad-key errors fast
 
+    info = data.info
+    n_words = min(cfg.n_words, len(data.words))
     params, init_info = initial_params(cfg, n_words, data)
     init_note = _init_note(init_info)
     t0 = time.time()
@@ -171,200 +375,18 @@ def train(cfg, run):
               "provenance": provenance()}
     run.write_config(record)
     run.write_vocab(data.words[:n_words])
-
-    # ---- loop state (all of it goes into checkpoints) ------------------------------------------
-    state = {"uidx": 0, "eidx": 0, "batch_pos": 0, "history": [], "bad_counter": 0, "best_update": None,
-             "cost_sum": 0.0, "cost_n": 0, "elapsed": 0.0, "estop": False}
-    shuffle_rng = make_rng(cfg.seed, "shuffle")
-    epoch_perm = None
-    best_p = None
-    # unlabelled=N: one batch of unlabelled reviews per update, from their own seeded stream.
-    unlab = None
-    if model.unlabelled:
-        if not data.unlabelled:
-            raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
-        unlab = BatchStream(len(data.unlabelled), cfg.batch_size, make_rng(cfg.seed, "unlabelled"))
-        run.log(f"unlabelled: {len(data.unlabelled)} reviews in the VAT term, {cfg.batch_size} per update")
-
-    resumed = run.load_checkpoint(run.log) if cfg.resume else None
-    if resumed is not None:
-        arrays, state = resumed
-        model.set_params(_prefixed(arrays, "param/"))
-        model.set_opt_state(_prefixed(arrays, "opt/"))
-        for name, var in model.rngs.items():
-            var.set_value(_generator(state["rng_" + name]))
-        shuffle_rng = _generator(state["rng_shuffle"])
-        epoch_perm = arrays.get("epoch_perm")
-        best_p = _prefixed(arrays, "best/") or None
-        if unlab is not None:
-            unlab.restore(_prefixed(arrays, "unlab/"), state["unlab"])
-        run.log(f"resumed from the checkpoint at update {state['uidx']} (epoch {state['eidx']})")
-
-    def checkpoint():
-        arrays = OrderedDict(("param/" + k, v) for k, v in model.get_params().items())
-        arrays.update(("opt/" + k, v) for k, v in model.get_opt_state().items())
-        if best_p is not None:
-            arrays.update(("best/" + k, v) for k, v in best_p.items())
-        if epoch_perm is not None:
-            arrays["epoch_perm"] = epoch_perm
-        if unlab is not None:
-            unlab_arrays, state["unlab"] = unlab.state()
-            arrays.update(("unlab/" + k, v) for k, v in unlab_arrays.items())
-        saved = dict(state, elapsed=state["elapsed"] + time.time() - t_start,
-                     rng_shuffle=shuffle_rng.bit_generator.state,
-                     **{"rng_" + k: v.get_value(borrow=True).bit_generator.state for k, v in model.rngs.items()})
-        run.save_checkpoint(arrays, saved)
-        if best_p is not None:
-            atomic_savez(run.params, best_p)
-
-    def metrics(status, **extra):
-        out = {"status": status, "train_err": None, "valid_err": None, "test_err": None,
-               "best_update": state["best_update"], "n_updates": state["uidx"], "n_epochs": state["eidx"],
-               "wall_time_s": round(state["elapsed"] + time.time() - t_start, 2),
-               "ms_per_update": round(1000 * step_time[0] / max(step_time[1], 1), 2)}
-        out.update(extra)
-        run.write_metrics(out)
-        return out
-
-    # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
-    stop = []
-    handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
-                for s in (signal.SIGTERM, signal.SIGINT)}
-    t_start = time.time()
-    step_time = [0.0, 0]
-    disp_mark = [0.0, 0]
-    metrics("running")
-
-    # ---- the tutorial's loop ------------------------------------------------------------------
-    try:
-        while state["eidx"] < cfg.max_epochs and not state["estop"]:
-            if epoch_perm is None:
-                epoch_perm = shuffle_rng.permutation(len(data.train))
-                state["batch_pos"] = 0
-            batches = [epoch_perm[i:i + cfg.batch_size] for i in range(0, len(epoch_perm), cfg.batch_size)]
-            bar = _progress(cfg, len(batches), state)
-            for pos in range(state["batch_pos"], len(batches)):
-                idx = batches[pos]
-                x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
-                t = time.perf_counter()
-                extra = ()
-                if unlab is not None:
-                    extra = prepare_data([data.unlabelled[i] for i in unlab.next()], [], cfg.floatX)[:2]
-                cost, compiling = model.train_step(x, mask, y, *extra)  # compiling: seconds of compile (first call, JAX bucket)
-                step_time[0] += time.perf_counter() - t - compiling
-                step_time[1] += 1
-                state["uidx"] += 1
-                state["batch_pos"] = pos + 1
-                if not np.isfinite(cost):
-                    # Fail loudly: the checkpoint before the blow-up is kept, never a fake error.
-                    run.log(f"bad cost {cost} at update {state['uidx']}: stopping (status nan); the last "
-                            f"checkpoint is kept")
-                    metrics("nan")
-                    return EXIT_NAN
-                state["cost_sum"] += cost
-                state["cost_n"] += 1
-                if bar is not None:
-                    bar.update(1)
-                    if state["uidx"] % cfg.dispFreq == 0:
-                        bar.set_postfix(cost=f"{cost:.4f}")
-                elif state["uidx"] % cfg.dispFreq == 0:
-                    # progress=0 (logs, sweeps): the tutorial's line every dispFreq updates.
-                    ms = 1000 * (step_time[0] - disp_mark[0]) / max(step_time[1] - disp_mark[1], 1)
-                    disp_mark[:] = step_time
-                    run.log(f"update {state['uidx']} epoch {state['eidx']}: cost {cost:.4f}, {ms:.1f} ms/update")
-
-                if state["uidx"] % cfg.validFreq == 0:
-                    row = validate(cfg, model, data, state)
-                    state["history"].append(row)
-                    valid_errs = np.array([r["valid_err"] for r in state["history"]])
-                    if best_p is None or row["valid_err"] <= valid_errs.min():
-                        best_p = model.get_params()
-                        state["best_update"] = state["uidx"]
-                        state["bad_counter"] = 0
-                    _write(bar, run, _valid_line(row, state, step_time))
-                    run.write_history(state["history"])
-                    # The tutorial's patience rule, verbatim.
-                    if (len(state["history"]) > cfg.patience
-                            and row["valid_err"] >= valid_errs[:-cfg.patience].min()):
-                        state["bad_counter"] += 1
-                        if state["bad_counter"] > cfg.patience:
-                            _write(bar, run, "early stop")
-                            state["estop"] = True
-                if state["uidx"] % cfg.saveFreq == 0:
-                    checkpoint()
-                if stop:
-                    raise _Interrupted(stop[0])
-                if state["estop"]:
-                    break
-            if bar is not None:
-                bar.close()
-            if not state["estop"]:
-                state["eidx"] += 1
-                epoch_perm = None
-    except _Interrupted as intr:
-        checkpoint()
-        metrics("interrupted")
-        run.log(f"interrupted by signal {intr.signum} at update {state['uidx']}: checkpoint written; "
-                "run the same command again to resume")
-        return 128 + intr.signum
-    except OSError as err:
-        if is_disk_full(err):
-            raise UserError(f"disk full while writing to {run.path} ({err.strerror}); the previous checkpoint "
-                            "is intact: free space and run the same command to resume") from None
-        raise
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-
-    # ---- final evaluation of the best parameters -----------------------------------------------
-    # A signal here stops at once (the checkpoint is written first; a rerun evaluates again).
-    try:
-        if best_p is not None:
-            model.set_params(best_p)
-        else:
-            best_p = model.get_params()
-            state["best_update"] = state["uidx"]
-        return _final_evaluation(cfg, run, model, data, state, checkpoint, metrics)
-    except _Interrupted as intr:
-        metrics("interrupted")
-        run.log(f"interrupted by signal {intr.signum} during the final evaluation: the checkpoint is intact; "
-                "run the same command again to evaluate")
-        return 128 + intr.signum
-    except OSError as err:
-        if is_disk_full(err):
-            try:
-                metrics("interrupted")
-            except OSError:
-                pass
-        raise
+    return model
 
 
-def _final_evaluation(cfg, run, model, data, state, checkpoint, metrics):
-    """Checkpoint, then the best parameters' errors (and under attack) into metrics.json."""
-    checkpoint()
-    from .evaluate import attack_report, pred_error
-
-    t_eval = time.time()
-    errs = {name: pred_error(model, split, cfg.valid_batch_size)
-            for name, split in (("train_err", data.train), ("valid_err", data.valid), ("test_err", data.test))}
-    extra = {"eval_time_s": round(time.time() - t_eval, 2)}
-    if cfg.attack_strengths:
-        subset = data.test
-        if 0 < cfg.attack_size < len(subset):
-            subset = subset.subset(np.sort(make_rng(cfg.seed, "attack_subset").permutation(len(subset))[:cfg.attack_size]))
-        t_attack = time.time()
-        extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
-                                         cfg.attack_k)
-        extra["attack_time_s"] = round(time.time() - t_attack, 2)
-    if model.compile_summary():
-        run.log(model.compile_summary())
-        extra["jax_compile"] = model.compile_stats()
-    out = metrics("ok", **errs, **extra)
-    run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
-            f"(best update {state['best_update']}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
-            f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
-    return 0
+def unlabelled_stream(cfg, run, model, data):
+    """``unlabelled=N``: one batch of unlabelled reviews per update, from their own seeded stream; else None."""
+    if not model.unlabelled:
+        return None
+    if not data.unlabelled:
+        raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
+    unlab = BatchStream(len(data.unlabelled), cfg.batch_size, make_rng(cfg.seed, "unlabelled"))
+    run.log(f"unlabelled: {len(data.unlabelled)} reviews in the VAT term, {cfg.batch_size} per update")
+    return unlab
 
 
 def initial_params(cfg, n_words, data):
@@ -420,28 +442,39 @@ def validate(cfg, model, data, state):
     """One history row: errors with the current parameters (test only if ``valid_test=1``)."""
     from .evaluate import pred_error
 
-    row = {"update": state["uidx"], "epoch": state["eidx"],
-           "train_cost": state["cost_sum"] / max(state["cost_n"], 1),
+    row = {"update": state.uidx, "epoch": state.eidx, "train_cost": state.cost_sum / max(state.cost_n, 1),
            "train_err": pred_error(model, data.train, cfg.valid_batch_size),
            "valid_err": pred_error(model, data.valid, cfg.valid_batch_size),
            "test_err": pred_error(model, data.test, cfg.valid_batch_size) if cfg.valid_test else None}
-    state["cost_sum"], state["cost_n"] = 0.0, 0
+    state.cost_sum, state.cost_n = 0.0, 0
     return row
 
 
-def _valid_line(row, state, step_time):
-    best = min(r["valid_err"] for r in state["history"])
+def _valid_line(row, state):
+    best = min(r["valid_err"] for r in state.history)
     test = f" test {row['test_err']:.4f}" if row["test_err"] is not None else ""
     return (f"update {row['update']} epoch {row['epoch']}: cost {row['train_cost']:.4f} "
             f"train {row['train_err']:.4f} valid {row['valid_err']:.4f}{test} (best {best:.4f} "
-            f"at {state['best_update']}) {1000 * step_time[0] / max(step_time[1], 1):.1f} ms/update")
+            f"at {state.best_update}) {state.ms_per_update():.1f} ms/update")
+
+
+def _show_update(cfg, run, bar, state, cost):
+    """The progress bar, or with progress=0 (logs, sweeps) the tutorial's line every dispFreq updates."""
+    if bar is not None:
+        bar.update(1)
+        if state.uidx % cfg.dispFreq == 0:
+            bar.set_postfix(cost=f"{cost:.4f}")
+    elif state.uidx % cfg.dispFreq == 0:
+        ms = 1000 * (state.step_time[0] - state.disp_mark[0]) / max(state.step_time[1] - state.disp_mark[1], 1)
+        state.disp_mark[:] = state.step_time
+        run.log(f"update {state.uidx} epoch {state.eidx}: cost {cost:.4f}, {ms:.1f} ms/update")
 
 
 def _progress(cfg, total, state):
     if not cfg.progress:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, initial=state["batch_pos"], desc=f"epoch {state['eidx']}", leave=False,
+    return tqdm(total=total, initial=state.batch_pos, desc=f"epoch {state.eidx}", leave=False,
                 dynamic_ncols=True, file=sys.stderr)
 
 
@@ -451,16 +484,6 @@ def _write(bar, run, line):
     run.log(line)
     if bar is not None:
         bar.refresh()
-
-
-def _prefixed(arrays, prefix):
-    return OrderedDict((k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix))
-
-
-def _generator(state):
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state
-    return rng
 
 
 if __name__ == "__main__":
