@@ -7,6 +7,7 @@ without GoogleNews can make their own vectors from the IMDB train + unlabelled r
     python -m lstm_adv.embeddings train [data_path=...] [out=FILE] [dim=300] [epochs=5] [workers=2]
 """
 
+import fcntl
 import gzip
 import logging
 import os
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks
-from .config import split_key_values
-from .errors import UserError, cli_entry
+from ..common import checks
+from ..common.errors import UserError, cli_entry
+from ..config import split_key_values
+from .imdb import load_corpus
+from .imdb_source import cache_dir, find_source, read_reviews, tokenize_texts
 
 _BINARY_SUFFIXES = (".bin", ".bin.gz")
 _TEXT_SUFFIXES = (".txt", ".txt.gz", ".vec", ".vec.gz")
@@ -124,7 +127,7 @@ def load_word2vec(path, words, W_init, limit=0, missing="init", std=0.0, rng=Non
     if dim != wdim:
         raise UserError(f"{path} holds {dim}-dimensional vectors but wdim={wdim}; use wdim={dim}")
 
-    from gensim.models import KeyedVectors
+    from gensim.models import KeyedVectors  # gensim is slow to import: only when reading vectors
     try:
         kv = KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit or None)
     except (ValueError, EOFError, UnicodeDecodeError, OSError, IndexError, KeyError) as err:
@@ -205,11 +208,7 @@ def ensure_imdb_vectors(dim, data_path="", download=True, progress=True, log=pri
     -------
     Path of a word2vec binary file
     """
-    import fcntl
-
-    from . import imdb
-
-    cache = imdb.cache_dir()
+    cache = cache_dir()
     out = auto_vectors_path(cache, dim)
     if out.is_file():
         return out
@@ -262,8 +261,7 @@ def _parse(args):
     checks.fits_in_memory(f"dim={opts['dim']}", opts["dim"] * 4 * 3 * 1_000_000, "use a smaller dim")
     if opts["data_path"]:
         checks.readable_path("data_path", opts["data_path"])
-    from . import imdb
-    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else imdb.cache_dir()
+    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
     checks.writable_dir("cache_dir", cache)
     checks.writable_file("out", opts["out"] or cache / "vectors.bin")
     return opts
@@ -276,19 +274,17 @@ def imdb_sentences(source, workers=2, unsup=True, cache=None, progress=True):
     -------
     list of list of str
     """
-    from . import imdb
-
-    corpus = imdb.load_corpus(source, workers=workers, cache=cache, progress=progress)
+    corpus = load_corpus(source, workers=workers, cache=cache, progress=progress)
     words = corpus.words
     sentences = [[words[i] for i in s] for s in corpus.train.seqs]
     if unsup:
         try:
-            found = imdb.read_reviews(source, parts=(("train", "unsup", None),))
+            found = read_reviews(source, parts=(("train", "unsup", None),))
         except UserError as err:
             raise UserError(f"{err}; or train on the labelled reviews only with unsup=0") from None
         texts = [t for _, t in found[("train", "unsup")]]
         shared = {}  # one string object per distinct word: 13M tokens would otherwise each own one
-        for tokens in imdb.tokenize_texts(texts, workers=workers, progress=progress, desc="tokenise unsup"):
+        for tokens in tokenize_texts(texts, workers=workers, progress=progress, desc="tokenise unsup"):
             sentences.append([shared.setdefault(t, t) for t in tokens])
     return sentences
 
@@ -311,13 +307,11 @@ def save_word2vec(kv, out, binary=True):
 
 def train_imdb_word2vec(opts):
     """Train and save vectors as ``opts`` (the parsed command line) says; returns the file."""
-    from gensim.models import Word2Vec
+    from gensim.models import Word2Vec  # gensim is slow to import: only when training
 
-    from . import imdb
-
-    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else imdb.cache_dir()
+    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
     progress = bool(opts["progress"])
-    source = imdb.find_source(opts["data_path"], download=bool(opts["download"]), cache=cache, progress=progress)
+    source = find_source(opts["data_path"], download=bool(opts["download"]), cache=cache, progress=progress)
     sentences = imdb_sentences(source, workers=opts["workers"], unsup=bool(opts["unsup"]), cache=cache,
                                progress=progress)
     if progress:
