@@ -10,7 +10,7 @@ from .common.errors import cli_entry
 
 
 def train():
-    from . import train as mod
+    from . import train as mod  # each script imports only its own command (fast start, fast --help)
     return cli_entry(mod.main)()
 
 

@@ -380,7 +380,7 @@ def initial_params(cfg, n_words, data):
         return params, {"reload_model": str(path)}
     params = init_params(cfg, n_words)
     if cfg.wemb_init == "word2vec" and cfg.data == "toy" and not cfg.w2v_path:
-        from .data.toy import toy_vectors
+        from .data.toy import toy_vectors  # only for data=toy
         W, info = toy_vectors(data.words[:n_words], cfg.wdim)
         params["Wemb"] = W.astype(params["Wemb"].dtype)
         return params, info

@@ -42,7 +42,7 @@ def get_mode(cfg):
     name = resolve_mode_name(cfg)
     if name == "JAX":
         try:
-            import jax
+            import jax  # an optional dependency, and slow to import: only for mode=JAX
         except ImportError:
             if cfg.device == "gpu":
                 raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
@@ -124,7 +124,7 @@ def limit_blas_threads(n=1):
     if blas is None:
         return []
     blas.limit(limits=n)
-    return [lib.filepath for lib in blas.lib_controllers]
+    return sorted(lib.filepath for lib in blas.lib_controllers)
 
 
 @contextmanager
