@@ -74,8 +74,10 @@ def torch_update(n_words, wdim, hdim, seed=0):
 
 def ours_update(n_words, wdim, hdim, wemb_update):
     from lstm_adv.config import parse_args
-    from lstm_adv.graph import Model
+    from lstm_adv.core.backend import limit_blas_threads
+    from lstm_adv.core.compiled import Model
 
+    limit_blas_threads(1)   # as lstm_adv.train and lstm_adv.bench run the model
     cfg = parse_args(["mode=C", "floatX=float32", f"eps={EPS}", f"alpha={ALPHA}", f"n_words={n_words}",
                       f"wdim={wdim}", f"hdim={hdim}"])
     m = Model(cfg, n_words, wemb_update=wemb_update)

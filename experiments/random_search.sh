@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The random hyperparameter search of the paper's section 5.2 (which its authors could not run):
-# DRAWS configurations drawn from the ranges in lstm_adv/sweep.py (RANDOM_SPACE), each trained
+# DRAWS configurations drawn from the ranges in lstm_adv/sweeps/random_search.py (RANDOM_SPACE), each trained
 # adversarially and plainly (eps=0) with the same draw, JOBS at a time; then the best adversarial
 # and the best plain configuration (chosen on validation) and their test errors.
 #

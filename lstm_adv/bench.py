@@ -17,7 +17,7 @@ and Numba cache included), the second reusing it (cached compile). Each reports:
   fraction of it reached;
 - a hash of the parameters after a few updates from a fixed start, to check that the two
   processes (cold and cached) compute bit-identical results;
-- JAX only: the compile time of every padded shape (`lstm_adv.jax_backend`; T=100 runs padded
+- JAX only: the compile time of every padded shape (`lstm_adv.core.jax_backend`; T=100 runs padded
   to its bucket, 128), split into PyTensor's graph rewriting and JAX's trace + XLA compile.
 
 Options: ``modes=`` (comma list of C, NUMBA, JAX, FAST_COMPILE; default C,NUMBA and JAX if
@@ -27,7 +27,7 @@ directory instead: no cold figure, no cross-process check).
 
 Shapes: ``wdim=``, ``hdim=``, ``n_words=`` (default 128, 128, 10000: the tutorial's), or
 ``preset=authors`` (wdim=300, the authors' configuration; keys given win). ``wemb_update=``
-lazy (default) or dense: adadelta's update of ``Wemb`` (`lstm_adv.graph.Model`).
+lazy (default) or dense: adadelta's update of ``Wemb`` (`lstm_adv.core.compiled.Model`).
 
 Breakdown (``breakdown=1``, the default): the adversarial update of the first mode compiled once
 more with PyTensor's profiler, its time per phase (ms per update and share): input projections
@@ -50,6 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import checks
+from .common.errors import UserError, cli_entry
+from .config import parse_args, split_key_values
+from .core.backend import limit_blas_threads
+from .data import prepare_data
+
 B, T, N_WORDS, DIM = 16, 100, 10000, 128
 WDIM, HDIM = DIM, DIM  # set per run (wdim=, hdim=, preset=authors)
 WEMB_UPDATE = "lazy"
@@ -59,8 +65,6 @@ ALL_MODES = ("C", "NUMBA", "JAX", "FAST_COMPILE")
 
 # ---- the measurement, in a worker process ---------------------------------------------------
 def _batch(rng, b, t, floatX):
-    from .data import prepare_data
-
     seqs = [list(rng.integers(2, N_WORDS, size=t)) for _ in range(b)]  # uniform ids: the most rows per batch
     return prepare_data(seqs, rng.integers(0, 2, size=b), floatX)
 
@@ -117,10 +121,10 @@ def worker(mode, floatX, reps, shapes=None):
     """One mode and precision in this process; returns the measurements as a dict."""
     _set_shapes(shapes)
     load_before = os.getloadavg()
-    from . import graph
-    from .config import parse_args
+    import pytensor  # PyTensor in the worker process only: the driver and --help stay fast
 
-    import pytensor
+    from .core.compiled import Model
+    blas_set = limit_blas_threads(1)   # as the entry points run the model
 
     res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {},
            "shapes": {"wdim": WDIM, "hdim": HDIM, "n_words": N_WORDS, "wemb_update": WEMB_UPDATE}}
@@ -132,7 +136,7 @@ def worker(mode, floatX, reps, shapes=None):
         cfg = parse_args([f"mode={mode}", f"floatX={floatX}", f"eps={eps}", f"n_words={N_WORDS}",
                           f"wdim={WDIM}", f"hdim={HDIM}"])
         t0 = time.perf_counter()
-        m = graph.Model(cfg, N_WORDS, wemb_update=WEMB_UPDATE)
+        m = Model(cfg, N_WORDS, wemb_update=WEMB_UPDATE)
         p0 = {k: v.copy() for k, v in m.get_params().items()}
         state0 = _state(m)
         m.f_train(x, mask, y)
@@ -153,8 +157,8 @@ def worker(mode, floatX, reps, shapes=None):
             h.update(k.encode() + np.ascontiguousarray(v).tobytes())
         res["update"][name]["params_sha256_after_5"] = h.hexdigest()[:16]
     if mode == "JAX":
-        # JAX compiles once per padded shape (lstm_adv.jax_backend): T=100 runs in bucket 128.
-        from .jax_backend import bucket_length
+        # JAX compiles once per padded shape (lstm_adv.core.jax_backend): T=100 runs in bucket 128.
+        from .core.jax_backend import bucket_length  # only for mode=JAX
 
         res["jax_buckets"] = {"update": [bucket_length(T), B], "eval": [bucket_length(EVAL_T), EVAL_B]}
         res["compile_per_bucket"] = [
@@ -176,7 +180,7 @@ def worker(mode, floatX, reps, shapes=None):
         res["update"][name]["flop_floor_ms"] = round(floor, 2)
         res["update"][name]["fraction_of_matmul_peak"] = round(floor / res["update"][name]["cpu_ms_median"], 3)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    res["blas_threads_set_to_1"] = [os.path.basename(p) for p in getattr(m, "blas_threads_set", [])]
+    res["blas_threads_set_to_1"] = [os.path.basename(p) for p in blas_set]
     res["pytensor"] = {"version": pytensor.__version__, "blas__ldflags": pytensor.config.blas__ldflags,
                        "linker": str(m.mode.linker)}
     if (shapes or {}).get("breakdown", True):
@@ -202,7 +206,7 @@ PHASES = ("input projections (sequence products)", "forward scans", "backward sc
 
 def _phase_labels(fn):
     """Phase of every node of a compiled update, from the op and which updates it feeds."""
-    from pytensor.scan.op import Scan
+    from pytensor.scan.op import Scan  # PyTensor: worker process only (see `worker`)
     from pytensor.tensor.extra_ops import Unique
     from pytensor.tensor.subtensor import AdvancedIncSubtensor1
 
@@ -258,7 +262,7 @@ def _phase_labels(fn):
 
 def breakdown(m, batch, reps):
     """Milliseconds per adversarial update by phase (`PHASES`), from PyTensor's profiler."""
-    import pytensor
+    import pytensor  # worker process only (see `worker`)
 
     inputs, cost, updates = m._train_spec
     with pytensor.config.change_flags(floatX=m.cfg.floatX):
@@ -310,11 +314,11 @@ def _restore(m, p0, state0):
 def _available(mode):
     if mode == "JAX":
         try:
-            import jax  # noqa: F401
+            import jax  # noqa: F401  (an optional dependency: is it installed?)
         except ImportError:
             return "jax is not installed (pip install -e '.[jax]')"
     if mode == "C":
-        import pytensor
+        import pytensor  # slow to import: only when the driver checks mode C
 
         if not pytensor.config.cxx:
             return "no C++ compiler for PyTensor"
@@ -340,10 +344,6 @@ def _run_worker(mode, floatX, reps, compiledir=None, shapes=None):
 
 
 def _parse(argv):
-    from . import checks
-    from .config import split_key_values
-    from .errors import UserError
-
     opts = {"modes": None, "floatX": "float32", "reps": "30", "out": "bench.json", "cold": "1",
             "wdim": None, "hdim": str(DIM), "n_words": str(N_WORDS), "preset": "", "wemb_update": "lazy",
             "breakdown": "1"}
@@ -439,5 +439,4 @@ if __name__ == "__main__":
         print(json.dumps(worker(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                                 json.loads(sys.argv[5]) if len(sys.argv) > 5 else None)))
         sys.exit(0)
-    from .errors import cli_entry
     sys.exit(cli_entry(main)(sys.argv[1:]))

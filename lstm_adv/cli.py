@@ -6,11 +6,11 @@ Each function takes no arguments, reads ``sys.argv[1:]`` and returns the exit st
 
 import sys
 
-from .errors import cli_entry
+from .common.errors import cli_entry
 
 
 def train():
-    from . import train as mod
+    from . import train as mod  # each script imports only its own command (fast start, fast --help)
     return cli_entry(mod.main)()
 
 
@@ -30,8 +30,8 @@ def visualize():
 
 
 def data():
-    from . import data as mod
-    return mod.main()
+    from .data.imdb import data_main
+    return data_main()
 
 
 def embeddings():

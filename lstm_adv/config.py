@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks as _checks
-from .errors import UserError
+from .common import checks as _checks
+from .common.errors import UserError
 
 
 def _key(default, help, choices=None, group="model"):
@@ -154,7 +154,7 @@ PRESETS = {"authors": {"wemb_init": "word2vec", "wdim": 300, "w2v_missing": "uni
                        "max_epochs": 1000}}
 
 # data=toy is learnt in seconds: shorter schedules so a toy run takes well under a minute.
-# Its words start from the toy's own stand-in for pretrained vectors (`lstm_adv.toy.toy_vectors`),
+# Its words start from the toy's own stand-in for pretrained vectors (`lstm_adv.data.toy.toy_vectors`),
 # as the authors' IMDB runs started from word2vec.
 DATA_DEFAULTS = {"toy": {"max_epochs": 10, "validFreq": 30, "saveFreq": 60, "patience": 5, "attack_size": -1,
                          "wemb_init": "word2vec"}}

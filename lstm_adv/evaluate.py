@@ -17,7 +17,7 @@ For each attack and strength two figures: ``adv_err`` (the perturbed prediction 
 
 import numpy as np
 
-from .adversarial import perturbation
+from .core.adversarial import perturbation
 from .data import prepare_data
 
 ATTACKS = ("onestep_pred", "iter_sign_pred", "iter_l2_pred", "onestep_true")
@@ -60,7 +60,7 @@ def pred_error(model, split, batch_size):
 
     Parameters
     ----------
-    model : lstm_adv.graph.Model
+    model : lstm_adv.core.compiled.Model
     split : lstm_adv.data.Split
     batch_size : int
 
@@ -136,7 +136,7 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
 
     Parameters
     ----------
-    model : lstm_adv.graph.Model
+    model : lstm_adv.core.compiled.Model
     split : lstm_adv.data.Split
     batch_size : int
     strengths : sequence of float

@@ -39,9 +39,9 @@ from typing import Optional
 
 import numpy as np
 
+from .common.errors import UserError
+from .common.utils import PACKAGE_ROOT, atomic_savez, atomic_write_json, atomic_write_text
 from .config import FIELDS, RUN_IDENTITY_EXCLUDE
-from .errors import UserError
-from .utils import PACKAGE_ROOT, atomic_savez, atomic_write_json, atomic_write_text
 
 HISTORY_COLUMNS = ("update", "epoch", "train_cost", "train_err", "valid_err", "test_err")
 

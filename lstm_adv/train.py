@@ -14,17 +14,18 @@ import os
 import signal
 import sys
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from . import config as config_mod
-from .data import BatchStream, load_dataset, minibatches, prepare_data
-from .errors import UserError, cli_entry
+from .common import checks
+from .common.errors import UserError, cli_entry
+from .common.utils import library_versions, make_rng, provenance
+from .core.backend import limit_blas_threads
+from .data import BatchStream, load_dataset, prepare_data
 from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
-from .utils import atomic_savez, library_versions, make_rng, provenance
 
 EXIT_NAN = 3
 
@@ -79,6 +80,7 @@ def main(argv):
             run.lock()
             try:
                 cleanup_temporary_files(run)
+                limit_blas_threads(1)
                 return train(cfg, run)
             finally:
                 run.unlock()
@@ -94,31 +96,28 @@ def main(argv):
 def preflight(cfg, run):
     """Refuse what can be checked before any file is written: the run directory's folder, the
     data source, ``reload_model=``, ``w2v_path=``, the backend (mode=JAX, device=gpu)."""
-    from . import checks
-
     checks.writable_dir("saveto", run.path)
     if (run.path / ".lock").exists() and not os.access(run.path / ".lock", os.W_OK):
         raise UserError(f"cannot write {run.path / '.lock'}; choose another saveto=")
     checks.backend(cfg)
     if cfg.data == "imdb":
-        from . import imdb
-        cache = imdb.cache_dir()
+        from .data import imdb_source  # the archive reader's modules: only for data=imdb
+        cache = imdb_source.cache_dir()
         found = (cfg.data_path or os.environ.get("LSTM_ADV_DATA")
-                 or any((cache / n).exists() for n in (imdb.ARCHIVE_NAME, "aclImdb.tar.gz", "aclImdb")))
-        if found or not cfg.download or imdb.offline():   # never downloads here: found, or not allowed
-            imdb.find_source(cfg.data_path, download=bool(cfg.download) and not found, cache=cache, progress=False)
+                 or any((cache / n).exists() for n in (imdb_source.ARCHIVE_NAME, "aclImdb.tar.gz", "aclImdb")))
+        if found or not cfg.download or imdb_source.offline():   # never downloads here: found, or not allowed
+            imdb_source.find_source(cfg.data_path, download=bool(cfg.download) and not found, cache=cache, progress=False)
     if cfg.reload_model:
         path = checks.readable_path("reload_model", cfg.reload_model)
         if path.is_dir():
             path = checks.readable_file("reload_model", path / "params.npz")
-        from .graph import load_params
-        from .model import check_params
+        from .core.model import check_params, load_params  # imports PyTensor: only for reload_model=
         params = load_params(path)
         rows = params["Wemb"].shape[0] if "Wemb" in params and params["Wemb"].ndim == 2 else cfg.n_words
         check_params(params, cfg, min(rows, cfg.n_words), str(path))  # n_words is checked again with the data
     if cfg.wemb_init == "word2vec" and cfg.w2v_path:
         path = checks.readable_file("w2v_path", cfg.w2v_path)
-        from .embeddings import sniff_word2vec
+        from .data.embeddings import sniff_word2vec  # loads the IMDB reader: only for w2v_path=
         _, _, dim = sniff_word2vec(path)
         if dim != cfg.wdim:
             raise UserError(f"{path} holds {dim}-dimensional vectors but wdim={cfg.wdim}; use wdim={dim}")
@@ -345,8 +344,8 @@ def load_data(cfg, run):
 
 
 def build_model(cfg, run, data):
-    """The compiled `graph.Model` from its initial parameters; writes ``config.json`` and ``vocab.json``."""
-    from . import graph  # imports PyTensor: keep --help and bad-key errors fast
+    """The compiled `Model` from its initial parameters; writes ``config.json`` and ``vocab.json``."""
+    from .core.compiled import Model  # imports PyTensor: keep --help and bad-key errors fast
 
     info = data.info
     n_words = min(cfg.n_words, len(data.words))
@@ -354,7 +353,7 @@ def build_model(cfg, run, data):
     init_note = _init_note(init_info)
     t0 = time.time()
     word_counts = info.get("word_counts") if cfg.emb_norm else None
-    model = graph.Model(cfg, n_words, params, word_counts=word_counts)
+    model = Model(cfg, n_words, params, word_counts=word_counts)
     import pytensor
     run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
             + (f"objective VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, "
@@ -367,7 +366,7 @@ def build_model(cfg, run, data):
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
-              # emb_norm=1: the model's embedding depends on them (lstm_adv.model.emb_norm_weights).
+              # emb_norm=1: the model's embedding depends on them (lstm_adv.core.model.emb_norm_weights).
               **({"word_counts": list(word_counts[:n_words]) + [int(sum(word_counts[n_words:]))]}
                  if word_counts is not None else {}),
               "init": init_info,
@@ -391,8 +390,7 @@ def unlabelled_stream(cfg, run, model, data):
 
 def initial_params(cfg, n_words, data):
     """Starting parameters: ``reload_model``, else the tutorial's init (+ word2vec rows)."""
-    from .graph import load_params
-    from .model import check_params, init_params
+    from .core.model import check_params, init_params, load_params  # imports PyTensor (--help stays fast)
 
     if cfg.reload_model:
         path = Path(cfg.reload_model)
@@ -403,13 +401,13 @@ def initial_params(cfg, n_words, data):
         return params, {"reload_model": str(path)}
     params = init_params(cfg, n_words)
     if cfg.wemb_init == "word2vec" and cfg.data == "toy" and not cfg.w2v_path:
-        from .toy import toy_vectors
+        from .data.toy import toy_vectors  # only for data=toy
         W, info = toy_vectors(data.words[:n_words], cfg.wdim)
         params["Wemb"] = W.astype(params["Wemb"].dtype)
         return params, info
     if cfg.wemb_init == "word2vec":
-        from .embeddings import ensure_imdb_vectors, load_word2vec
-        from .imdb import sha256_file
+        from .data.embeddings import ensure_imdb_vectors, load_word2vec  # gensim and the IMDB reader: only here
+        from .data.imdb_source import sha256_file
         path = cfg.w2v_path or ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress))
         params["Wemb"], w2v = load_word2vec(path, data.words[:n_words], params["Wemb"], cfg.w2v_limit,
                                             missing=cfg.w2v_missing, std=cfg.w2v_std,

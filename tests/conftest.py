@@ -59,7 +59,7 @@ def write_nan_params(path, args):
     """
     from lstm_adv import config
     from lstm_adv.data import load_dataset
-    from lstm_adv.model import expected_shapes
+    from lstm_adv.core.model import expected_shapes
 
     cfg = config.parse_args([a for a in args if not a.startswith(("saveto=", "reload_model="))])
     n_words = min(cfg.n_words, len(load_dataset(cfg).words))

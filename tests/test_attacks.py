@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lstm_adv.adversarial import perturbation
+from lstm_adv.core.adversarial import perturbation
 from lstm_adv.data import Split, minibatches, prepare_data
 from lstm_adv.evaluate import ATTACKS, attack_errors, attack_report, pred_error
 

@@ -4,7 +4,7 @@ windweller/AdversarialNN (rnn.py, ``build_model``) built ONE cost,
 ``alpha * L_clean + (1 - alpha) * L_adv``, took ONE ``theano.grad`` of it, and put ``grad_clip``
 on the embedded input (once, before both branches), on h and c at every LSTM step and on the
 clean branch's LSTM outputs. The reference below is that graph, differentiated by PyTensor
-(autodiff through the scans); `lstm_adv.adversarial.build_objective` must give the same numbers.
+(autodiff through the scans); `lstm_adv.core.adversarial.build_objective` must give the same numbers.
 """
 
 import numpy as np
@@ -12,10 +12,10 @@ import pytensor
 import pytest
 from pytensor.gradient import disconnected_grad, grad_clip
 
-from lstm_adv.adversarial import perturbation
+from lstm_adv.core.adversarial import perturbation
 from lstm_adv.config import parse_args
-from lstm_adv.graph import Model
-from lstm_adv.model import classify, embed, nll
+from lstm_adv.core.compiled import Model
+from lstm_adv.core.model import classify, embed, nll
 
 from test_model import N_WORDS, batch
 

@@ -12,12 +12,13 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-import lstm_adv.model as model_mod
+import lstm_adv.core.model as model_mod
 from conftest import merge
 from lstm_adv.config import parse_args
 from lstm_adv.data import prepare_data
-from lstm_adv.errors import UserError
-from lstm_adv.graph import Model, get_mode
+from lstm_adv.common.errors import UserError
+from lstm_adv.core.backend import get_mode
+from lstm_adv.core.compiled import Model
 
 N_WORDS = 30
 BASE = ["wdim=8", "hdim=8", f"n_words={N_WORDS}", "eps=0.3", "alpha=0.5", "clip=0.05"]
@@ -39,7 +40,7 @@ MODES = ["C", "NUMBA", "FAST_COMPILE"]
 
 
 def _floatx(mode):
-    # Float64 everywhere: under JAX the Model switches on JAX's 64-bit types (`lstm_adv.jax_backend`).
+    # Float64 everywhere: under JAX the Model switches on JAX's 64-bit types (`lstm_adv.core.jax_backend`).
     return "float64"
 
 
@@ -114,15 +115,14 @@ def test_objective_and_gradients_agree_across_backends(mode):
 
 
 @pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"), ("manual", "graph")])
-def test_manual_backward_and_c_kernels_match_autodiff(monkeypatch, backward, kernel):
+def test_manual_backward_and_c_kernels_match_autodiff(backward, kernel):
     # The default (manual backward, C kernels for the step) against PyTensor differentiating the
     # tutorial's scan, and against the manual backward in PyTensor ops (what Numba and JAX run),
     # with gradient clipping active (clip=0.05 clips here) and Wemb learning through both terms.
     extra = ("adv_emb_grad=1",)
     ref = _inspect("C", *extra, cls=_InspectOnly)
-    monkeypatch.setattr(model_mod, "LSTM_BACKWARD", backward)
-    monkeypatch.setattr(model_mod, "LSTM_KERNEL", kernel)
-    m = _InspectOnly(parse_args(merge(BASE, ["mode=C", "floatX=float64", *extra])), N_WORDS, _params("float64"))
+    m = _InspectOnly(parse_args(merge(BASE, ["mode=C", "floatX=float64", *extra])), N_WORDS, _params("float64"),
+                     lstm_backward=backward, lstm_kernel=kernel)
     x, mask, y = _batch("float64")
     _assert_close(m.inspect(x, mask, y, dropout=False), ref, RTOL64, (backward, kernel, extra))
 

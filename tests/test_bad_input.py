@@ -10,10 +10,11 @@ import sys
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from lstm_adv import bench, data, embeddings, results, sweep, train, visualize
-from lstm_adv.errors import cli_entry
+from lstm_adv import bench, embeddings, results, sweep, train, visualize
+from lstm_adv.common.errors import cli_entry
+from lstm_adv.data.imdb import data_main
 
-MAINS = {"train": cli_entry(train.main), "data": data.main, "embeddings": embeddings.main, "results": results.main,
+MAINS = {"train": cli_entry(train.main), "data": data_main, "embeddings": embeddings.main, "results": results.main,
          "visualize": visualize.main, "sweep": sweep.main, "bench": cli_entry(bench.main)}
 LONG = "n" * 300
 TOY = "data=toy progress=0"

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from lstm_adv.config import FIELDS, Config, from_dict, help_text, parse_args
-from lstm_adv.errors import UserError
+from lstm_adv.common.errors import UserError
 
 
 def test_defaults_follow_the_paper():

@@ -1,4 +1,4 @@
-"""word2vec loading and alignment (lstm_adv.embeddings) on tiny files written with gensim."""
+"""word2vec loading and alignment (lstm_adv.data.embeddings) on tiny files written with gensim."""
 
 import gzip
 import io
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from lstm_adv import embeddings
-from lstm_adv.embeddings import load_word2vec
-from lstm_adv.errors import UserError
+from lstm_adv.data import embeddings
+from lstm_adv.data.embeddings import load_word2vec
+from lstm_adv.common.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 4

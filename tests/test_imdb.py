@@ -1,4 +1,4 @@
-"""IMDB loading (lstm_adv.imdb) on tiny aclImdb-shaped trees made here; never the network.
+"""IMDB loading (lstm_adv.data.imdb, lstm_adv.data.imdb_source) on tiny aclImdb-shaped trees made here; never the network.
 
 The real archive is checked only when LSTM_ADV_DATA points to it (opt-in, about a minute on
 a first build).
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from conftest import merge
-from lstm_adv import imdb
+from lstm_adv.data import imdb, imdb_source
 from lstm_adv.config import parse_args
 from lstm_adv.data import PAD, UNK
-from lstm_adv.errors import UserError
+from lstm_adv.common.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = os.environ.get("LSTM_ADV_DATA", "")
@@ -97,7 +97,7 @@ def decode(ds, seq):
 # --- preprocessing and the dictionary -----------------------------------------------------------
 
 def test_tokenize_is_moses_lowercased():
-    assert imdb.tokenize(SPECIAL) == SPECIAL_TOKENS
+    assert imdb_source.tokenize(SPECIAL) == SPECIAL_TOKENS
 
 
 TRICKY = ["Mr. smith went to the U.S.A. in 1990. He said: no. 5 is fine.", "See e.g. this . And THAT.",
@@ -109,7 +109,7 @@ def test_fast_tokenizer_matches_sacremoses():
 
     stock = MosesTokenizer(lang="en")
     for text in TRICKY:
-        assert imdb.moses_tokenizer().tokenize(text, escape=False) == stock.tokenize(text, escape=False)
+        assert imdb_source.moses_tokenizer().tokenize(text, escape=False) == stock.tokenize(text, escape=False)
 
 
 def test_dictionary_order_and_ids(tree):
@@ -118,7 +118,7 @@ def test_dictionary_order_and_ids(tree):
     for (split, cls), files in tiny_reviews().items():
         if split == "train" and cls != "unsup":
             for text in files.values():
-                counts.update(imdb.tokenize(text))
+                counts.update(imdb_source.tokenize(text))
     expected = sorted(counts, key=lambda w: (-counts[w], w))
     assert corpus.words[:2] == ["<pad>", "<unk>"]
     assert corpus.words[2:] == expected
@@ -192,13 +192,13 @@ def test_folder_and_tarball_agree(tree, tarball):
     assert a.words == b.words
     for x, y in ((a.train, b.train), (a.valid, b.valid), (a.test, b.test)):
         assert x.seqs == y.seqs and list(x.labels) == list(y.labels)
-    assert len(b.info["sha256"]) == 64 and b.info["sha256"] == imdb.sha256_file(tarball)
+    assert len(b.info["sha256"]) == 64 and b.info["sha256"] == imdb_source.sha256_file(tarball)
     assert b.info["source"] == str(tarball.resolve()) and b.info["word_counts"][2] == 55
 
 
 def test_pool_gives_the_same_tokens():
-    texts = [f"Review {i}: it's {'GOOD' if i % 2 else 'bad'}, isn't it?<br />" for i in range(imdb.POOL_MIN_REVIEWS)]
-    assert imdb.tokenize_texts(texts, workers=2, progress=False) == [imdb.tokenize(t) for t in texts]
+    texts = [f"Review {i}: it's {'GOOD' if i % 2 else 'bad'}, isn't it?<br />" for i in range(imdb_source.POOL_MIN_REVIEWS)]
+    assert imdb_source.tokenize_texts(texts, workers=2, progress=False) == [imdb_source.tokenize(t) for t in texts]
 
 
 # --- the cache ----------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_cache_reused(tarball, monkeypatch, tmp_path):
     def no_tokenising(text):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(imdb, "tokenize", no_tokenising)
+    monkeypatch.setattr(imdb_source, "tokenize", no_tokenising)
     second = imdb.load_imdb(cfg_for(tarball))
     assert not second.info["built"]
     assert second.words == first.words and second.train.seqs == first.train.seqs
@@ -264,18 +264,18 @@ def test_failed_build_leaves_no_cache(tmp_path, monkeypatch):
 
 def test_lookup_order(tree, tarball, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_ADV_DATA", str(tarball))
-    assert imdb.find_source("") == tarball
-    assert imdb.find_source(str(tree)) == tree  # data_path wins
-    assert imdb.find_source(str(tree.parent)) == tree  # a folder holding aclImdb/ is fine too
+    assert imdb_source.find_source("") == tarball
+    assert imdb_source.find_source(str(tree)) == tree  # data_path wins
+    assert imdb_source.find_source(str(tree.parent)) == tree  # a folder holding aclImdb/ is fine too
     shelf = tmp_path / "shelf"
     shelf.mkdir()
     (shelf / "aclImdb.tar.gz").write_bytes(tarball.read_bytes())
-    assert imdb.find_source(str(shelf)) == shelf / "aclImdb.tar.gz"  # a folder holding the tarball
+    assert imdb_source.find_source(str(shelf)) == shelf / "aclImdb.tar.gz"  # a folder holding the tarball
     monkeypatch.delenv("LSTM_ADV_DATA")
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / imdb.ARCHIVE_NAME).write_bytes(tarball.read_bytes())
-    assert imdb.find_source("") == cache / imdb.ARCHIVE_NAME
+    (cache / imdb_source.ARCHIVE_NAME).write_bytes(tarball.read_bytes())
+    assert imdb_source.find_source("") == cache / imdb_source.ARCHIVE_NAME
 
 
 def test_not_found_offline_says_where_it_looked(tmp_path):
@@ -289,7 +289,7 @@ def test_not_found_offline_says_where_it_looked(tmp_path):
 
 def test_download_zero_never_downloads(tmp_path, monkeypatch):
     monkeypatch.delenv("LSTM_ADV_OFFLINE")
-    monkeypatch.setattr(imdb, "fetch", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(imdb_source, "fetch", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(UserError, match="download=0"):
         imdb.load_imdb(parse_args(["download=0", "progress=0"]))
 
@@ -304,9 +304,9 @@ def test_not_found_online_downloads(tmp_path, monkeypatch, tarball):
         Path(dest).write_bytes(tarball.read_bytes())
         return Path(dest)
 
-    monkeypatch.setattr(imdb, "fetch", fake_fetch)
+    monkeypatch.setattr(imdb_source, "fetch", fake_fetch)
     ds = imdb.load_imdb(parse_args(["progress=0", "n_words=20", "maxlen=0"]))
-    assert calls == [tmp_path / "cache" / imdb.ARCHIVE_NAME] and len(ds.test) == 3
+    assert calls == [tmp_path / "cache" / imdb_source.ARCHIVE_NAME] and len(ds.test) == 3
 
 
 # --- bad data -----------------------------------------------------------------------------------
@@ -456,7 +456,7 @@ def test_download_from_file_url(tmp_path):
     src = tmp_path / "remote.bin"
     src.write_bytes(PAYLOAD)
     dest = tmp_path / "dl" / "archive.tar.gz"
-    assert imdb.fetch(dest, url=src.as_uri(), sha256=PAYLOAD_SHA, progress=False) == dest
+    assert imdb_source.fetch(dest, url=src.as_uri(), sha256=PAYLOAD_SHA, progress=False) == dest
     assert dest.read_bytes() == PAYLOAD and not (tmp_path / "dl" / "archive.tar.gz.part").exists()
 
 
@@ -465,7 +465,7 @@ def test_download_resumes_from_part_file(tmp_path):
     part = tmp_path / "archive.tar.gz.part"
     part.write_bytes(PAYLOAD[:10000])
     server = fake_server(PAYLOAD)
-    imdb.fetch(dest, url="https://example.invalid/a.tar.gz", sha256=PAYLOAD_SHA, opener=server, progress=False)
+    imdb_source.fetch(dest, url="https://example.invalid/a.tar.gz", sha256=PAYLOAD_SHA, opener=server, progress=False)
     assert server.requests == ["bytes=10000-"]
     assert dest.read_bytes() == PAYLOAD and not part.exists()
 
@@ -474,19 +474,19 @@ def test_download_restarts_when_range_ignored(tmp_path):
     dest = tmp_path / "archive.tar.gz"
     (tmp_path / "archive.tar.gz.part").write_bytes(b"stale bytes")
     server = fake_server(PAYLOAD, honour_range=False)
-    imdb.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=server, progress=False)
+    imdb_source.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=server, progress=False)
     assert dest.read_bytes() == PAYLOAD
 
 
 def test_download_interrupted_keeps_part_then_resumes(tmp_path):
     dest = tmp_path / "archive.tar.gz"
     with pytest.raises(UserError, match="resume"):
-        imdb.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=fake_server(PAYLOAD, cut=5000),
+        imdb_source.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=fake_server(PAYLOAD, cut=5000),
                    progress=False)
     part = tmp_path / "archive.tar.gz.part"
     assert part.stat().st_size == 5000 and not dest.exists()
     server = fake_server(PAYLOAD)
-    imdb.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=server, progress=False)
+    imdb_source.fetch(dest, url="https://example.invalid/a", sha256=PAYLOAD_SHA, opener=server, progress=False)
     assert server.requests == ["bytes=5000-"] and dest.read_bytes() == PAYLOAD
 
 
@@ -495,17 +495,17 @@ def test_download_hash_mismatch_refused(tmp_path):
     src.write_bytes(PAYLOAD[:-1] + b"X")
     dest = tmp_path / "dl" / "archive.tar.gz"
     with pytest.raises(UserError, match="SHA-256") as err:
-        imdb.fetch(dest, url=src.as_uri(), sha256=PAYLOAD_SHA, progress=False)
+        imdb_source.fetch(dest, url=src.as_uri(), sha256=PAYLOAD_SHA, progress=False)
     assert "\n" not in str(err.value)
     assert list((tmp_path / "dl").iterdir()) == []  # neither the file nor a .part is left
 
 
 def test_download_network_error_is_one_line(tmp_path):
     def opener(request, timeout=None):
-        raise imdb.urllib.error.URLError("no route to host")
+        raise imdb_source.urllib.error.URLError("no route to host")
 
     with pytest.raises(UserError, match="no route to host"):
-        imdb.fetch(tmp_path / "a.tar.gz", url="https://example.invalid/a", opener=opener, progress=False)
+        imdb_source.fetch(tmp_path / "a.tar.gz", url="https://example.invalid/a", opener=opener, progress=False)
 
 
 # --- the real archive (opt-in) ------------------------------------------------------------------
@@ -519,14 +519,14 @@ def test_real_archive(monkeypatch):
         monkeypatch.setenv("LSTM_ADV_CACHE", REAL_CACHE)
     else:
         monkeypatch.delenv("LSTM_ADV_CACHE")
-    corpus = imdb.load_corpus(imdb.find_source(REAL_DATA), progress=False)
+    corpus = imdb.load_corpus(imdb_source.find_source(REAL_DATA), progress=False)
     assert len(corpus.train) == 25000 and len(corpus.test) == 25000
     for split in (corpus.train, corpus.test):
         assert int(split.labels.sum()) == 12500
     from sacremoses import MosesTokenizer
 
-    texts = [t for _, t in imdb.read_reviews(REAL_DATA, parts=(("test", "neg", 0),))[("test", "neg")][:300]]
-    stock, fast = MosesTokenizer(lang="en"), imdb.moses_tokenizer()
+    texts = [t for _, t in imdb_source.read_reviews(REAL_DATA, parts=(("test", "neg", 0),))[("test", "neg")][:300]]
+    stock, fast = MosesTokenizer(lang="en"), imdb_source.moses_tokenizer()
     assert [fast.tokenize(t, escape=False) for t in texts] == [stock.tokenize(t, escape=False) for t in texts]
 
     ds = imdb.load_imdb(parse_args([f"data_path={REAL_DATA}", "maxlen=100", "progress=0"]))

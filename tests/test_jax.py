@@ -3,7 +3,7 @@
 Float64 both ways (the Model switches on JAX's 64-bit types), dropout on: the JAX backend draws
 its dropout masks on the host from the same generators mode C uses, so both runs see the same
 masks and must agree to float rounding. Tiny sizes keep each compile short (JAX compiles once
-per padded shape, `lstm_adv.jax_backend`).
+per padded shape, `lstm_adv.core.jax_backend`).
 """
 
 from collections import OrderedDict
@@ -15,10 +15,10 @@ pytest.importorskip("jax", reason="mode=JAX needs jax (pip install -e '.[test,ja
 
 from lstm_adv.config import parse_args  # noqa: E402
 from lstm_adv.data import load_dataset, minibatches, prepare_data  # noqa: E402
-from lstm_adv.graph import Model  # noqa: E402
-from lstm_adv.jax_backend import bucket_length  # noqa: E402
-from lstm_adv.model import init_params  # noqa: E402
-from lstm_adv.utils import make_rng  # noqa: E402
+from lstm_adv.core.compiled import Model  # noqa: E402
+from lstm_adv.core.jax_backend import bucket_length  # noqa: E402
+from lstm_adv.core.model import init_params  # noqa: E402
+from lstm_adv.common.utils import make_rng  # noqa: E402
 
 BASE = ["data=toy", "wdim=8", "hdim=8", "floatX=float64", "clip=0.05"]
 RTOL = 1e-9

@@ -1,4 +1,4 @@
-"""adadelta's lazy row update of Wemb (`lstm_adv.optimizers.LazyRows`) against the dense update.
+"""adadelta's lazy row update of Wemb (`lstm_adv.core.optimizers.LazyRows`) against the dense update.
 
 Two models from the same start and seed (same dropout draws) take the same few hundred toy
 updates, in float64, one updating Wemb by rows (decays of untouched rows applied later as
@@ -14,7 +14,7 @@ import pytest
 from conftest import merge
 from lstm_adv.config import parse_args
 from lstm_adv.data import prepare_data
-from lstm_adv.graph import Model
+from lstm_adv.core.compiled import Model
 
 N_WORDS = 200
 BASE = ["wdim=8", "hdim=8", f"n_words={N_WORDS}", "mode=C", "floatX=float64", "clip=0.05"]

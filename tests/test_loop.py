@@ -11,7 +11,7 @@ import pytest
 from lstm_adv.data import BatchStream
 from lstm_adv.rundir import STATE_KEYS, LoopState, RunDir, restore_loop_state, save_loop_state
 from lstm_adv.train import patience_rule
-from lstm_adv.utils import make_rng
+from lstm_adv.common.utils import make_rng
 
 
 def run_rule(errs, patience):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from lstm_adv.adversarial import perturbation
+from lstm_adv.core.adversarial import perturbation
 from lstm_adv.config import parse_args
 from lstm_adv.data import prepare_data
-from lstm_adv.graph import Model
+from lstm_adv.core.compiled import Model
 
 N_WORDS = 12
 BASE = ["mode=C", "floatX=float64", "wdim=5", "hdim=4", f"n_words={N_WORDS}", "use_dropout=0"]

@@ -1,4 +1,4 @@
-"""Table 1 generator (lstm_adv.results) on hand-made run directories."""
+"""Table 1 generator (lstm_adv.analysis: results, summary, tables, runs) on hand-made run directories."""
 
 import csv
 import io
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lstm_adv import results
-from lstm_adv.errors import UserError
+from lstm_adv.analysis import results, runs, summary, tables
+from lstm_adv.common.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,10 +76,10 @@ def md_table(md):
 
 
 def test_layout_rows_columns_and_paper_values(sweep):
-    s = results.summarise(sweep)
-    expected = sorted(set(results.PAPER) | {0.05})
+    s = summary.summarise(sweep)
+    expected = sorted(set(summary.PAPER) | {0.05})
     assert s["columns"] == expected
-    table = md_table(results.to_markdown(s))
+    table = md_table(tables.to_markdown(s))
     header, rows = table[0], table[1:]
     assert header == ["eps", "0.0", "0.05", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9",
                       "1.0", "15.0"]
@@ -95,7 +95,7 @@ def test_layout_rows_columns_and_paper_values(sweep):
 
 
 def test_means_and_sd_match_numpy(sweep):
-    s = results.summarise(sweep)
+    s = summary.summarise(sweep)
     for eps, errs in TEST_ERR.items():
         test = np.array(errs)
         dev = np.round(test - 0.05, 3)
@@ -112,7 +112,7 @@ def test_means_and_sd_match_numpy(sweep):
 
 
 def test_welch_and_mann_whitney_equal_scipy(sweep):
-    s = results.summarise(sweep)
+    s = summary.summarise(sweep)
     for eps in (0.5, 15.0):
         a, b = TEST_ERR[eps], TEST_ERR[0.0]
         t = s["cells"][eps]["test"]
@@ -122,7 +122,7 @@ def test_welch_and_mann_whitney_equal_scipy(sweep):
     assert s["cells"][0.5]["test"]["p_welch"] > 0.05
     assert math.isnan(s["cells"][0.0]["test"]["p_welch"])         # eps=0 is the reference
     assert math.isnan(s["cells"][0.05]["test"]["p_welch"])        # one ok run: n/a
-    md = results.to_markdown(s)
+    md = tables.to_markdown(s)
     sig = md.split("## Does any eps differ")[1].split("\n## ")[0]
     rows = {r[0]: r for r in md_table("|" + sig.split("\n|", 1)[1])[1:]}
     assert rows["0.05"][3:] == ["n/a", "n/a", "n/a"]
@@ -132,23 +132,23 @@ def test_welch_and_mann_whitney_equal_scipy(sweep):
 
 def test_identical_and_degenerate_groups():
     for same in ([0.2, 0.2, 0.2], [0.25, 0.25]):              # no spread: t = 0/0 (or 0 by rounding)
-        p_welch, p_mwu = results.compare(same, same)
+        p_welch, p_mwu = summary.compare(same, same)
         assert (math.isnan(p_welch) or p_welch == pytest.approx(1.0)) and p_mwu == pytest.approx(1.0)
-    assert math.isnan(results.compare([0.25, 0.25], [0.25, 0.25])[0])
-    p_welch, p_mwu = results.compare([0.1, 0.12, 0.11], [0.1, 0.12, 0.11])
+    assert math.isnan(summary.compare([0.25, 0.25], [0.25, 0.25])[0])
+    p_welch, p_mwu = summary.compare([0.1, 0.12, 0.11], [0.1, 0.12, 0.11])
     assert p_welch == pytest.approx(1.0) and p_mwu == pytest.approx(1.0)
-    assert all(math.isnan(p) for p in results.compare([0.1], [0.2, 0.3]))
-    assert results._p(math.nan) == "n/a"
+    assert all(math.isnan(p) for p in summary.compare([0.1], [0.2, 0.3]))
+    assert tables._p(math.nan) == "n/a"
 
 
 def test_holm():
-    adj = results.holm([0.01, math.nan, 0.04, 0.03])
+    adj = summary.holm([0.01, math.nan, 0.04, 0.03])
     assert adj[0] == pytest.approx(0.03) and math.isnan(adj[1])
     assert adj[2] == pytest.approx(0.06) and adj[3] == pytest.approx(0.06)
 
 
 def test_failed_runs_are_counts_never_numbers(sweep):
-    s = results.summarise(sweep)
+    s = summary.summarise(sweep)
     c = s["cells"][0.2]
     assert (c["n_ok"], c["n_failed"]) == (2, 3)
     assert c["not_ok"] == {"nan": 1, "interrupted": 1, "no metrics": 1}
@@ -157,7 +157,7 @@ def test_failed_runs_are_counts_never_numbers(sweep):
     assert (c["n_ok"], c["n_failed"]) == (0, 3)
     assert c["not_ok"] == {"nan": 2, "corrupt": 1}               # an "ok" run with a NaN error is nan
     assert math.isnan(c["test"]["mean"])
-    md, text = results.to_markdown(s), results.to_csv(s)
+    md, text = tables.to_markdown(s), tables.to_csv(s)
     assert "0.777" not in md and "0.777" not in text
     assert any("unreadable, counted as failed" in w for w in s["warnings"])
     runs_rows = {r[0]: r for r in md_table("|" + md.split("## Runs per eps")[1].split("\n|", 1)[1])[1:]}
@@ -165,26 +165,26 @@ def test_failed_runs_are_counts_never_numbers(sweep):
 
 
 def test_other_alpha_kept_out_of_table1(sweep):
-    s = results.summarise(sweep)
+    s = summary.summarise(sweep)
     assert s["cells"][0.5]["n_ok"] == len(TEST_ERR[0.5])
     assert s["other_alpha"][0.25][0.5]["n_ok"] == 1
-    md = results.to_markdown(s)
+    md = tables.to_markdown(s)
     assert "0.666" not in md.split("## Runs at other alpha")[0]
     assert "| 0.25 | 0.5 | 0.111 (n=1) | 0.666 (n=1) | 1 | 0 |" in md
 
 
 def test_attack_table(sweep):
-    s = results.summarise(sweep)
+    s = summary.summarise(sweep)
     a = s["attack"][15.0][0.5]
     assert a["n"] == 5 and a["mean"] == pytest.approx(np.mean(TEST_ERR[15.0]) + 0.3 - 0.15)
     assert 0.2 not in s["attack"] or s["attack"][0.2][0.1]["n"] == 0
-    assert "## Robustness" in results.to_markdown(s)
+    assert "## Robustness" in tables.to_markdown(s)
 
 
 def test_csv_content(sweep):
-    s = results.summarise(sweep)
-    rows = list(csv.DictReader(io.StringIO(results.to_csv(s))))
-    assert tuple(rows[0]) == results.CSV_COLUMNS
+    s = summary.summarise(sweep)
+    rows = list(csv.DictReader(io.StringIO(tables.to_csv(s))))
+    assert tuple(rows[0]) == tables.CSV_COLUMNS
     assert len(rows) == 3 * len(s["columns"])
     by = {(r["eps"], r["split"]): r for r in rows}
     r = by[("0.0", "test")]
@@ -200,7 +200,7 @@ def test_csv_content(sweep):
 
 
 def test_write_table_files(sweep, tmp_path):
-    files = results.write_table(results.summarise(sweep), tmp_path / "out")
+    files = results.write_table(summary.summarise(sweep), tmp_path / "out")
     assert [f.name for f in files] == ["table1.md", "table1.csv", "table1.png"]
     assert (tmp_path / "out" / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "out" / "table1.md").read_text().startswith("# Table 1")
@@ -239,19 +239,19 @@ def test_cli_bad_input_exits_2(tmp_path, setup):
 
 def test_summarise_raises_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        results.summarise(tmp_path / "nope")
+        summary.summarise(tmp_path / "nope")
     with pytest.raises(UserError, match="no runs"):
-        results.summarise(tmp_path)
+        summary.summarise(tmp_path)
 
 
 def test_identical_groups_through_the_table(tmp_path):
     for eps in (0.0, 0.5):
         for seed in range(3):
             make_run(tmp_path, f"e{eps}s{seed}", eps, seed, dev=0.125, test=0.25)
-    s = results.summarise(tmp_path)
+    s = summary.summarise(tmp_path)
     t = s["cells"][0.5]["test"]
     assert math.isnan(t["p_welch"]) and t["p_mwu"] == pytest.approx(1.0)
-    md = results.to_markdown(s)
+    md = tables.to_markdown(s)
     assert "| 0.5 | 3 vs 3 | +0.000 | n/a | n/a | 1.000 |" in md
     assert "No eps differs from eps = 0" in md
     assert "0.250 ± 0.000 (paper .18)" in md
@@ -267,11 +267,11 @@ def _history(d, train_errs, first_epoch=2, step=3):
 def test_escape_epoch_rule():
     h = [{"epoch": 2, "train_err": 0.42}, {"epoch": 5, "train_err": 0.40}, {"epoch": 8, "train_err": 0.36}]
     # Minority-class rate 0.42 (58% positive): left at the first train error below 0.37.
-    assert results.escape_epoch(h, 0.58) == (8, pytest.approx(0.42))
-    assert results.escape_epoch(h[:2], 0.58) == (None, pytest.approx(0.42))
+    assert runs.escape_epoch(h, 0.58) == (8, pytest.approx(0.42))
+    assert runs.escape_epoch(h[:2], 0.58) == (None, pytest.approx(0.42))
     # Without the class balance: the largest training error seen stands for the plateau.
-    assert results.escape_epoch(h, None) == (8, 0.42)
-    assert results.escape_epoch([], 0.5) == (None, None)
+    assert runs.escape_epoch(h, None) == (8, 0.42)
+    assert runs.escape_epoch([], 0.5) == (None, None)
 
 
 def test_plateau_ablation_and_attack_tables(tmp_path):
@@ -285,15 +285,15 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
                         "iter_sign_pred": {"0.01": {"adv_err": 0.5, "robust_err": 0.6 + seed / 10}},
                         "onestep_true": {"0.01": {"adv_err": 0.1, "robust_err": 0.2}}}
         (d / "metrics.json").write_text(json.dumps(m))
-    s = results.summarise(root)
+    s = summary.summarise(root)
     assert s["plateau"][0.5]["never"] == 1 and s["plateau"][0.5]["epochs"] == {"0": 8, "1": None}
     assert s["plateau"][0.5]["test_learned"]["n"] == 1 and s["plateau"][0.5]["test_learned"]["mean"] == 0.18
     assert s["attacks"]["iter_sign_pred"][0.5][0.01]["mean"] == pytest.approx(0.65)
     assert s["relative"][0.01] == 2.0
-    md = results.to_markdown(s)
+    md = tables.to_markdown(s)
     assert "## Leaving the one-class plateau" in md and "s1: never" in md
     assert "iterative sign attack" in md and "0.01 (x2)" in md
-    table = results.ablation_markdown(s["runs"], ["wemb_init"])
+    table = tables.ablation_markdown(s["runs"], ["wemb_init"])
     assert "| wemb_init=random | 0.5 | 1/1 | 0 | s0: 8 |" in table
     assert "| wemb_init=word2vec | 0.5 | 1/1 | 1 | s1: never |" in table
     files = results.write_table(s, tmp_path / "out")

@@ -1,4 +1,4 @@
-"""The sweep launcher (lstm_adv.sweep) and experiments/table1.sh, end to end on data=toy.
+"""The sweeps (lstm_adv.sweep, lstm_adv.sweeps) and experiments/table1.sh, end to end on data=toy.
 
 The training runs here compile PyTensor graphs: about 10 s (clean) and 20 s (adversarial) each
 with a warm compile cache, minutes with a cold one. The launcher keeps its caches in
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import merge, write_nan_params
-from lstm_adv import sweep
+from lstm_adv.sweeps import commands as commands_file, launcher, plan, random_search, slurm
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data=toy", "max_epochs=1", "validFreq=20", "saveFreq=20", "hdim=8", "wdim=8", "attack_eps=",
@@ -51,7 +51,7 @@ def sweep_cli(*args, cwd, timeout=600):
 
 
 def train_line(*keys):
-    return sweep.command_line(merge(keys))
+    return commands_file.command_line(merge(keys))
 
 
 def status(run_dir):
@@ -73,9 +73,9 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
     assert r.returncode == 0, r.stderr
     path = tmp_path / r.stdout.strip()
     assert path == tmp_path / "runs" / "table1-max_epochs=5,attack_eps=0.01,0.5,attack_size=100" / "commands.txt"
-    commands = sweep.read_commands(path)
+    commands = commands_file.read_commands(path)
     assert len(commands) == 12 * 3
-    assert sorted({c.cfg.eps for c in commands}) == list(sweep.TABLE1_EPS)
+    assert sorted({c.cfg.eps for c in commands}) == list(plan.TABLE1_EPS)
     assert {c.cfg.seed for c in commands} == {1, 2, 3}
     assert {c.cfg.alpha for c in commands} == {0.5}
     for c in commands:   # pass-through keys (robustness attack included) reach every run
@@ -86,7 +86,7 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
     # the tutorial-init table: the preset and its epoch cap turned off from the command line
     r = sweep_cli("plan", "table1", "seeds=1", "preset=", "max_epochs=100", "sweep_dir=tut", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert {(c.cfg.wemb_init, c.cfg.wdim, c.cfg.max_epochs) for c in sweep.read_commands(tmp_path / r.stdout.strip())} \
+    assert {(c.cfg.wemb_init, c.cfg.wdim, c.cfg.max_epochs) for c in commands_file.read_commands(tmp_path / r.stdout.strip())} \
         == {("random", 128, 100)}
     # keys the grid sets are refused
     for bad in ("eps=0.5", "seed=3", "saveto=x"):
@@ -97,7 +97,7 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
 def test_plan_random_pairs_share_the_draw(tmp_path):
     r = sweep_cli("plan", "random", "draws=4", "search_seed=7", "data=toy", "optimizer=adadelta", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    commands = sweep.read_commands(tmp_path / r.stdout.strip())
+    commands = commands_file.read_commands(tmp_path / r.stdout.strip())
     assert len(commands) == 8
     for adv, plain in zip(commands[::2], commands[1::2]):
         assert adv.run_dir.name == "adv" and plain.run_dir.name == "plain"
@@ -107,10 +107,10 @@ def test_plan_random_pairs_share_the_draw(tmp_path):
         assert adv.cfg.optimizer == "adadelta" and adv.cfg.data == "toy"   # pass-through fixes a key
     assert len({c.cfg.seed for c in commands}) == 4
     # draws are reproducible and do not depend on how many are drawn
-    assert sweep.draw_config(7, 2) == sweep.draw_config(7, 2) != sweep.draw_config(8, 2)
+    assert random_search.draw_config(7, 2) == random_search.draw_config(7, 2) != random_search.draw_config(8, 2)
     r2 = sweep_cli("plan", "random", "draws=2", "search_seed=7", "data=toy", "optimizer=adadelta",
                    "sweep_dir=other", cwd=tmp_path)
-    assert [c.keys[:-1] for c in sweep.read_commands(tmp_path / r2.stdout.strip())] == \
+    assert [c.keys[:-1] for c in commands_file.read_commands(tmp_path / r2.stdout.strip())] == \
         [c.keys[:-1] for c in commands[:4]]
 
 
@@ -134,7 +134,7 @@ def test_typo_refuses_the_whole_sweep(tmp_path):
         assert not (tmp_path / "r").exists()   # nothing started
     # The console script's form is a command too, and the two forms mix.
     cmds.write_text(f"{good}\nlstm-adv-train {' '.join(TINY)} saveto=r/c\n")
-    parsed = sweep.read_commands(cmds)
+    parsed = commands_file.read_commands(cmds)
     assert [c.keys[-1] for c in parsed] == ["saveto=r/a", "saveto=r/c"] and parsed[1].cfg.hdim == 8
     r = sweep_cli("run", tmp_path / "missing.txt", cwd=tmp_path)
     assert r.returncode == 2 and "cannot read" in r.stderr
@@ -143,32 +143,32 @@ def test_typo_refuses_the_whole_sweep(tmp_path):
 
 
 def test_retry_policy():
-    assert sweep.classify(0, None) == "ok"
-    assert sweep.classify(3, None) == "nan"        # a finished failure: never retried
-    assert sweep.classify(2, None) == "error"      # bad input: never retried
-    assert sweep.classify(1, None) == "retry"      # a crash
-    assert sweep.classify(-9, None) == "retry"     # killed (OOM killer, SIGKILL)
-    assert sweep.classify(143, None) == "retry"    # terminated by someone else: resume
-    assert sweep.classify(143, signal.SIGTERM) == "interrupted"   # we are stopping
+    assert launcher.classify(0, None) == "ok"
+    assert launcher.classify(3, None) == "nan"        # a finished failure: never retried
+    assert launcher.classify(2, None) == "error"      # bad input: never retried
+    assert launcher.classify(1, None) == "retry"      # a crash
+    assert launcher.classify(-9, None) == "retry"     # killed (OOM killer, SIGKILL)
+    assert launcher.classify(143, None) == "retry"    # terminated by someone else: resume
+    assert launcher.classify(143, signal.SIGTERM) == "interrupted"   # we are stopping
 
 
 def test_compile_env_replaces_cache_flags(tmp_path):
-    e = sweep.compile_env(tmp_path / "slot-1", {"PYTENSOR_FLAGS": "floatX=float32,compiledir=/x,base_compiledir=/y"})
+    e = launcher.compile_env(tmp_path / "slot-1", {"PYTENSOR_FLAGS": "floatX=float32,compiledir=/x,base_compiledir=/y"})
     assert e["PYTENSOR_FLAGS"] == f"floatX=float32,base_compiledir={tmp_path / 'slot-1'}"
     assert e["NUMBA_CACHE_DIR"] == str(tmp_path / "slot-1" / "numba")
 
 
 def test_slot_pool_locks_and_seeds_slots(tmp_path):
-    a = sweep.SlotPool(tmp_path, 2)
+    a = launcher.SlotPool(tmp_path, 2)
     assert [s.name for s in a.free] == ["slot-0", "slot-1"]
     (a.free[0] / "compiledir_x").mkdir(parents=True)
     (a.free[0] / "compiledir_x" / "mod.so").write_text("compiled")
-    b = sweep.SlotPool(tmp_path, 2)   # another sweep on this host: other slots, seeded from a warm one
+    b = launcher.SlotPool(tmp_path, 2)   # another sweep on this host: other slots, seeded from a warm one
     assert [s.name for s in b.free] == ["slot-2", "slot-3"]
     assert not (b.free[0] / "compiledir_x").exists()   # slot-0 is not ours to read: b had none warm
     a.release()
     (b.free[0] / "compiledir_y").mkdir(parents=True)
-    c = sweep.SlotPool(tmp_path, 3)
+    c = launcher.SlotPool(tmp_path, 3)
     assert [s.name for s in c.free] == ["slot-0", "slot-1", "slot-4"]
     assert (c.free[2] / "compiledir_x" / "mod.so").read_text() == "compiled"
     b.release()
@@ -193,8 +193,8 @@ def test_slurm_script_one_command_per_task(tmp_path, monkeypatch):
     (stub / "python").chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(stub / "python"))
     script = tmp_path / "stub.sh"
-    sweep_commands = sweep.read_commands(cmds)
-    script.write_text(sweep.render_slurm(cmds, sweep_commands, 3, compiledir=tmp_path / "cache"))
+    sweep_commands = commands_file.read_commands(cmds)
+    script.write_text(slurm.render_slurm(cmds, sweep_commands, 3, compiledir=tmp_path / "cache"))
     log = tmp_path / "stub.log"
     for task in range(5):
         r = subprocess.run(["bash", str(script)], env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task),

@@ -14,13 +14,14 @@ import pytest
 from pytensor.gradient import disconnected_grad
 
 from conftest import TINY, load_npz, merge, read_json, run_cli
-from lstm_adv.adversarial import build_objective, kl_divergence, power_iteration
+from lstm_adv.core.adversarial import build_objective, kl_divergence, power_iteration
 from lstm_adv.config import parse_args
 from lstm_adv.data import BatchStream, finalize_unlabelled, prepare_data
-from lstm_adv.errors import UserError
-from lstm_adv.graph import Model, get_mode
-from lstm_adv.model import emb_norm_weights, init_params, normalize_embeddings, to_shared
-from lstm_adv.utils import make_rng
+from lstm_adv.common.errors import UserError
+from lstm_adv.core.backend import get_mode
+from lstm_adv.core.compiled import Model
+from lstm_adv.core.model import emb_norm_weights, init_params, normalize_embeddings, to_shared
+from lstm_adv.common.utils import make_rng
 
 N_WORDS = 12
 BASE = ["mode=C", "floatX=float64", "wdim=5", "hdim=4", f"n_words={N_WORDS}", "use_dropout=0"]

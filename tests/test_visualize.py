@@ -1,4 +1,4 @@
-"""The adversarial-example visualiser (lstm_adv.visualize): decoder pieces by hand, then end to end."""
+"""The adversarial-example visualiser (lstm_adv.analysis.visualize): decoder pieces by hand, then end to end."""
 
 import itertools
 import json
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY, assert_one_line_error, run_cli
-from lstm_adv import visualize as vis
-from lstm_adv.graph import Model
+from lstm_adv import visualize
+from lstm_adv.analysis.visualize import analyse, bigram, decode, inputs, options, render
+from lstm_adv.core.compiled import Model
 
 REPO = Path(__file__).resolve().parents[1]
 # Small matrix products are many times slower when OpenBLAS spreads them over threads on a
@@ -41,9 +42,9 @@ def test_viterbi_beats_greedy_on_a_hand_made_table():
     trans = np.log(np.array([[[0.9, 0.1], [0.5, 0.5]], [[0.9, 0.1], [0.5, 0.5]]]))[None]
     end = np.zeros((1, 2))
     assert emit[0].argmax(axis=1).tolist() == [0, 1, 0]
-    assert vis.viterbi(emit, start, trans, end, [3]).tolist() == [[0, 0, 0]]
+    assert decode.viterbi(emit, start, trans, end, [3]).tolist() == [[0, 0, 0]]
     # With the transitions scaled down to nothing, the emissions win.
-    assert vis.viterbi(emit, start, 1e-3 * trans, end, [3]).tolist() == [[0, 1, 0]]
+    assert decode.viterbi(emit, start, 1e-3 * trans, end, [3]).tolist() == [[0, 1, 0]]
 
 
 def test_viterbi_matches_brute_force_on_a_ragged_batch():
@@ -52,7 +53,7 @@ def test_viterbi_matches_brute_force_on_a_ragged_batch():
     emit, start = rng.normal(size=(B, T, K)), rng.normal(size=(B, K))
     trans, end = rng.normal(size=(B, T - 1, K, K)), rng.normal(size=(B, K))
     lengths = np.array([5, 1, 3, 2, 4])
-    paths = vis.viterbi(emit, start, trans, end, lengths)
+    paths = decode.viterbi(emit, start, trans, end, lengths)
     for b in range(B):
         L = lengths[b]
         assert paths[b, :L].tolist() == brute_force(emit[b], start[b], trans[b], end[b], L)
@@ -61,7 +62,7 @@ def test_viterbi_matches_brute_force_on_a_ragged_batch():
 
 def test_bigram_model_is_normalised_and_prefers_seen_bigrams():
     seqs = [[2, 3, 4], [2, 3, 5], [2, 3, 4, 4], [6, 1]]
-    lm = vis.BigramLM.fit(seqs, V=10)
+    lm = bigram.BigramLM.fit(seqs, V=10)
     for a in range(10):
         total = np.exp(lm.logprob(a, np.arange(10)).astype(np.float64)).sum()
         assert total == pytest.approx(1.0, abs=1e-5)
@@ -73,17 +74,17 @@ def test_bigram_model_is_normalised_and_prefers_seen_bigrams():
 def test_bigram_decode_lets_the_language_model_break_near_ties(tmp_path):
     # Two reviews "the X movie" (X: 4 "good" vs 7 "awful", nearly tied by cosine); the LM has
     # only ever seen "the good movie".
-    lm = vis.BigramLM.fit([[2, 4, 3]] * 5 + [[7, 8]], V=10)
+    lm = bigram.BigramLM.fit([[2, 4, 3]] * 5 + [[7, 8]], V=10)
     cand = np.array([[2, 9], [7, 4], [3, 8]] * 2)
     sims = np.array([[0.9, 0.1], [0.52, 0.50], [0.9, 0.2]] * 2, dtype=np.float32)
-    out = vis.bigram_decode(cand, sims, [3, 3], lm, lm_weight=0.1)
+    out = decode.bigram_decode(cand, sims, [3, 3], lm, lm_weight=0.1)
     assert out.tolist() == [2, 4, 3, 2, 4, 3]
-    assert vis.bigram_decode(cand, sims, [3, 3], lm, lm_weight=1e-6).tolist() == [2, 7, 3, 2, 7, 3]
+    assert decode.bigram_decode(cand, sims, [3, 3], lm, lm_weight=1e-6).tolist() == [2, 7, 3, 2, 7, 3]
     # Round trip through the cache file, keyed by its metadata.
     lm.save(tmp_path / "lm.npz", {"v": 1})
-    again = vis.BigramLM.load(tmp_path / "lm.npz", {"v": 1})
+    again = bigram.BigramLM.load(tmp_path / "lm.npz", {"v": 1})
     assert np.array_equal(again.logprob(2, np.arange(10)), lm.logprob(2, np.arange(10)))
-    assert vis.BigramLM.load(tmp_path / "lm.npz", {"v": 2}) is None
+    assert bigram.BigramLM.load(tmp_path / "lm.npz", {"v": 2}) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_cosine_neighbour_and_top_words_restriction():
     W[4] = [0, 0, 1, 0]
     W[9] = [5.0, 0.3, 0, 0]      # the nearest word overall (rare: id 9), long vector: cosine ignores norm
     W[5:9] = [[0, -1, 0, 0], [0, 0, -1, 0], [-1, 0, 0, 0], [0, 0, 0, -1]]
-    dec = vis.Decoder(W, top_words=3)                       # candidates: UNK and ids 2, 3, 4
+    dec = decode.Decoder(W, top_words=3)                       # candidates: UNK and ids 2, 3, 4
     query = np.array([[1.0, 0.05, 0, 0], [0, 0.1, 0, 2.0]], dtype=np.float32)
     full, top = dec.nearest(query)
     assert full.tolist() == [9, 1]
@@ -115,14 +116,14 @@ def test_cosine_neighbour_and_top_words_restriction():
 
 def tiny_run(tmp_path, top_words_model=10):
     from lstm_adv.config import parse_args
-    from lstm_adv.model import init_params
+    from lstm_adv.core.model import init_params
 
     cfg = parse_args(["data=toy", "wdim=4", "hdim=4", "mode=C", "progress=0"])
     params = init_params(cfg, len(WORDS))
     rng = np.random.default_rng(1)
     params["Wemb"] = rng.normal(size=(len(WORDS), 4)).astype(np.float32)
     params["U"] = rng.normal(size=params["U"].shape).astype(np.float32)
-    return vis.Run(Path(tmp_path), cfg, len(WORDS), params, list(WORDS))
+    return inputs.Run(Path(tmp_path), cfg, len(WORDS), params, list(WORDS))
 
 
 @pytest.fixture(scope="module")
@@ -135,40 +136,40 @@ REVIEWS = [[2, 3, 4, 1, 6], [5, 9, 8], [7]]
 
 
 def _reviews(labels=(1, 0, 0)):
-    return [vis.Review(f"r{i}", np.array(s, dtype=np.int64), lab) for i, (s, lab) in enumerate(zip(REVIEWS, labels))]
+    return [inputs.Review(f"r{i}", np.array(s, dtype=np.int64), lab) for i, (s, lab) in enumerate(zip(REVIEWS, labels))]
 
 
 def test_eps_zero_decodes_every_row_to_the_original(tiny_model):
     run, model = tiny_model
-    lm = vis.BigramLM.fit(REVIEWS * 3, V=len(WORDS))
+    lm = bigram.BigramLM.fit(REVIEWS * 3, V=len(WORDS))
     for lm_weight in (0.0, 1e-4):
-        opts = vis.Options(model="x", eps_vis=0.0, eps_knn=0.0, lm_weight=lm_weight, top_words=5000, k=4)
-        res = vis.analyse(model, run, _reviews(), opts, lm)
-        for key in vis.ROW_KEYS:
+        opts = options.Options(model="x", eps_vis=0.0, eps_knn=0.0, lm_weight=lm_weight, top_words=5000, k=4)
+        res = analyse.analyse(model, run, _reviews(), opts, lm)
+        for key in options.ROW_KEYS:
             for orig, dec in zip(res.rows["original"], res.rows[key]):
                 keep = orig != 1                               # UNK aside
                 assert np.array_equal(dec[keep], orig[keep]), (key, orig, dec)
         # Unperturbed embeddings classify exactly like the text.
         assert np.allclose(res.p_emb[0.0], res.p_orig, atol=1e-5)
         assert np.allclose(res.p_dec["bigram"], res.p_orig, atol=1e-5)
-        s = vis.summarize(res, opts)
+        s = analyse.summarize(res, opts)
         assert [r["changed"] for r in s["rows"]] == [0.0] * 5
 
 
 def test_top_words_restriction_and_perturbation_change_words(tiny_model):
     run, model = tiny_model
     # top_words=3: rows 3-5 may only use UNK and ids 2..4, so rarer words must change.
-    opts = vis.Options(model="x", eps_vis=0.0, eps_knn=0.0, lm_weight=0.0, top_words=3)
-    res = vis.analyse(model, run, _reviews(), opts)
+    opts = options.Options(model="x", eps_vis=0.0, eps_knn=0.0, lm_weight=0.0, top_words=3)
+    res = analyse.analyse(model, run, _reviews(), opts)
     for key in ("knn_top", "scaled", "bigram"):
         dec = np.concatenate(res.rows[key])
         assert dec.max() <= 4 and dec.min() >= 1
     assert np.array_equal(np.concatenate(res.rows["knn"]), np.concatenate(res.rows["original"]))
     # A large step moves words; label -1 takes the model's prediction as the label.
-    opts = vis.Options(model="x", eps_vis=3.0, eps_knn=3.0, lm_weight=0.0)
-    res = vis.analyse(model, run, _reviews(labels=(-1, -1, -1)), opts)
+    opts = options.Options(model="x", eps_vis=3.0, eps_knn=3.0, lm_weight=0.0)
+    res = analyse.analyse(model, run, _reviews(labels=(-1, -1, -1)), opts)
     assert [r.label for r in res.reviews] == res.pred_orig.tolist()
-    assert vis.summarize(res, opts)["rows"][1]["changed"] > 0
+    assert analyse.summarize(res, opts)["rows"][1]["changed"] > 0
     assert (res.p_emb[3.0] <= res.p_orig + 1e-6).all()      # the step increases the true label's loss
 
 
@@ -178,35 +179,35 @@ def test_top_words_restriction_and_perturbation_change_words(tiny_model):
 def test_changed_words_are_marked_exactly():
     orig = np.array([2, 4, 3, 1])
     adv = np.array([2, 5, 3, 9])
-    assert vis.render_tokens(adv, orig, WORDS, "md") == "the **bad** movie **zebra**"
-    assert vis.render_tokens(adv, orig, WORDS, "html") == ('the <mark title="was: good">bad</mark> movie '
+    assert render.render_tokens(adv, orig, WORDS, "md") == "the **bad** movie **zebra**"
+    assert render.render_tokens(adv, orig, WORDS, "html") == ('the <mark title="was: good">bad</mark> movie '
                                                           '<mark title="was: UNK">zebra</mark>')
-    assert vis.render_tokens(orig, None, WORDS, "md") == "the good movie UNK"
-    assert vis.render_tokens(adv, orig, WORDS, "md", max_tokens=2) == "the **bad** \\[...\\]"
+    assert render.render_tokens(orig, None, WORDS, "md") == "the good movie UNK"
+    assert render.render_tokens(adv, orig, WORDS, "md", max_tokens=2) == "the **bad** \\[...\\]"
     words = WORDS[:5] + ["<br", "a|b", "*", "x_y", "&"]
-    assert vis.render_tokens(np.array([5, 6, 7, 8, 9]), None, words, "md") == "&lt;br a\\|b \\* x\\_y &amp;"
-    assert vis.render_tokens(np.array([5, 9]), None, words, "html") == "&lt;br &amp;"
+    assert render.render_tokens(np.array([5, 6, 7, 8, 9]), None, words, "md") == "&lt;br a\\|b \\* x\\_y &amp;"
+    assert render.render_tokens(np.array([5, 9]), None, words, "html") == "&lt;br &amp;"
 
 
 def test_line_breaks_excerpts_and_correct_examples_first():
     words = WORDS + ["<", "br", "/", ">"]          # ids 10-13: IMDB's "<br />" as the tokenizer splits it
     br = [10, 11, 12, 13]
     ids = np.array([2, 4] + br + br + [3])
-    assert vis.render_tokens(ids, None, words, "html") == "the good <br> movie"
-    assert vis.render_tokens(ids, None, words, "md") == "the good <br> movie"
+    assert render.render_tokens(ids, None, words, "html") == "the good <br> movie"
+    assert render.render_tokens(ids, None, words, "md") == "the good <br> movie"
     changed = ids.copy()
     changed[3] = 9                                 # "br" replaced: the tokens are shown, marked
-    assert vis.render_tokens(changed, ids, words, "html") == (
+    assert render.render_tokens(changed, ids, words, "html") == (
         'the good &lt; <mark title="was: br">zebra</mark> / &gt; <br> movie')
     long = np.array([9] * 30)
-    md = vis.render_collapsed(long, np.array([2] * 30), words, "md")
-    assert md.count("**zebra**") == vis.EXCERPT_TOKENS and md.endswith("\\[... 18 more tokens\\]")
-    page = vis.render_collapsed(long, np.array([2] * 30), words, "html")
-    assert page.startswith("<details><summary>") and page.count("<mark") == vis.EXCERPT_TOKENS + 30
-    assert vis.render_collapsed(long[:5], None, words, "html") == "zebra zebra zebra zebra zebra"
-    res = vis.Result([vis.Review(f"r{i}", np.array([2]), lab) for i, lab in enumerate([1, 0, 1, 0])], {},
+    md = render.render_collapsed(long, np.array([2] * 30), words, "md")
+    assert md.count("**zebra**") == render.EXCERPT_TOKENS and md.endswith("\\[... 18 more tokens\\]")
+    page = render.render_collapsed(long, np.array([2] * 30), words, "html")
+    assert page.startswith("<details><summary>") and page.count("<mark") == render.EXCERPT_TOKENS + 30
+    assert render.render_collapsed(long[:5], None, words, "html") == "zebra zebra zebra zebra zebra"
+    res = analyse.Result([inputs.Review(f"r{i}", np.array([2]), lab) for i, lab in enumerate([1, 0, 1, 0])], {},
                      None, np.array([0, 0, 0, 0]), {}, {}, {}, {}, {}, 4)
-    assert vis.table2_indices(res, 3) == [1, 3, 0]   # correctly classified (1, 3) first, then the others
+    assert render.table2_indices(res, 3) == [1, 3, 0]   # correctly classified (1, 3) first, then the others
 
 
 def fake_result(opts):
@@ -216,28 +217,28 @@ def fake_result(opts):
             "bigram": [adv]}
     e = {float(opts.eps_knn): np.array([0.1]), float(opts.eps_vis): np.array([0.3])}
     pred = {k: np.array([0]) for k in e}
-    return vis.Result([vis.Review("test[0]", orig, 1)], rows, np.array([0.9]), np.array([1]), e, pred,
-                      {k: np.array([0.4]) for k in vis.ROW_KEYS[1:]}, {k: np.array([0]) for k in vis.ROW_KEYS[1:]},
+    return analyse.Result([inputs.Review("test[0]", orig, 1)], rows, np.array([0.9]), np.array([1]), e, pred,
+                      {k: np.array([0.4]) for k in options.ROW_KEYS[1:]}, {k: np.array([0]) for k in options.ROW_KEYS[1:]},
                       {"compiling": 0.0, "gradients": 0.1, "nearest neighbours": 0.01, "bigram Viterbi": 0.02,
                        "classifying decoded text": 0.1}, 3)
 
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
 def test_tables_and_summary(tmp_path, fmt):
-    opts = vis.Options(model="x", format=fmt)
+    opts = options.Options(model="x", format=fmt)
     res = fake_result(opts)
-    run = vis.Run(tmp_path, tiny_run(tmp_path).cfg, len(WORDS), {}, WORDS)
-    summary = vis.summarize(res, opts)
+    run = inputs.Run(tmp_path, tiny_run(tmp_path).cfg, len(WORDS), {}, WORDS)
+    summary = analyse.summarize(res, opts)
     rows = {r["row"]: r for r in summary["rows"]}
     assert rows["knn"]["changed"] == 1.0 and rows["bigram"]["changed"] == pytest.approx(1 / 3)
     assert rows["scaled"]["flip_emb"] == 1.0 and rows["bigram"]["flip_dec"] == 1.0
-    pairs, flipped = vis.choose_pairs(res, opts)
+    pairs, flipped = analyse.choose_pairs(res, opts)
     assert pairs == [0] and flipped
-    text = vis.render(res, opts, run, summary, pairs, flipped, "lm")
+    text = render.render(res, opts, run, summary, pairs, flipped, "lm")
     if fmt == "md":
         assert "| adversarial | the **bad** movie |" in text
         assert "| original | the good movie |" in text
-        for label in vis.row_labels(opts).values():
+        for label in options.row_labels(opts).values():
             assert f"| {label} |" in text
     else:
         assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
@@ -250,7 +251,7 @@ def test_tables_and_summary(tmp_path, fmt):
 # bad input, in process (fast) ...
 
 def _main_error(capsys, args):
-    rc = vis.main(args)
+    rc = visualize.main(args)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
@@ -298,8 +299,8 @@ def test_end_to_end_markdown_and_html(toy_run, tmp_path):
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "split=test", "first=5"], REPO, env=FAST_ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = proc.stdout
-    opts = vis.Options(model="x")
-    for key, label in vis.row_labels(opts).items():
+    opts = options.Options(model="x")
+    for key, label in options.row_labels(opts).items():
         if key != "original":                          # (also a row of Table 3)
             assert md.count(f"| {label} |") == 6, label   # 5 reviews + the summary
     assert "## Table 3" in md and "per 1,000 reviews" in md

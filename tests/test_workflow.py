@@ -9,9 +9,9 @@ import pytest
 
 from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
 from lstm_adv import config as config_mod
-from lstm_adv.errors import UserError
+from lstm_adv.common.errors import UserError
 from lstm_adv.rundir import publishable_config, publishable_path, publishable_text
-from lstm_adv.utils import git_state, provenance
+from lstm_adv.common.utils import git_state, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,7 +171,7 @@ def test_pip_install_puts_the_console_scripts_on_path(tmp_path):
 
 
 def test_visualize_finds_the_runs_data_without_downloading(tmp_path, monkeypatch):
-    from lstm_adv.visualize import _recorded_data
+    from lstm_adv.analysis.visualize.inputs import _recorded_data
     monkeypatch.delenv("LSTM_ADV_DATA", raising=False)
     cfg = config_mod.parse_args([])
     archive = tmp_path / "aclImdb.tar.gz"

@@ -14,7 +14,7 @@ A row without gradient does not move under adadelta (its step is ``-sqrt(..)/sqr
 only its two accumulators decay by rho. `LazyRows` counts the updates and, per row, the update
 at which its accumulators were last made current; the missed ``k`` decays are applied as one
 factor ``rho**k`` when the row is next used, and to every row by `LazyRows.sync_updates` before
-anyone reads the state (checkpoints, `lstm_adv.graph.Model.get_opt_state`). The result equals
+anyone reads the state (checkpoints, `lstm_adv.core.compiled.Model.get_opt_state`). The result equals
 the dense update to float rounding (``rho**k`` rounded once instead of ``k`` products;
 bitwise where k <= 1). rmsprop (with momentum, rows keep moving without gradient) and sgd stay
 dense.

@@ -80,7 +80,7 @@ def _json_default(obj):
 
 def library_versions():
     """Versions of the interpreter and every library that can change a result."""
-    import importlib.metadata as md
+    import importlib.metadata as md  # slow to import: only when a run records its versions
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for name in ("lstm_adv", "pytensor", "numpy", "scipy", "numba", "gensim", "sacremoses", "jax", "jaxlib"):
@@ -92,7 +92,7 @@ def library_versions():
 
 
 #: The repository root when the package runs from a checkout (``lstm_adv/..``).
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_state(path=PACKAGE_ROOT):
@@ -123,3 +123,10 @@ def provenance():
     """Where a result came from: the code's git commit and dirty flag (None outside a checkout), the host."""
     commit, dirty = git_state()
     return {"git_commit": commit, "git_dirty": dirty, "host": socket.gethostname()}
+
+
+def short_number(v):
+    """A number as a sweep's commands file and its summaries write it: 0.5, 15.0, 3, 0.0001."""
+    if isinstance(v, float):
+        return repr(float(f"{v:.4g}"))
+    return str(v)

@@ -1,12 +1,10 @@
-"""The one data interface the training loop uses, whatever the corpus.
+"""What every corpus builds on: splits of word-id lists, the dictionary, and the tutorial's steps.
 
-A corpus (IMDB in `lstm_adv.imdb`, the synthetic one in `lstm_adv.toy`) supplies tokenised
-train and test reviews as lists of word ids over a frequency-ranked dictionary; `finalize`
-then applies the tutorial's ``imdb.load_data`` steps (maxlen filter on train only, seeded
-validation split, UNK mapping, sort by length, test subset) and returns a `Dataset`.
-`prepare_data` turns a minibatch into the time-major ``(x, mask, y)`` the model takes.
-
-``python -m lstm_adv.data fetch|build|export`` manages the IMDB cache (see `lstm_adv.imdb`).
+A corpus (IMDB in `lstm_adv.data.imdb`, the synthetic one in `lstm_adv.data.toy`) supplies
+tokenised train and test reviews as lists of word ids over a frequency-ranked dictionary
+(`build_dictionary`, `encode`); `finalize` then applies the tutorial's ``imdb.load_data`` steps
+(maxlen filter on train only, seeded validation split, UNK mapping, sort by length, test
+subset) and returns a `Dataset`. The corpora import this module, never `lstm_adv.data` itself.
 """
 
 from collections import Counter
@@ -14,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .utils import make_rng
+from ..common.errors import UserError
+from ..common.utils import make_rng
 
 PAD, UNK = 0, 1
 
@@ -100,7 +99,6 @@ def finalize(train, test, words, cfg, info=None):
         train = Split([s[:cfg.maxlen] for s in train.seqs], train.labels)
     info["train_kept_fraction"] = len(train) / max(n_train_all, 1)
     if len(train) < 2:
-        from .errors import UserError
         raise UserError(f"only {len(train)} training reviews are shorter than maxlen={cfg.maxlen}; "
                         "raise maxlen or use maxlen_mode=truncate")
 
@@ -141,93 +139,3 @@ def finalize_unlabelled(seqs, cfg):
     seqs = [s for s in seqs if len(s)][:cfg.unlabelled]
     return [[w if w < cfg.n_words else UNK for w in s] for s in seqs]
 
-
-class BatchStream:
-    """Endless minibatches of indices into ``n`` items, reshuffled by a seeded RNG at each pass.
-
-    Its whole state (`state`, `restore`) goes into checkpoints, so a resumed run draws the
-    same batches (the unlabelled reviews of ``unlabelled=N``).
-    """
-
-    def __init__(self, n, batch_size, rng):
-        self.n, self.batch_size, self.rng = n, batch_size, rng
-        self.perm, self.pos = None, 0
-
-    def next(self):
-        if self.perm is None or self.pos >= len(self.perm):
-            self.perm, self.pos = self.rng.permutation(self.n), 0
-        idx = self.perm[self.pos:self.pos + self.batch_size]
-        self.pos += len(idx)
-        return idx
-
-    def state(self):
-        """``(arrays, json-able dict)`` for a checkpoint."""
-        arrays = {} if self.perm is None else {"perm": self.perm}
-        return arrays, {"pos": self.pos, "rng": self.rng.bit_generator.state}
-
-    def restore(self, arrays, state):
-        self.perm = arrays.get("perm")
-        self.pos = int(state["pos"])
-        self.rng.bit_generator.state = state["rng"]
-
-
-def load_dataset(cfg):
-    """The `Dataset` named by ``cfg.data``."""
-    if cfg.data == "toy":
-        from .toy import load_toy
-        return load_toy(cfg)
-    from .imdb import load_imdb
-    return load_imdb(cfg)
-
-
-def prepare_data(seqs, labels, floatX="float32"):
-    """A minibatch as the model takes it: time-major, post-padded with 0.
-
-    Parameters
-    ----------
-    seqs : list of list of int
-        ``n_samples`` reviews of any lengths (each at least one token).
-    labels : sequence of int
-
-    Returns
-    -------
-    x : ndarray, int64, shape (n_steps, n_samples)
-    mask : ndarray, floatX, shape (n_steps, n_samples)
-        1.0 on real tokens, 0.0 on padding.
-    y : ndarray, int64, shape (n_samples,)
-    """
-    lengths = [max(len(s), 1) for s in seqs]
-    n_steps = max(lengths)
-    x = np.zeros((n_steps, len(seqs)), dtype=np.int64)
-    mask = np.zeros((n_steps, len(seqs)), dtype=floatX)
-    for j, s in enumerate(seqs):
-        x[:len(s), j] = s
-        mask[:lengths[j], j] = 1.0
-    return x, mask, np.asarray(labels, dtype=np.int64)
-
-
-def minibatches(n, batch_size, rng=None):
-    """Index lists of minibatches, materialised (the tutorial's Python 3 ``zip`` bug consumed them).
-
-    Parameters
-    ----------
-    n : int
-    batch_size : int
-    rng : numpy.random.Generator, optional
-        Shuffle the order first (training); without it the order is kept (evaluation).
-
-    Returns
-    -------
-    list of ndarray of int
-    """
-    idx = rng.permutation(n) if rng is not None else np.arange(n)
-    return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
-def main(argv=None):
-    from .imdb import data_main
-    return data_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,7 +4,7 @@ PyTensor's JAX backend traces each compiled function with `jax.jit`, and JAX nee
 shape as a concrete value: the scans' buffers are sized by the batch's time length and its
 number of reviews, which a graph over ``(None, None)`` inputs only knows at run time (the
 original traceback: ``Shapes must be 1D sequences of concrete values``). So under JAX every
-function of `lstm_adv.graph.Model` is a `BucketedFunction`:
+function of `lstm_adv.core.compiled.Model` is a `BucketedFunction`:
 
 - the time axis of its inputs is padded up to a bucket length (`bucket_length`: 8, 12, 16, 24,
   32, 48, 64, 96, 128, 192, ...), with word id 0, mask 0 and zero embeddings. Padding is
@@ -27,11 +27,12 @@ function of `lstm_adv.graph.Model` is a `BucketedFunction`:
 - XLA's compiled programs are kept in PyTensor's compile directory (`enable_compilation_cache`),
   so a second process (a resumed run, the next run of a sweep) compiles about half as long.
 
-The word-id gather (`lstm_adv.model.embed`) and the NLL's integer indexing
-(`lstm_adv.model.nll`) need nothing more once the shapes are static.
+The word-id gather (`lstm_adv.core.model.embed`) and the NLL's integer indexing
+(`lstm_adv.core.model.nll`) need nothing more once the shapes are static.
 """
 
 import copy
+import os
 import time
 import warnings
 
@@ -72,7 +73,7 @@ def set_x64(floatX):
     their carries). So under JAX float32 sums accumulate in float32 (mode C: in float64), and
     one process should not mix JAX models of both precisions.
     """
-    import jax
+    import jax  # an optional dependency: imported only under mode=JAX
 
     # PyTensor's JAX dispatch sets jax_enable_x64 from the floatX in force when it is first
     # imported (inside a floatX context it may be either): import it first, so this setting stays.
@@ -90,9 +91,7 @@ def enable_compilation_cache():
     before (PyTensor's graph rewriting and JAX's trace still run). Left alone when the user set
     ``JAX_COMPILATION_CACHE_DIR`` or configured a cache.
     """
-    import os
-
-    import jax
+    import jax  # an optional dependency: imported only under mode=JAX
 
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return

@@ -12,150 +12,29 @@ dropout RNGs, the optimizer state and the compiled functions:
   and ``f_prob_emb(emb, mask) -> probs``: for
   attacks and the visualiser (compiled on first use).
 
-The backend is chosen here (`get_mode`): NUMBA (PyTensor 3's default), C, JAX (GPU with a
-CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode explicitly, and so do
-the scans' inner functions. Under JAX each function is a `lstm_adv.jax_backend.BucketedFunction`
-(static shapes: time padded to buckets, one compile per shape; dropout drawn on the host), with
-the same call signature and results. `limit_blas_threads` runs OpenBLAS single-threaded (see there).
+The backend is chosen once (`lstm_adv.core.backend.get_mode`): NUMBA (PyTensor 3's default), C,
+JAX (GPU with a CUDA jaxlib) or FAST_COMPILE; every compiled function uses the same mode
+explicitly, and so do the scans' inner functions. Under JAX each function is a
+`lstm_adv.core.jax_backend.BucketedFunction` (static shapes: time padded to buckets, one compile
+per shape; dropout drawn on the host), with the same call signature and results. The entry
+points, not the model, limit the BLAS threads (`lstm_adv.core.backend.limit_blas_threads`).
 """
 
-import ctypes
-import os
 import time
-import warnings
 from collections import OrderedDict
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from ..common.errors import UserError
+from ..common.utils import make_rng
 from .adversarial import build_objective
-from .errors import UserError
+from .backend import get_mode, resolve_mode_name
+from .jax_backend import BucketedFunction, compile_stats, compile_summary
+from .lstm import LSTMOptions
 from .model import check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll, to_shared
 from .optimizers import LAZY_ROWS, OPTIMIZERS
-from .utils import make_rng
-
-# User-facing mode names -> PyTensor's predefined modes.
-MODES = {"NUMBA": "NUMBA", "C": "CVM", "JAX": "JAX", "FAST_COMPILE": "FAST_COMPILE"}
-
-
-def resolve_mode_name(cfg):
-    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
-    if cfg.mode != "auto":
-        return cfg.mode
-    # C, not NUMBA (PyTensor 3's default), measured with `python -m lstm_adv.bench` (README,
-    # "Speed"): with the C kernels of the LSTM step (`lstm_adv.model.LSTMCell`) and the manual
-    # backward pass, a B=16 x T=100 update takes about 33 ms clean / 57 ms adversarial of CPU
-    # time in C against 58 / 112 in NUMBA, whose LLVM code computes every sigmoid and tanh with
-    # scalar libm calls. JAX stays opt-in on the CPU (an optional extra, and static shapes).
-    return "JAX" if cfg.device == "gpu" else "C"
-
-
-def get_mode(cfg):
-    """The PyTensor compilation mode for a configuration, refusing what this machine lacks.
-
-    PyTensor 3 has no ``device`` flag: the GPU is reached through JAX with a CUDA jaxlib.
-    Rather than let JAX fall back to the CPU silently, device=gpu fails when JAX sees no GPU.
-    """
-    name = resolve_mode_name(cfg)
-    if name == "JAX":
-        try:
-            import jax
-        except ImportError:
-            if cfg.device == "gpu":
-                raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
-                                "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
-            raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
-                            "or use mode=NUMBA") from None
-        from .jax_backend import enable_compilation_cache, set_x64
-
-        set_x64(cfg.floatX)
-        enable_compilation_cache()
-        if cfg.device == "gpu":
-            try:
-                gpus = jax.devices("gpu")
-            except RuntimeError:
-                gpus = []
-            if not gpus:
-                raise UserError("device=gpu but JAX sees no GPU (install a CUDA jaxlib, e.g. "
-                                "pip install 'jax[cuda12]'), or use device=cpu")
-    if name == "C" and not pytensor.config.cxx:
-        raise UserError("mode=C needs a C++ compiler (g++) that PyTensor can find; or use mode=NUMBA")
-    # The model writes its softmax out (`lstm_adv.model.softmax_rows`); do not let PyTensor fold
-    # it back into the `OpFromGraph` that the C backend would run through a Numba function.
-    mode = pytensor.compile.mode.get_mode(MODES[name]).excluding("symbolic_op_recognition")
-    if name == "C" and not blas_ldflags():
-        # Without a BLAS to link (a pip-installed PyTensor), the C backend's Gemm/Gemv use a
-        # NumPy-C-API fallback that is 2-4x slower than NumPy's own dot for our (16, 128) x
-        # (128, 512) steps; keep Dot22 (numpy.dot on NumPy's OpenBLAS) plus an elementwise add.
-        mode = mode.excluding("gemm_optimizer", "local_gemm_to_gemv", "local_dot22_to_dot22scalar")
-    return mode
-
-
-def blas_ldflags():
-    """PyTensor's BLAS link flags, without its "could not link to a BLAS installation" warning.
-
-    A pip-installed PyTensor finds no BLAS to link its C code against and warns that BLAS
-    operations "will be severely degraded". Mode C expects exactly that: `get_mode` then keeps
-    the products on NumPy's own OpenBLAS (Dot22), which is what the C timings in the README
-    measure. Only that one warning is silenced, once per process (PyTensor caches the flags).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
-                                category=UserWarning)
-        return pytensor.config.blas__ldflags
-
-
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-_SET_THREADS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
-                "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "MKL_Set_Num_Threads")
-
-
-def limit_blas_threads(n=1):
-    """Run the OpenBLAS (or MKL) libraries loaded in this process with ``n`` threads.
-
-    The model's matrix products are small ((16, 128) x (128, 512) per time step); OpenBLAS's
-    default of one thread per core makes each of them wake a thread pool, and on a machine
-    whose cores are busy (other runs of a sweep) its threads wait on each other: a training
-    update measured 10-100x slower (see README, "Speed"). One thread per process is also what
-    a sweep of several seeds in parallel wants. Setting any of `BLAS_THREAD_VARS` in the
-    environment leaves the libraries alone.
-
-    Returns
-    -------
-    list of str
-        The libraries whose thread count was set (empty where none was found or the
-        environment chooses).
-    """
-    if any(os.environ.get(v) for v in BLAS_THREAD_VARS):
-        return []
-    try:
-        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's dot calls)
-    except ImportError:
-        pass
-    done = []
-    for path in _loaded_blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for fn in _SET_THREADS:
-            setter = getattr(lib, fn, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                done.append(path)
-                break
-    return done
-
-
-def _loaded_blas_libraries():
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split(None, 5)[-1].strip() for line in f if "/" in line}
-    except OSError:  # not Linux
-        return []
-    keys = ("openblas", "mkl_rt", "libblas")
-    return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys) and ".so" in p)
 
 
 class Model:
@@ -167,15 +46,22 @@ class Model:
     n_words : int
         Vocabulary size (rows of ``Wemb``).
     params : dict of str -> ndarray, optional
-        Starting values (e.g. from `load_params`); default `lstm_adv.model.init_params`.
+        Starting values (e.g. from `lstm_adv.core.model.load_params`); default
+        `lstm_adv.core.model.init_params`.
     word_counts : sequence of int, optional
         Training frequency of each dictionary id (``data.info["word_counts"]``); needed by
-        ``emb_norm=1`` (`lstm_adv.model.emb_norm_weights`).
+        ``emb_norm=1`` (`lstm_adv.core.model.emb_norm_weights`).
     wemb_update : {"lazy", "dense"}, optional
         How adadelta updates ``Wemb``: only the rows of the batch, the other rows' accumulator
-        decay applied when next used (`lstm_adv.optimizers.LazyRows`; equal to dense to float
-        rounding), or every row every update (the tutorial). Default `WEMB_UPDATE` on modes C and
+        decay applied when next used (`lstm_adv.core.optimizers.LazyRows`; equal to dense to float
+        rounding), or every row every update (the tutorial). Default "lazy" on modes C and
         NUMBA; always dense for JAX (static shapes), rmsprop/sgd, emb_norm=1 and vat=1.
+    lstm_backward : {"manual", "autodiff"}
+        How the LSTM's gradient is built (`lstm_adv.core.lstm.lstm_layer`): the hand-written
+        backward scan (default) or PyTensor's differentiation of the tutorial's scan.
+    lstm_kernel : {"c", "graph"}
+        On mode C, the LSTM step's elementwise part as the C kernels of `lstm_adv.core.kernels`
+        (default) or as PyTensor ops; the other modes always use PyTensor ops.
 
     Attributes
     ----------
@@ -188,17 +74,23 @@ class Model:
     unlabelled : bool
         vat=1 with unlabelled=N: ``f_train`` takes ``(x, mask, y, xu, mu)``.
     mode_name : str
+    lstm : LSTMOptions
+        The encoder's backward, kernel and scan mode, as every graph of this model is built.
     """
 
-    def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None):
+    def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None, lstm_backward="manual",
+                 lstm_kernel="c"):
         self.cfg = cfg
         self.n_words = n_words
         self.mode_name = resolve_mode_name(cfg)
         self.mode = get_mode(cfg)
-        self.blas_threads_set = limit_blas_threads(1)
+        if lstm_kernel not in ("c", "graph"):
+            raise ValueError(f"lstm_kernel must be 'c' or 'graph', got {lstm_kernel!r}")
+        self.lstm = LSTMOptions.for_config(cfg, lstm_backward, lstm_kernel, self.mode)
         self._jax_functions = []
         self.train_compile_s = 0.0  # time spent compiling f_train (JAX: every bucket), inside its calls
-        wemb_update = wemb_update or WEMB_UPDATE
+        # adadelta's update of Wemb on modes C and NUMBA (tests compare "lazy" with "dense").
+        wemb_update = wemb_update or "lazy"
         if wemb_update not in ("lazy", "dense"):
             raise ValueError(f"wemb_update must be 'lazy' or 'dense', got {wemb_update!r}")
         # Lazy rows need a gradient that reaches only the batch's rows of Wemb: not with emb_norm=1
@@ -235,14 +127,12 @@ class Model:
 
     # -- compiled once per run ------------------------------------------------------------
     def _function(self, inputs, outputs, updates=None, name=None, time_inputs=(0, 1), time_outputs=()):
-        """A compiled function; under JAX one per padded shape (`lstm_adv.jax_backend`).
+        """A compiled function; under JAX one per padded shape (`lstm_adv.core.jax_backend`).
 
         ``time_inputs`` / ``time_outputs``: positions of the inputs / outputs whose first axis is
         time (JAX pads the former to a bucket length and cuts the latter back).
         """
         if self.mode_name == "JAX":
-            from .jax_backend import BucketedFunction
-
             f = BucketedFunction(inputs, outputs, updates, self.mode, name, time_inputs, time_outputs,
                                  draw_size=lambda B: (B, self.cfg.hdim), floatX=self.cfg.floatX)
             self._jax_functions.append(f)
@@ -253,22 +143,18 @@ class Model:
 
     def compile_stats(self):
         """Under JAX, the compilations so far: ``{function: [(T_bucket, B, seconds), ...]}``; else {}."""
-        from .jax_backend import compile_stats
-
         return compile_stats(self._jax_functions)
 
     def compile_summary(self):
         """Under JAX, one line counting the compilations and their time; else None."""
         if self.mode_name != "JAX":
             return None
-        from .jax_backend import compile_summary
-
         return compile_summary(self._jax_functions)
 
     def _build_train(self):
         unlabelled = (self.xu, self.mu) if self.unlabelled else None
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
-                              freqs=self.freqs, unlabelled=unlabelled)
+                              freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm)
         rows = None
         if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
             rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim)}
@@ -305,7 +191,7 @@ class Model:
 
     def _build_eval(self):
         probs, _ = classify(self.tparams, embed(self.tparams, self.x, self.freqs), self.mask, self.cfg, use_noise=False,
-                            backward="none")
+                            backward="none", lstm=self.lstm)
         self.f_pred_prob = self._function([self.x, self.mask], probs, name="f_pred_prob")
 
     def f_pred(self, x, mask):
@@ -329,7 +215,7 @@ class Model:
                 use_noise = pt.scalar("use_noise", dtype="int8")
                 rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
                 obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise,
-                                      freqs=self.freqs)
+                                      freqs=self.freqs, lstm=self.lstm)
                 outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
                 self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
                                                 list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
@@ -342,9 +228,10 @@ class Model:
     def _build_attack(self):
         with pytensor.config.change_flags(floatX=self.cfg.floatX):
             emb_in = pt.tensor3("emb", dtype=self.cfg.floatX)
-            probs, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False)
+            probs, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, lstm=self.lstm)
             g_emb = pytensor.grad(nll(probs, self.y), emb_in)
-            probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none")
+            probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none",
+                                    lstm=self.lstm)
             self._attack = (self._function([self.x], embed(self.tparams, self.x, self.freqs), name="f_embed",
                                            time_inputs=(0,), time_outputs=(0,)),
                             self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb",
@@ -382,7 +269,7 @@ class Model:
 
     # -- state ---------------------------------------------------------------------------------
     def sync_opt_state(self):
-        """Apply every pending lazy decay (`lstm_adv.optimizers.LazyRows`): afterwards the
+        """Apply every pending lazy decay (`lstm_adv.core.optimizers.LazyRows`): afterwards the
         optimizer's accumulators hold what the dense update would (to float rounding)."""
         lazy = getattr(self.opt_state, "lazy", None)
         if not lazy:
@@ -417,26 +304,3 @@ class Model:
         check_params(params, self.cfg, self.n_words, "the given parameters")
         for k, v in params.items():
             self.tparams[k].set_value(np.asarray(v, dtype=self.cfg.floatX))
-
-
-# adadelta's update of Wemb on modes C and NUMBA (tests compare "lazy" with "dense").
-WEMB_UPDATE = "lazy"
-
-
-def load_params(path):
-    """Parameters from an ``.npz`` written by a run (tutorial names, no pickles).
-
-    Raises
-    ------
-    UserError
-        When the file is missing, truncated or not an ``.npz`` of arrays.
-    """
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return OrderedDict((k, f[k]) for k in f.files)
-    except FileNotFoundError:
-        raise UserError(f"no such parameter file: {path}") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise UserError(f"{path} is not a readable parameter .npz ({err}); point to a run's params.npz") from None

@@ -4,7 +4,7 @@
     delta = eps * sign(dL(theta, e)/de)             (adv_norm=sign, the paper)
     delta = eps * g / ||g||_2 per review            (adv_norm=l2, Miyato et al. 2017)
 
-Both branches read the same shared parameters (`lstm_adv.model.to_shared`) and meet at the
+Both branches read the same shared parameters (`lstm_adv.core.model.to_shared`) and meet at the
 cost; the adversarial branch adds no parameter, only its own dropout draw. ``delta`` is
 computed from the clean branch and held constant with ``disconnected_grad``.
 
@@ -15,7 +15,7 @@ second branch's term:
     r_vadv = eps * g / ||g||_2 per review, g from `power_iteration` (a random unit d, probes xi*d)
 
 with p(e) and r_vadv held constant. It needs no label, so unlabelled reviews can join its batch.
-``emb_norm=1`` embeds normalised rows (`lstm_adv.model.normalize_embeddings`) in both branches.
+``emb_norm=1`` embeds normalised rows (`lstm_adv.core.model.normalize_embeddings`) in both branches.
 """
 
 from collections import OrderedDict
@@ -149,7 +149,7 @@ class Objective:
     emb_grad : tensor, shape (T, B, E), or None
         The training gradient with respect to ``emb`` (after the embedding clip). Without
         ``freqs`` (emb_norm=0) ``grads["Wemb"]`` is its scatter-add into the rows of ``Wemb`` and
-        lazy optimizers use it by rows (`lstm_adv.graph.Model`); None for VAT (whose unlabelled
+        lazy optimizers use it by rows (`lstm_adv.core.compiled.Model`); None for VAT (whose unlabelled
         batch reaches other rows).
     """
 
@@ -164,7 +164,8 @@ class Objective:
     emb_grad: object = None
 
 
-def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, unlabelled=None, vat_fixed=None):
+def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, unlabelled=None, vat_fixed=None,
+                    lstm=None):
     """The paper's objective and its gradients, sharing one clean backward pass.
 
     The gradients equal those of the authors' graph (windweller/AdversarialNN, ``build_model``):
@@ -175,7 +176,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
 
     Parameters
     ----------
-    tparams : OrderedDict of shared variables (see `lstm_adv.model.to_shared`)
+    tparams : OrderedDict of shared variables (see `lstm_adv.core.model.to_shared`)
     x : int64 tensor, shape (T, B)
     mask : tensor, shape (T, B)
     y : int64 tensor, shape (B,)
@@ -186,12 +187,14 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     use_noise : bool or scalar tensor
         Dropout on (True) or off.
     freqs : constant tensor (n_words,), optional
-        emb_norm=1: the word weights of `lstm_adv.model.normalize_embeddings`.
+        emb_norm=1: the word weights of `lstm_adv.core.model.normalize_embeddings`.
     unlabelled : (xu, mu) tensors, optional
         vat=1: unlabelled reviews (T', B') added to the VAT term's batch.
     vat_fixed : dict, optional
         Tests: tensors replacing VAT's random start ``"d0"`` (T, B_vat, E), or its ``"delta"``
         and ``"target"`` (then the objective's gradient is the true one).
+    lstm : LSTMOptions, optional
+        The encoder's backward, kernel and scan mode (`lstm_adv.core.model.classify`).
 
     Returns
     -------
@@ -201,7 +204,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     emb = embed(tparams, x, freqs)
     emb_in = clip_input(emb, cfg)
     # The original code also clipped the gradient of the clean branch's LSTM outputs.
-    probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True)
+    probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True, lstm=lstm)
     cost_clean = nll(probs, y)
     rng_updates = OrderedDict()
     if next_clean is not None:
@@ -219,7 +222,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
 
     if cfg.vat:
         return _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled,
-                          vat_fixed or {}, cost_clean, penalty, rng_updates)
+                          vat_fixed or {}, cost_clean, penalty, rng_updates, lstm)
     a = float(cfg.alpha)
     rest = [p for n, p in zip(names, params) if n != "Wemb"]
     # One backward pass of the (weighted) clean branch gives both its parameter gradients and
@@ -239,7 +242,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
         # The original code: Wemb learns only from the clean term (the paper: "only backprop
         # through the graph corresponding to the first term").
         emb_adv = disconnected_grad(emb_adv)
-    probs_adv, next_adv = classify(tparams, emb_adv, mask, cfg, use_noise, rngs["adv"])
+    probs_adv, next_adv = classify(tparams, emb_adv, mask, cfg, use_noise, rngs["adv"], lstm=lstm)
     cost_adv = nll(probs_adv, y)
     if next_adv is not None:
         rng_updates[rngs["adv"]] = next_adv
@@ -259,7 +262,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
 
 
 def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled, fixed,
-               cost_clean, penalty, rng_updates):
+               cost_clean, penalty, rng_updates, lstm=None):
     """The VAT objective: L(e) + vat_weight * KL(p(e) || p(e + r_vadv)), two branches as the paper's.
 
     The clean branch is differentiated with weight 1 (alpha is the paper's). The VAT branch
@@ -282,7 +285,8 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
         rng_updates[rngs["adv"]] = next_adv
 
     def logits_at(e, backward=None):
-        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep, logits=True)[0]
+        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep, logits=True,
+                        lstm=lstm)[0]
 
     const_v = disconnected_grad(emb_v)
     target = fixed.get("target")

@@ -6,6 +6,7 @@ them on their whole command line first (values, finite numbers, paths readable, 
 writable, sizes that fit in memory), and only then start work.
 """
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -191,11 +192,9 @@ def model_fits(cfg):
 def backend(cfg):
     """Refuse ``mode=JAX`` / ``device=gpu`` where JAX (or its GPU) is missing, without importing PyTensor.
 
-    The same messages as `lstm_adv.graph.get_mode`, which checks again when compiling.
+    The same messages as `lstm_adv.core.backend.get_mode`, which checks again when compiling.
     """
-    import importlib.util
-
-    mode = cfg.mode if cfg.mode != "auto" else ("JAX" if cfg.device == "gpu" else "C")  # graph.resolve_mode_name
+    mode = cfg.mode if cfg.mode != "auto" else ("JAX" if cfg.device == "gpu" else "C")  # backend.resolve_mode_name
     if mode != "JAX":
         return
     if importlib.util.find_spec("jax") is None:
@@ -206,7 +205,7 @@ def backend(cfg):
                         "or use mode=NUMBA")
     if cfg.device == "gpu":
         try:
-            import jax
+            import jax  # an optional dependency, found above; only for device=gpu
             gpus = jax.devices("gpu")
         except (RuntimeError, ImportError):
             gpus = []

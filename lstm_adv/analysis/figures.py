@@ -4,9 +4,11 @@
   run's status, eps, alpha, seed and every configuration key that varies between the runs,
   for pandas users (``pd.read_csv("runs.csv")``).
 - `random_search_scatter`: ``random_search.png``, adversarial against plain test error per draw
-  of the random search (`lstm_adv.sweep`), with the diagonal: points below it are draws where
+  of the random search (`lstm_adv.sweeps.random_search`), with the diagonal: points below it are draws where
   the adversarial twin did better.
 - `lm_weight_figure`: the visualiser's tokens changed and flip rates against ``lm_weight``.
+- `plot`, `plot_learning_curves`, `plot_attacks`: Table 1's figures (``table1.png``,
+  ``learning_curves.png``, ``attacks.png``; see `lstm_adv.analysis.results`).
 
 Every figure is written with matplotlib's Agg backend, atomically.
 """
@@ -15,12 +17,14 @@ import csv
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .rundir import HISTORY_COLUMNS
-from .utils import atomic_write_bytes, atomic_write_text
+from ..common.utils import atomic_write_bytes, atomic_write_text
+from ..rundir import HISTORY_COLUMNS
+from .summary import PAPER, eps_label
 
 # Keys that never describe what a run computed (paths, logging, resuming).
 _NOT_SETTINGS = {"saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path", "download",
@@ -49,7 +53,6 @@ def runs_csv(paths, root=None):
     runs, then the ``history.csv`` columns. A run without validations yet gets one row with empty
     history fields, so failed runs are not silently missing.
     """
-    import os
     root = Path(root or os.path.commonpath([str(Path(x).resolve()) for x in paths]))
     runs = []
     for d in _run_dirs(paths):
@@ -91,6 +94,7 @@ def write_runs_csv(paths, out_dir):
 
 
 def _figure(size):
+    # matplotlib is slow to import: only when a figure is drawn (--help and the tables stay fast).
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     fig = Figure(figsize=size)
@@ -179,3 +183,107 @@ def lm_weight_figure(points, path, eps_vis=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot(summary, path):
+    """``table1.png``: dev and test error against eps (categorical axis), ours ± sd and the paper's."""
+    cols, cells = summary["columns"], summary["cells"]
+    # Categorical axis; eps beyond the paper's 0..1 range (its 15.0) sit after a visible gap.
+    x = np.arange(len(cols)) + 0.6 * (np.array(cols) > 1.0)
+    fig = _figure((max(7.0, 0.65 * len(cols) + 2), 4.2))
+    ax = fig.add_subplot()
+    for i, (split, color, dx) in enumerate([("dev", "tab:blue", -0.1), ("test", "tab:red", 0.1)]):
+        mean = np.array([cells[e][split]["mean"] for e in cols])
+        sd = np.nan_to_num(np.array([cells[e][split]["sd"] for e in cols]))
+        ax.errorbar(x + dx, mean, yerr=sd, fmt="o", color=color, capsize=3, label=f"ours, {split} (mean ± sd)")
+        for xi, e in zip(x, cols):
+            v = cells[e][split]["values"]
+            ax.plot(np.full(len(v), xi + dx), v, ".", color=color, alpha=0.3, markersize=4)
+        paper = [PAPER[e][i] if PAPER.get(e) else np.nan for e in cols]
+        ax.plot(x + 2.5 * dx, paper, "x" if split == "dev" else "s", color=color, mfc="none", markersize=7,
+                label=f"paper, {split} (one run)")
+    if any(e > 1.0 for e in cols) and any(e <= 1.0 for e in cols):
+        gap = x[np.array(cols) > 1.0][0] - 0.8
+        ax.axvline(gap, color="gray", linestyle=(0, (2, 4)), linewidth=0.8)
+    for xi, e in zip(x, cols):
+        if e in PAPER and PAPER[e] is None:
+            ax.annotate("paper\nfailed", (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=7, color="gray")
+    ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":", label="chance")
+    for xi, e in zip(x, cols):
+        ax.annotate(f"n={cells[e]['n_ok']}", (xi, 1), xycoords=("data", "axes fraction"), xytext=(0, -10),
+                    textcoords="offset points", ha="center", fontsize=7, color="dimgray")
+    ax.set_xticks(x, [eps_label(e) for e in cols])
+    ax.set_xlabel("eps (categorical axis)")
+    ax.set_ylabel("error")
+    ax.set_title(f"Table 1: error against eps at alpha = {summary['alpha']:g}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_learning_curves(summary, path, keys=()):
+    """``learning_curves.png``: validation error against epoch for every run, one panel per eps
+    (per configuration ``keys`` and eps when given)."""
+    by_eps = {}
+    for r in summary["runs"]:
+        if r["history"] and (keys or r["alpha"] == summary["alpha"]):
+            label = tuple(str(r["config"].get(k)) for k in keys) + (r["eps"],)
+            by_eps.setdefault(label, []).append(r)
+    eps_list = sorted(by_eps)
+    if not eps_list:
+        return False
+    ncol = min(4, len(eps_list))
+    nrow = int(math.ceil(len(eps_list) / ncol))
+    fig = _figure((3.2 * ncol, 2.5 * nrow))
+    for k, e in enumerate(eps_list):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        for r in by_eps[e]:
+            ep = [h["epoch"] for h in r["history"]]
+            ax.plot(ep, [h["valid_err"] for h in r["history"]], linewidth=0.9, label=f"seed {r['seed']}")
+            if r["escape_epoch"] is not None:
+                ax.axvline(r["escape_epoch"], color=ax.lines[-1].get_color(), linewidth=0.5, linestyle=":")
+        ax.axhline(0.5, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_ylim(0, 0.6)
+        name = ", ".join(f"{k}={v}" for k, v in zip(keys, e[:-1]))
+        ax.set_title((name + "\n" if name else "") + f"eps = {eps_label(e[-1])} ({len(by_eps[e])} runs)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if k % ncol == 0:
+            ax.set_ylabel("valid error", fontsize=8)
+        if k >= (nrow - 1) * ncol:
+            ax.set_xlabel("epoch", fontsize=8)
+        ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle("Validation error (dotted: left the plateau)", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def plot_attacks(summary, path, name="iter_sign_pred"):
+    """``attacks.png``: robust error against attack radius, one line per training eps."""
+    d = summary["attacks"].get(name)
+    if not d:
+        return False
+    fig = _figure((6, 4))
+    ax = fig.add_subplot()
+    for e, per in d.items():
+        st = sorted(per)
+        ax.errorbar(st, [per[a]["mean"] for a in st], yerr=np.nan_to_num([per[a]["sd"] for a in st]), marker="o",
+                    markersize=3, capsize=2, linewidth=1, label=f"train eps {eps_label(e)} (n={per[st[0]]['n']})")
+    ax.set_xscale("log")
+    ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("attack radius (L-inf, embedding units)")
+    ax.set_ylabel("robust error (clean or attacked wrong)")
+    ax.set_title(f"Robust test error under {name}", fontsize=10)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return True

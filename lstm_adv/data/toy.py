@@ -9,7 +9,7 @@ split, initialisation, shuffling and dropout, as on IMDB.
 
 import numpy as np
 
-from .data import Split, build_dictionary, encode, finalize, finalize_unlabelled
+from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
 
 POSITIVE = ["good", "great", "excellent", "wonderful", "superb", "enjoyable", "fun", "brilliant"]
 NEGATIVE = ["bad", "awful", "boring", "terrible", "dull", "poor", "worst", "waste"]
@@ -68,7 +68,7 @@ def toy_vectors(words, dim, seed=20151201):
 
 
 def load_toy(cfg):
-    """The toy corpus as a `Dataset` (see `lstm_adv.data.finalize`)."""
+    """The toy corpus as a `Dataset` (see `lstm_adv.data.base.finalize`)."""
     rng = np.random.default_rng(20151201)  # fixed: the corpus itself never changes
     train_tokens, train_labels = make_reviews(N_TRAIN, rng)
     test_tokens, test_labels = make_reviews(N_TEST, rng)

@@ -1,0 +1,140 @@
+"""Table 1 of the paper from a folder of run directories: Markdown, CSV, a plot and significance tests.
+
+Usage::
+
+    python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [out=DIR] [plot=0|1]
+
+Every ``config.json`` under the given folders (searched recursively) marks one run; its
+``metrics.json`` (written by ``lstm_adv.train``) holds the status and the errors. Runs with the
+paper's Table 1 setting (``alpha=0.5``) are grouped by ``eps``, one column per eps: the paper's
+grid 0.0, 0.1, ..., 1.0, 15.0 plus any other eps present. Runs at other ``alpha`` values are
+summarised in a separate section of ``table1.md`` and never mixed into Table 1.
+
+Files written to ``out`` (default: the first RUNS_DIR), all atomically:
+
+- with ``by=KEY,KEY``: ``ablation.md`` instead of the printed Table 1: runs grouped by those
+  configuration keys and eps, with the epoch each left the one-class plateau and its errors.
+- ``table1.md``: the table in the paper's layout (rows dev, test, average; the paper's value
+  beside ours), then a Welch t-test and a Mann-Whitney U test of each eps against eps=0 on test
+  error, the run counts per eps, the robustness table (if runs report ``attack`` errors) and
+  the runs at other alpha values. Also printed to stdout.
+- ``table1.csv``: long format, one row per (eps, split).
+- ``table1.png``: error against eps with sd error bars, every run a dot, chance and n per column,
+  ours and the paper's (``plot=0`` skips the figures).
+- ``learning_curves.png``: validation error against epoch for every run, one panel per eps.
+- ``attacks.png``: robust error against attack radius, one line per training eps (when runs
+  report attacks).
+- ``runs.csv``: long format, one row per validation per run (`lstm_adv.analysis.figures.runs_csv`).
+- ``random_search.png`` in a RUNS_DIR that holds a random search (``draw=NNN/{adv,plain}``):
+  adversarial against plain test error per draw, with the diagonal.
+
+Only runs whose ``metrics.json`` says ``"status": "ok"`` and holds finite errors contribute
+numbers. All others (nan, interrupted, failed, running, no metrics.json yet, an unreadable
+metrics.json) are counted as not ok and shown as counts, never as numbers.
+"""
+
+import sys
+from pathlib import Path
+
+from ..common import checks
+from ..common.errors import UserError, cli_entry
+from ..common.utils import atomic_write_text
+from ..config import FIELDS
+from .figures import plot, plot_attacks, plot_learning_curves, random_search_scatter, write_runs_csv
+from .summary import summarise
+from .tables import ablation_markdown, to_csv, to_markdown
+
+USAGE = "usage: python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [out=DIR] [plot=0|1] [by=KEY,KEY]"
+
+
+def write_table(summary, out_dir, make_plot=True):
+    """Write ``table1.md``, ``table1.csv`` and (unless ``make_plot`` is False) ``table1.png``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out_dir = Path(out_dir)
+    files = [out_dir / "table1.md", out_dir / "table1.csv"]
+    atomic_write_text(files[0], to_markdown(summary))
+    atomic_write_text(files[1], to_csv(summary))
+    if make_plot:
+        files.append(out_dir / "table1.png")
+        plot(summary, files[2])
+        if plot_learning_curves(summary, out_dir / "learning_curves.png"):
+            files.append(out_dir / "learning_curves.png")
+        if plot_attacks(summary, out_dir / "attacks.png"):
+            files.append(out_dir / "attacks.png")
+    return files
+
+
+# --------------------------------------------------------------------------- CLI
+@cli_entry
+def main(argv):
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    def exists(arg):
+        try:
+            return Path(arg).exists()
+        except OSError:   # a name too long for the file system: not a folder of runs
+            return False
+
+    dirs, out, make_plot, given, by = [], None, True, [], []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("out", "plot", "by") and not exists(arg):
+            given.append((key, value))
+            checks.no_duplicates(given)
+        if key == "out" and value and not exists(arg):
+            out = value
+        elif key == "plot" and not exists(arg):
+            make_plot = checks.choice("plot", value, ("0", "1")) == "1"
+        elif key == "by" and value and not exists(arg):
+            by = [k.strip() for k in value.split(",") if k.strip()]
+            bad = [k for k in by if k not in FIELDS]
+            if bad:
+                raise UserError(f"by={value}: {', '.join(bad)} is not a training key; see python -m lstm_adv.train --help")
+        elif "=" in arg and not exists(arg):
+            raise UserError(f"unknown option {arg!r}; options are out=DIR, plot=0|1 and by=KEY,KEY")
+        else:
+            dirs.append(arg)
+    if not dirs:
+        raise UserError("no RUNS_DIR given; " + USAGE)
+    for d in dirs:
+        checks.readable_dir("RUNS_DIR", d)
+    checks.writable_dir("out", out or dirs[0])
+    for name in ("table1.md", "table1.csv") + (("table1.png",) if make_plot else ()):
+        checks.writable_file("out", Path(out or dirs[0]) / name)
+    summary = summarise(dirs)
+    for note in summary["warnings"]:
+        if not by:
+            print(f"warning: {note}", file=sys.stderr)
+    if by:   # the grouped table instead of Table 1, with the learning curves and runs.csv
+        dest = Path(out or dirs[0])
+        text = ablation_markdown(summary["runs"], by)
+        try:
+            atomic_write_text(dest / "ablation.md", text)
+            files = [dest / "ablation.md", write_runs_csv(dirs, dest)]
+            if make_plot and plot_learning_curves(summary, dest / "learning_curves.png", by):
+                files.append(dest / "learning_curves.png")
+        except OSError as err:
+            raise UserError(f"cannot write to {dest}: {err}") from None
+        print(text, end="")
+        print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
+        return 0
+    try:
+        files = write_table(summary, out or dirs[0], make_plot)
+        files.append(write_runs_csv(dirs, out or dirs[0]))
+        if make_plot:   # a random search among the folders: its scatter, next to its summary
+            files += [f for f in (random_search_scatter(d) for d in dirs) if f]
+    except OSError as err:
+        raise UserError(f"cannot write the table to {out or dirs[0]}: {err}") from None
+    print(to_markdown(summary), end="")
+    print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

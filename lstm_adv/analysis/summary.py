@@ -1,0 +1,211 @@
+"""Table 1's numbers: runs grouped by eps, means and spreads, tests against eps = 0 (`summarise`).
+
+The paper's values (`PAPER`) sit beside ours; `lstm_adv.analysis.tables` formats the result.
+"""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..config import Config
+from .runs import TABLE1_ALPHA, find_runs, is_finite
+
+SPLITS = ("dev", "test", "average")
+
+# SPEC section 5: the paper's Table 1 (alpha = 0.5, one unseeded run per cell) as (dev, test,
+# average). The eps=0.1 run printed 0.00 everywhere: a failed run, kept as None.
+PAPER = {
+    0.0: (.14, .19, .17), 0.1: None, 0.2: (.15, .23, .19), 0.3: (.12, .24, .18),
+    0.4: (.16, .19, .18), 0.5: (.14, .18, .16), 0.6: (.14, .20, .17), 0.7: (.16, .20, .18),
+    0.8: (.14, .22, .18), 0.9: (.16, .18, .17), 1.0: (.14, .21, .18), 15.0: (.13, .17, .15),
+}
+
+# Config keys that do not change what a run computes; ignored when checking that all runs of
+# the table share one setting.
+_NOT_SETTINGS = {"eps", "seed", "saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq",
+                 "data_path", "download", "valid_test", "device", "mode", "reload_model"}
+
+
+def eps_label(eps):
+    """An eps as the tables write it: 0.0, 0.5, 15.0, 0.05."""
+    return f"{eps:.1f}" if float(eps).is_integer() else f"{eps:g}"
+
+
+def mean_sd(values):
+    """Mean and sample standard deviation (ddof=1); sd is nan for fewer than 2 values."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return math.nan, math.nan
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan
+
+
+def compare(a, b):
+    """Two-sided Welch t-test and Mann-Whitney U test of samples ``a`` against ``b``.
+
+    Returns
+    -------
+    (p_welch, p_mwu) : tuple of float
+        nan when either sample has fewer than 2 values; ``p_welch`` is also nan when both
+        samples have zero spread and equal means (the t statistic is 0/0).
+    """
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_welch = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        p_mwu = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return p_welch, p_mwu
+
+
+def holm(pvalues):
+    """Holm-Bonferroni adjusted p-values (nan entries are left out of the family and stay nan)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx])]
+    m, running = len(order), 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        out[j] = running
+    return out.tolist()
+
+
+def _cell(runs):
+    ok = [r for r in runs if r["status"] == "ok"]
+    cell = {"n_ok": len(ok), "n_failed": len(runs) - len(ok), "not_ok": {},
+            "seeds": [r["seed"] for r in ok], "dirs": [r["dir"] for r in runs],
+            "wall_time_s": [r["wall_time_s"] for r in runs if r["wall_time_s"] is not None]}
+    for r in runs:
+        if r["status"] != "ok":
+            cell["not_ok"][r["status"]] = cell["not_ok"].get(r["status"], 0) + 1
+    for split in SPLITS:
+        values = [r[split] for r in ok]
+        mean, sd = mean_sd(values)
+        cell[split] = {"values": values, "mean": mean, "sd": sd, "p_welch": math.nan, "p_mwu": math.nan}
+    return cell
+
+
+def _settings(runs):
+    """Non-default setting keys shared by all runs (key -> value), keys that differ (key -> values)."""
+    defaults = Config().to_dict()
+    keys = {k for r in runs for k in r["config"]} - _NOT_SETTINGS
+    values = {}
+    for k in sorted(keys, key=lambda k: (k not in defaults, list(defaults).index(k) if k in defaults else k)):
+        for r in runs:
+            v = r["config"].get(k, defaults.get(k))
+            values.setdefault(k, {})[json.dumps(v, sort_keys=True)] = v
+    shared = {k: next(iter(v.values())) for k, v in values.items()
+              if len(v) == 1 and (k not in defaults or next(iter(v.values())) != defaults[k])}
+    mixed = {k: list(v.values()) for k, v in values.items() if len(v) > 1}
+    return shared, mixed
+
+
+def summarise(run_dirs, alpha=TABLE1_ALPHA):
+    """Table 1 from the runs under ``run_dirs``.
+
+    Parameters
+    ----------
+    run_dirs : str, Path or list of them
+        Folders searched recursively for run directories (a run directory itself works too).
+    alpha : float
+        The runs that make up the table (the paper's Table 1 is alpha=0.5).
+
+    Returns
+    -------
+    dict
+        ``alpha``; ``columns``: the eps values in order (the paper's grid plus any other eps
+        present); ``cells``: eps -> {``n_ok``, ``n_failed``, ``not_ok`` (status -> count),
+        ``seeds``, ``dirs``, ``wall_time_s``, and per split ``dev``/``test``/``average``:
+        {``values``, ``mean``, ``sd`` (ddof=1), ``paper``, ``p_welch``, ``p_mwu``}} where the
+        p-values test that eps against eps=0 (nan for eps=0 and where either side has < 2 ok
+        runs); ``p_holm``: eps -> Holm-adjusted Welch p on test error; ``attack``: eps ->
+        attack eps -> {``mean``, ``sd``, ``n``}; ``other_alpha``: alpha -> eps -> cell;
+        ``shared``/``mixed``: the setting keys common to / differing between the table's runs;
+        ``warnings``: lines worth showing the user; ``runs``: every run read.
+    """
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    runs, notes = find_runs(run_dirs)
+    alpha = round(float(alpha), 9)
+    table_runs = [r for r in runs if r["alpha"] == alpha]
+    by_eps = {}
+    for r in table_runs:
+        by_eps.setdefault(r["eps"], []).append(r)
+    columns = sorted(set(PAPER) | set(by_eps))
+    cells = {eps: _cell(by_eps.get(eps, [])) for eps in columns}
+
+    for eps, cell in cells.items():
+        paper = PAPER.get(eps)
+        for i, split in enumerate(SPLITS):
+            cell[split]["paper"] = paper[i] if paper else None
+            if eps != 0.0:
+                cell[split]["p_welch"], cell[split]["p_mwu"] = compare(cell[split]["values"],
+                                                                       cells[0.0][split]["values"])
+    tested = [eps for eps in columns if eps != 0.0]
+    p_holm = dict(zip(tested, holm([cells[e]["test"]["p_welch"] for e in tested])))
+
+    attack = {}
+    for eps in columns:
+        per_strength = {}
+        for r in by_eps.get(eps, []):
+            for strength, err in r["attack"].items():
+                per_strength.setdefault(strength, []).append(err)
+        if per_strength:
+            attack[eps] = {s: dict(zip(("mean", "sd"), mean_sd(v)), n=len(v))
+                           for s, v in sorted(per_strength.items())}
+
+    other = {}
+    for r in runs:
+        if r["alpha"] != alpha:
+            other.setdefault(r["alpha"], {}).setdefault(r["eps"], []).append(r)
+    other_alpha = {a: {e: _cell(rs) for e, rs in sorted(d.items())} for a, d in sorted(other.items())}
+
+    shared, mixed = _settings(table_runs)
+    if not table_runs:
+        notes.append(f"no run has alpha={alpha:g}; Table 1 shows no runs of ours")
+    if mixed:
+        notes.append("Table 1 mixes runs with different settings: "
+                     + "; ".join(f"{k} in {sorted(map(str, v))}" for k, v in mixed.items()))
+    for eps, rs in by_eps.items():
+        seeds = [r["seed"] for r in rs]
+        dup = sorted({str(s) for s in seeds if seeds.count(s) > 1})
+        if dup and not mixed:
+            notes.append(f"eps={eps_label(eps)} has several runs with seed {', '.join(dup)}")
+    plateau = {}
+    for eps in columns:
+        done = [r for r in by_eps.get(eps, []) if r["status"] == "ok"]
+        if not done:
+            continue
+        learned = [r for r in done if r["escape_epoch"] is not None]
+        plateau[eps] = {"n": len(done), "never": len(done) - len(learned),
+                        "epochs": {str(r["seed"]): r["escape_epoch"] for r in done},
+                        "test_learned": dict(zip(("mean", "sd"), mean_sd([r["test"] for r in learned])),
+                                             n=len(learned))}
+    attacks = {}
+    for eps in columns:
+        for r in by_eps.get(eps, []):
+            if r["status"] != "ok":
+                continue
+            for name, per in r["attacks"].items():
+                if not isinstance(per, dict) or name in ("relative",):
+                    continue
+                for strength, fig in per.items():
+                    if isinstance(fig, dict) and is_finite(fig.get("robust_err")):
+                        attacks.setdefault(name, {}).setdefault(eps, {}).setdefault(
+                            round(float(strength), 9), []).append(fig["robust_err"])
+    attacks = {name: {e: {st: dict(zip(("mean", "sd"), mean_sd(v)), n=len(v)) for st, v in sorted(d.items())}
+                      for e, d in per_eps.items()} for name, per_eps in attacks.items()}
+    relative = {}
+    for r in runs:
+        for st, rel in ((r["attacks"] or {}).get("relative") or {}).items():
+            if is_finite(rel):
+                relative.setdefault(round(float(st), 9), []).append(rel)
+    relative = {st: float(np.median(v)) for st, v in relative.items()}
+
+    return {"alpha": alpha, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
+            "plateau": plateau, "attacks": attacks, "relative": relative,
+            "other_alpha": other_alpha, "shared": shared, "mixed": mixed, "warnings": notes, "runs": runs}

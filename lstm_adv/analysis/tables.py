@@ -1,0 +1,216 @@
+"""Table 1 and the grouped (ablation) table as Markdown and CSV, from `lstm_adv.analysis.summary`."""
+
+import csv
+import io
+import math
+
+import numpy as np
+
+from .runs import PLATEAU_MARGIN, is_finite
+from .summary import PAPER, SPLITS, eps_label, mean_sd
+
+def _num(x, digits=3):
+    return f"{x:.{digits}f}" if is_finite(x) else ""
+
+
+def _pnum(p):
+    return f"{p:.6g}" if is_finite(p) else ""
+
+
+def _p(p):
+    if not is_finite(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _paper(eps, split_index):
+    if eps not in PAPER:
+        return ""
+    if PAPER[eps] is None:
+        return " (paper failed)"
+    return f" (paper {PAPER[eps][split_index]:.2f})".replace("0.", ".", 1)
+
+
+def _ours(stat, cell):
+    if cell["n_ok"] == 0:
+        # Name the statuses: a run still going or not started is not a failure.
+        return _not_ok(cell) if cell["n_failed"] else "no runs"
+    if cell["n_ok"] == 1:
+        return f"{stat['mean']:.3f} (n=1)"
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
+
+
+def _not_ok(cell):
+    return ", ".join(f"{n} {status}" for status, n in sorted(cell["not_ok"].items())) or "-"
+
+
+def _md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(summary):
+    """``table1.md`` as a string (see the module docstring for its sections)."""
+    s, cols, cells = summary, summary["columns"], summary["cells"]
+    out = [f"# Table 1: error at alpha = {s['alpha']:g} (eps = 0 is the plain model)", "",
+           "Ours: mean ± sd (ddof=1) over seeds, ok runs only; the paper's single unseeded run in "
+           "brackets (its eps=0.1 run printed 0.00, a failed run). Average = mean of dev and test.", ""]
+    rows = [[split] + [_ours(cells[e][split], cells[e]) + _paper(e, i) for e in cols]
+            for i, split in enumerate(SPLITS)]
+    out += _md_table(["eps"] + [eps_label(e) for e in cols], rows)
+    if s["shared"]:
+        out += ["", "Settings shared by these runs: "
+                + ", ".join(f"{k}={v}" for k, v in s["shared"].items()) + "."]
+    if s["mixed"]:
+        out += ["", "**Warning: these runs differ in** "
+                + "; ".join(f"{k} ({', '.join(map(str, v))})" for k, v in s["mixed"].items()) + "."]
+
+    out += ["", "## Does any eps differ from eps = 0? (test error)", "",
+            "Two-sided Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`) of each eps against "
+            "eps = 0, its Holm-Bonferroni adjustment over all eps tested, and a Mann-Whitney U "
+            "test as a non-parametric check; n/a where either group has fewer than 2 ok runs.", ""]
+    base = cells[0.0]["test"]
+    rows, significant = [], []
+    for e in (e for e in cols if e != 0.0):
+        t = cells[e]["test"]
+        diff = t["mean"] - base["mean"] if cells[e]["n_ok"] and cells[0.0]["n_ok"] else math.nan
+        rows.append([eps_label(e), f"{cells[e]['n_ok']} vs {cells[0.0]['n_ok']}",
+                     f"{diff:+.3f}" if is_finite(diff) else "", _p(t["p_welch"]),
+                     _p(s["p_holm"].get(e)), _p(t["p_mwu"])])
+        if is_finite(s["p_holm"].get(e)) and s["p_holm"][e] < 0.05:
+            significant.append(f"eps={eps_label(e)} ({'worse' if diff > 0 else 'better'})")
+    out += _md_table(["eps", "n ok (eps vs 0)", "test err - eps 0", "Welch p", "Welch p (Holm)",
+                      "Mann-Whitney p"], rows)
+    n_tested = sum(is_finite(p) for p in s["p_holm"].values())
+    out += ["", (f"Differs from eps = 0 at the 5% level after Holm's correction: {', '.join(significant)}."
+                 if significant else
+                 f"No eps differs from eps = 0 at the 5% level after Holm's correction "
+                 f"({n_tested} eps tested).")]
+
+    out += ["", "## Runs per eps", "",
+            "ok: finished with finite errors. Not ok: every other run (nan, interrupted, failed, "
+            "running, no metrics = not started or still running, corrupt = unreadable metrics.json).", ""]
+    rows = [[eps_label(e), cells[e]["n_ok"], cells[e]["n_failed"], _not_ok(cells[e]),
+             _num(np.median(cells[e]["wall_time_s"]) / 60, 1) if cells[e]["wall_time_s"] else ""]
+            for e in cols]
+    out += _md_table(["eps", "ok", "not ok", "not ok by status", "median wall time (min)"], rows)
+    total = sum(sum(c["wall_time_s"]) for c in cells.values())
+    if total:
+        out += ["", f"Total run time, summed over runs: {total / 3600:.2f} h."]
+
+    if s["plateau"]:
+        out += ["", "## Leaving the one-class plateau", "",
+                f"A run has left the plateau at the first validation whose training error is below the "
+                f"minority-class rate minus {PLATEAU_MARGIN} (always predicting the majority class); "
+                "never = not within its epochs. Test error of the runs that left it: mean ± sd (n).", ""]
+        rows = []
+        for e, d in s["plateau"].items():
+            t = d["test_learned"]
+            epochs = ", ".join(f"s{k}: {v if v is not None else 'never'}" for k, v in d["epochs"].items())
+            rows.append([eps_label(e), d["n"], d["never"], epochs,
+                         (f"{t['mean']:.3f}" + (f" ± {t['sd']:.3f}" if t["n"] > 1 else "") + f" ({t['n']})")
+                         if t["n"] else "-"])
+        out += _md_table(["eps", "ok runs", "never left", "epoch left (by seed)", "test err, runs that left"],
+                         rows)
+
+    for name, title in (("iter_sign_pred", "iterative sign attack (10 steps, L-inf ball) on the predicted label"),
+                        ("onestep_pred", "one-step attack on the predicted label"),
+                        ("onestep_true", "one-step attack on the TRUE label (leaks the label; for comparison)")):
+        if name not in s["attacks"]:
+            continue
+        d = s["attacks"][name]
+        strengths = sorted({a for per in d.values() for a in per})
+        rel = s["relative"]
+        out += ["", f"## Robust error: {title}", "",
+                "A review counts as wrong if its clean or its attacked prediction is wrong. Rows: training "
+                "eps; columns: attack radius (in brackets: x the median |Wemb| coordinate of the trained "
+                "models); mean ± sd over ok runs (n).", ""]
+        rows = [[eps_label(e)] + [(f"{per[a]['mean']:.3f}" + (f" ± {per[a]['sd']:.3f}" if per[a]["n"] > 1 else "")
+                              + f" ({per[a]['n']})") if a in per else "" for a in strengths]
+                for e, per in d.items()]
+        out += _md_table(["train eps \\ attack"] + [eps_label(a) + (f" (x{rel[a]:.2g})" if a in rel else "")
+                                                     for a in strengths], rows)
+
+    if s["attack"] and not s["attacks"]:
+        strengths = sorted({a for d in s["attack"].values() for a in d})
+        out += ["", "## Robustness: test error under a fast gradient sign attack (true label)", "",
+                "Rows: training eps; columns: attack strength; mean ± sd over ok runs (n).", ""]
+        rows = []
+        for e, d in s["attack"].items():
+            rows.append([eps_label(e)] + [(f"{d[a]['mean']:.3f}" + (f" ± {d[a]['sd']:.3f}" if d[a]["n"] > 1 else "")
+                                      + f" ({d[a]['n']})") if a in d else "" for a in strengths])
+        out += _md_table(["train eps \\ attack"] + [eps_label(a) for a in strengths], rows)
+
+    if s["other_alpha"]:
+        out += ["", "## Runs at other alpha values (not part of Table 1)", ""]
+        rows = [[f"{a:g}", eps_label(e), _ours(c["dev"], c), _ours(c["test"], c), c["n_ok"], c["n_failed"]]
+                for a, d in s["other_alpha"].items() for e, c in d.items()]
+        out += _md_table(["alpha", "eps", "dev", "test", "ok", "not ok"], rows)
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS = ("eps", "split", "mean", "sd", "n_ok", "n_failed", "paper", "p_welch", "p_mwu", "paper_note")
+
+
+def to_csv(summary):
+    """``table1.csv``: one row per (eps, split), columns `CSV_COLUMNS`; empty = not available.
+
+    ``split`` is dev, test or average; ``p_welch``/``p_mwu`` test that split's error against
+    eps=0; ``paper_note`` is ``failed`` for the paper's eps=0.1 and ``not in paper`` for eps
+    outside its grid.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for e in summary["columns"]:
+        c = summary["cells"][e]
+        note = "not in paper" if e not in PAPER else ("failed" if PAPER[e] is None else "")
+        for split in SPLITS:
+            st = c[split]
+            w.writerow([eps_label(e), split, _num(st["mean"], 6), _num(st["sd"], 6), c["n_ok"], c["n_failed"],
+                        _num(st["paper"], 2), _pnum(st["p_welch"]), _pnum(st["p_mwu"]), note])
+    return buf.getvalue()
+
+
+def ablation_markdown(runs, keys):
+    """A table of runs grouped by the configuration ``keys`` and eps: the plateau and the errors.
+
+    Parameters
+    ----------
+    runs : list of dict
+        As `find_runs` returns.
+    keys : list of str
+        Configuration keys that name a group (e.g. ``wemb_init``, ``w2v_std``).
+
+    Returns
+    -------
+    str (Markdown)
+    """
+    groups = {}
+    for r in runs:
+        label = tuple(r["config"].get(k) for k in keys)
+        groups.setdefault((label, r["eps"]), []).append(r)
+    out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
+           f"Left the plateau: epoch of the first validation with training error below the minority-class "
+           f"rate minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
+           "finished). Errors: mean ± sd over finished runs (n).", ""]
+    rows = []
+    for (label, eps), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        ok = [r for r in rs if r["status"] == "ok"]
+        learned = [r for r in ok if r["escape_epoch"] is not None]
+        epochs = ", ".join(f"s{r['seed']}: " + (str(r["escape_epoch"]) if r["escape_epoch"] is not None else
+                                                ("never" if r["status"] == "ok" else r["status"]))
+                           for r in sorted(rs, key=lambda r: str(r["seed"])))
+
+        def stat(values):
+            m, sd = mean_sd(values)
+            return (f"{m:.3f}" + (f" ± {sd:.3f}" if len(values) > 1 else "") + f" ({len(values)})") if values else "-"
+
+        last = [int(r["history"][-1]["epoch"]) for r in ok if r["history"]]
+        rows.append([", ".join(f"{k}={v}" for k, v in zip(keys, label)), eps_label(eps), f"{len(ok)}/{len(rs)}",
+                     len(ok) - len(learned), epochs, stat([r["dev"] for r in ok]), stat([r["test"] for r in ok]),
+                     stat([r["test"] for r in learned]), max(last) if last else "-"])
+    out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
+                      "dev err", "test err", "test err (runs that left)", "last epoch"], rows)
+    return "\n".join(out) + "\n"

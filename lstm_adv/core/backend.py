@@ -1,0 +1,144 @@
+"""The backend: which PyTensor mode a configuration compiles in, and how many BLAS threads run.
+
+`get_mode` turns ``mode``/``device`` into a PyTensor `Mode` (NUMBA, C, JAX on a GPU with a
+CUDA jaxlib, FAST_COMPILE), refusing what this machine lacks; every compiled function and the
+scans' inner functions use it. `limit_blas_threads` (called by the entry points: train, bench,
+visualize) runs the BLAS libraries single-threaded, and `blas_threads` scopes another count
+(the visualiser's nearest-neighbour products use every core), both through threadpoolctl.
+"""
+
+import os
+import warnings
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+from ..common.errors import UserError
+
+# User-facing mode names -> PyTensor's predefined modes.
+MODES = {"NUMBA": "NUMBA", "C": "CVM", "JAX": "JAX", "FAST_COMPILE": "FAST_COMPILE"}
+
+
+def resolve_mode_name(cfg):
+    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    # C, not NUMBA (PyTensor 3's default), measured with `python -m lstm_adv.bench` (README,
+    # "Speed"): with the C kernels of the LSTM step (`lstm_adv.core.kernels.LSTMCell`) and the manual
+    # backward pass, a B=16 x T=100 update takes about 33 ms clean / 57 ms adversarial of CPU
+    # time in C against 58 / 112 in NUMBA, whose LLVM code computes every sigmoid and tanh with
+    # scalar libm calls. JAX stays opt-in on the CPU (an optional extra, and static shapes).
+    return "JAX" if cfg.device == "gpu" else "C"
+
+
+def get_mode(cfg):
+    """The PyTensor compilation mode for a configuration, refusing what this machine lacks.
+
+    PyTensor 3 has no ``device`` flag: the GPU is reached through JAX with a CUDA jaxlib.
+    Rather than let JAX fall back to the CPU silently, device=gpu fails when JAX sees no GPU.
+    """
+    import pytensor  # slow to import: the entry points use this module's BLAS limits before any model
+
+    name = resolve_mode_name(cfg)
+    if name == "JAX":
+        try:
+            import jax  # an optional dependency, and slow to import: only for mode=JAX
+        except ImportError:
+            if cfg.device == "gpu":
+                raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
+                                "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
+            raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
+                            "or use mode=NUMBA") from None
+        from .jax_backend import enable_compilation_cache, set_x64  # imports jax: only for mode=JAX
+
+        set_x64(cfg.floatX)
+        enable_compilation_cache()
+        if cfg.device == "gpu":
+            try:
+                gpus = jax.devices("gpu")
+            except RuntimeError:
+                gpus = []
+            if not gpus:
+                raise UserError("device=gpu but JAX sees no GPU (install a CUDA jaxlib, e.g. "
+                                "pip install 'jax[cuda12]'), or use device=cpu")
+    if name == "C" and not pytensor.config.cxx:
+        raise UserError("mode=C needs a C++ compiler (g++) that PyTensor can find; or use mode=NUMBA")
+    # The model writes its softmax out (`lstm_adv.core.model.softmax_rows`); do not let PyTensor fold
+    # it back into the `OpFromGraph` that the C backend would run through a Numba function.
+    mode = pytensor.compile.mode.get_mode(MODES[name]).excluding("symbolic_op_recognition")
+    if name == "C" and not blas_ldflags():
+        # Without a BLAS to link (a pip-installed PyTensor), the C backend's Gemm/Gemv use a
+        # NumPy-C-API fallback that is 2-4x slower than NumPy's own dot for our (16, 128) x
+        # (128, 512) steps; keep Dot22 (numpy.dot on NumPy's OpenBLAS) plus an elementwise add.
+        mode = mode.excluding("gemm_optimizer", "local_gemm_to_gemv", "local_dot22_to_dot22scalar")
+    return mode
+
+
+def blas_ldflags():
+    """PyTensor's BLAS link flags, without its "could not link to a BLAS installation" warning.
+
+    A pip-installed PyTensor finds no BLAS to link its C code against and warns that BLAS
+    operations "will be severely degraded". Mode C expects exactly that: `get_mode` then keeps
+    the products on NumPy's own OpenBLAS (Dot22), which is what the C timings in the README
+    measure. Only that one warning is silenced, once per process (PyTensor caches the flags).
+    """
+    import pytensor  # slow to import: the entry points use this module's BLAS limits before any model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
+                                category=UserWarning)
+        return pytensor.config.blas__ldflags
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded in this process, or None when the
+    environment chooses their threads (any of `BLAS_THREAD_VARS` set)."""
+    if any(os.environ.get(v) for v in BLAS_THREAD_VARS):
+        return None
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's dot calls)
+    except ImportError:
+        pass
+    return ThreadpoolController().select(user_api="blas")
+
+
+def limit_blas_threads(n=1):
+    """Run the BLAS libraries (OpenBLAS, MKL, BLIS) loaded in this process with ``n`` threads.
+
+    The model's matrix products are small ((16, 128) x (128, 512) per time step); OpenBLAS's
+    default of one thread per core makes each of them wake a thread pool, and on a machine
+    whose cores are busy (other runs of a sweep) its threads wait on each other: a training
+    update measured 10-100x slower (see README, "Speed"). One thread per process is also what
+    a sweep of several seeds in parallel wants. Setting any of `BLAS_THREAD_VARS` in the
+    environment leaves the libraries alone. Called by the entry points, before the model runs.
+
+    Returns
+    -------
+    list of str
+        The libraries whose thread count was set (empty where none was found or the
+        environment chooses).
+    """
+    blas = _blas_controller()
+    if blas is None:
+        return []
+    blas.limit(limits=n)
+    return sorted(lib.filepath for lib in blas.lib_controllers)
+
+
+@contextmanager
+def blas_threads(n=None):
+    """Inside the block, the BLAS libraries run ``n`` threads (None: one per CPU this process may
+    use); afterwards the previous counts. Does nothing where the environment chooses."""
+    blas = _blas_controller()
+    if blas is None:
+        yield
+        return
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            n = os.cpu_count() or 1
+    with blas.limit(limits=n):
+        yield

@@ -1,0 +1,201 @@
+"""The LSTM step's elementwise part as C code (mode=C only): `LSTMCell` and `LSTMCellGrad`.
+
+PyTensor's C backend compiles a fused elementwise graph with several inputs of unknown shape
+as a strided scalar loop: every sigmoid and tanh is a scalar libm call (tanhf ~15 ns here), and
+the step's gates cost 2-3x its matrix product. These two Ops compute exactly the step's
+formulas (`lstm_adv.core.lstm._lstm_step_values`, `_lstm_backward`) in plain loops over
+contiguous rows, which GCC vectorises; with glibc's vector math library (libmvec, used when
+``__FAST_MATH__`` is defined, without -ffast-math's other effects) the exp and tanh run 8 at a
+time. Results differ from the graph version by float rounding only (libmvec's exp/tanh are
+within 4 ulp).
+
+The C helpers live in ``lstm_kernel.c`` beside this module, read by PyTensor's `ExternalCOp`
+(its ``#section support_code``), the way PyTensor's own C Ops load their ``.c`` files; each
+Op's ``c_code`` (which depends on its ``save`` and ``clip`` properties) stays here.
+"""
+
+import platform
+import sys
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.basic import Apply
+from pytensor.link.c.cmodule import GCC_compiler
+from pytensor.link.c.op import ExternalCOp
+
+#: Beside this module; `ExternalCOp` resolves it relative to the Op's source file.
+C_SOURCE = "lstm_kernel.c"
+
+
+def _vector_math_flags():
+    """``-D__FAST_MATH__`` where it makes GCC call glibc's libmvec (Linux x86-64, g++), else []."""
+    global _VMATH
+    if _VMATH is None:
+        _VMATH = []
+        cxx = pytensor.config.cxx
+        if sys.platform.startswith("linux") and platform.machine() == "x86_64" and cxx and "g++" in cxx:
+            code = ("#include <cmath>\nfloat a[64], b[64];\nint main() {\n"
+                    "  for (int i = 0; i < 64; i++) a[i] = i * 0.01f;\n"
+                    "  for (int i = 0; i < 64; i++) b[i] = std::tanh(a[i]) + std::exp(-a[i]);\n"
+                    "  return b[3] > 2.0f;\n}\n")
+            try:
+                ok = GCC_compiler.try_compile_tmp(code, tmp_prefix="lstm_adv_vmath_",
+                                                  flags=["-O3", "-fno-math-errno", "-D__FAST_MATH__"],
+                                                  try_run=True)
+                ok = all(ok) if isinstance(ok, tuple) else bool(ok)  # (compiled, ran with status 0)
+            except Exception:  # a compiler problem: go without
+                ok = False
+            if ok:
+                _VMATH = ["-D__FAST_MATH__"]
+    return list(_VMATH)
+
+
+_VMATH = None
+
+
+class _CellOp(ExternalCOp):
+    __props__ = ("clip", "save")
+
+    def __init__(self, clip=0.0, save=True):
+        self.clip = float(clip)
+        self.save = bool(save)
+        super().__init__([C_SOURCE])
+
+    def c_compile_args(self, **kwargs):
+        return _vector_math_flags()
+
+    def c_code_cache_version(self):
+        return (3, tuple(_vector_math_flags()))
+
+    def _typenum(self, node):
+        return {"float32": "NPY_FLOAT32", "float64": "NPY_FLOAT64"}[node.inputs[0].dtype]
+
+    def _ctype(self, node):
+        return {"float32": "npy_float32", "float64": "npy_float64"}[node.inputs[0].dtype]
+
+
+class LSTMCell(_CellOp):
+    """One LSTM step after its matrix product: ``(dot(h_, U), x_, c_, h_, m_) -> h, c[, act, tc]``.
+
+    ``act`` (B, 4H) holds the activated gates i, f, o, c~ and ``tc`` = tanh(c), for
+    `LSTMCellGrad`; ``save=False`` (evaluation) returns only h and c. ``clip`` is unused here.
+    """
+
+    def make_node(self, d, x, c_, h_, m):
+        ins = [pt.as_tensor_variable(v) for v in (d, x, c_, h_, m)]
+        outs = [ins[2].type(), ins[2].type()] + ([ins[0].type(), ins[2].type()] if self.save else [])
+        return Apply(self, ins, outs)
+
+    def perform(self, node, inputs, outputs):
+        d, x, c_, h_, m = inputs
+        H = c_.shape[1]
+        p = d + x
+        one = p.dtype.type(1)
+        a = np.empty_like(p)
+        a[:, :3 * H] = one / (one + np.exp(-p[:, :3 * H]))
+        a[:, 3 * H:] = np.tanh(p[:, 3 * H:])
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        mm, nm = m[:, None], (one - m)[:, None]
+        c = mm * (f * c_ + i * g) + nm * c_
+        tc = np.tanh(c)
+        h = mm * (o * tc) + nm * h_
+        vals = [h, c] + ([a, tc] if self.save else [])
+        for out, v in zip(outputs, vals):
+            out[0] = v.astype(node.outputs[0].dtype, copy=False)
+
+    def c_code(self, node, name, inp, out, sub):
+        d, x, c_, h_, m = inp
+        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        h, c = out[0], out[1]
+        act, tc = (out[2], out[3]) if self.save else ("lstm_adv_act_" + name, "lstm_adv_tc_" + name)
+        decl = "" if self.save else f"PyArrayObject* {act} = NULL; PyArrayObject* {tc} = NULL;"
+        free = "" if self.save else f"Py_XDECREF({act}); Py_XDECREF({tc});"
+        return f"""
+        {{
+        {decl}
+        PyArrayObject *D = lstm_adv_contig({d}), *X = lstm_adv_contig({x}), *CP = lstm_adv_contig({c_}),
+                      *HP = lstm_adv_contig({h_}), *M = lstm_adv_contig({m});
+        int err = !(D && X && CP && HP && M);
+        npy_intp B = 0, H = 0;
+        if (!err) {{
+            B = PyArray_DIMS(CP)[0]; H = PyArray_DIMS(CP)[1];
+            if (PyArray_DIMS(D)[0] != B || PyArray_DIMS(D)[1] != 4 * H || PyArray_DIMS(X)[0] != B ||
+                PyArray_DIMS(X)[1] != 4 * H || PyArray_DIMS(HP)[0] != B || PyArray_DIMS(HP)[1] != H ||
+                PyArray_DIMS(M)[0] != B) {{
+                PyErr_SetString(PyExc_ValueError, "LSTMCell: inconsistent shapes"); err = 1;
+            }}
+        }}
+        npy_intp d2[2] = {{B, H}}, d4[2] = {{B, 4 * H}};
+        if (!err) err = lstm_adv_prepare_out(&{h}, 2, d2, {typenum}) || lstm_adv_prepare_out(&{c}, 2, d2, {typenum})
+                        || lstm_adv_prepare_out(&{act}, 2, d4, {typenum}) || lstm_adv_prepare_out(&{tc}, 2, d2, {typenum});
+        if (!err) lstm_adv_cell_fwd<{T}>(B, H, ({T}*)PyArray_DATA(D), ({T}*)PyArray_DATA(X), ({T}*)PyArray_DATA(CP),
+                                         ({T}*)PyArray_DATA(HP), ({T}*)PyArray_DATA(M), ({T}*)PyArray_DATA({act}),
+                                         ({T}*)PyArray_DATA({c}), ({T}*)PyArray_DATA({tc}), ({T}*)PyArray_DATA({h}));
+        Py_XDECREF(D); Py_XDECREF(X); Py_XDECREF(CP); Py_XDECREF(HP); Py_XDECREF(M);
+        {free}
+        if (err) {{ {fail} }}
+        }}
+        """
+
+
+class LSTMCellGrad(_CellOp):
+    """The backward of one step, ``(act, tc, c_, dh_out, dh, dc, m_) -> dpre, (1 - m) * gh, dc_prev``.
+
+    ``gh = clip(dh_out + dh)`` is the gradient reaching h_t and ``clip(dc)`` the one reaching c_t
+    from the next step (the original code's ``grad_clip``); the caller adds ``dot(dpre, U.T)``
+    to the second output to get the gradient of h_{t-1}. See `_lstm_backward` for the formulas.
+    """
+
+    def make_node(self, act, tc, c_, dho, dh, dc, m):
+        ins = [pt.as_tensor_variable(v) for v in (act, tc, c_, dho, dh, dc, m)]
+        return Apply(self, ins, [ins[0].type(), ins[1].type(), ins[1].type()])
+
+    def perform(self, node, inputs, outputs):
+        act, tc, cp, dho, dh, dc, m = inputs
+        H = tc.shape[1]
+        one = act.dtype.type(1)
+        i, f, o, g = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+        mm, nm = m[:, None], (one - m)[:, None]
+        clip = (lambda v: np.clip(v, -self.clip, self.clip)) if self.clip > 0 else (lambda v: v)
+        gh, gc = clip(dho + dh), clip(dc)
+        dcv = gc + mm * gh * o * (one - tc ** 2)
+        dcm = mm * dcv
+        dpre = np.concatenate([dcm * g * i * (one - i), dcm * cp * f * (one - f),
+                               mm * gh * tc * o * (one - o), dcm * i * (one - g ** 2)], axis=1)
+        for out, v in zip(outputs, (dpre, nm * gh, nm * dcv + dcm * f)):
+            out[0] = v.astype(node.outputs[0].dtype, copy=False)
+
+    def c_code(self, node, name, inp, out, sub):
+        act, tc, c_, dho, dh, dc, m = inp
+        dpre, dhp, dcp = out
+        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        clip = repr(self.clip)
+        return f"""
+        {{
+        PyArrayObject *A = lstm_adv_contig({act}), *TC = lstm_adv_contig({tc}), *CP = lstm_adv_contig({c_}),
+                      *DHO = lstm_adv_contig({dho}), *DH = lstm_adv_contig({dh}), *DC = lstm_adv_contig({dc}),
+                      *M = lstm_adv_contig({m});
+        int err = !(A && TC && CP && DHO && DH && DC && M);
+        npy_intp B = 0, H = 0;
+        if (!err) {{
+            B = PyArray_DIMS(TC)[0]; H = PyArray_DIMS(TC)[1];
+            if (PyArray_DIMS(A)[0] != B || PyArray_DIMS(A)[1] != 4 * H || PyArray_SIZE(CP) != B * H ||
+                PyArray_SIZE(DHO) != B * H || PyArray_SIZE(DH) != B * H || PyArray_SIZE(DC) != B * H ||
+                PyArray_DIMS(M)[0] != B) {{
+                PyErr_SetString(PyExc_ValueError, "LSTMCellGrad: inconsistent shapes"); err = 1;
+            }}
+        }}
+        npy_intp d2[2] = {{B, H}}, d4[2] = {{B, 4 * H}};
+        if (!err) err = lstm_adv_prepare_out(&{dpre}, 2, d4, {typenum}) || lstm_adv_prepare_out(&{dhp}, 2, d2, {typenum})
+                        || lstm_adv_prepare_out(&{dcp}, 2, d2, {typenum});
+        if (!err) lstm_adv_cell_bwd<{T}>(B, H, {clip}, ({T}*)PyArray_DATA(A), ({T}*)PyArray_DATA(TC),
+                                         ({T}*)PyArray_DATA(CP), ({T}*)PyArray_DATA(DHO), ({T}*)PyArray_DATA(DH),
+                                         ({T}*)PyArray_DATA(DC), ({T}*)PyArray_DATA(M), ({T}*)PyArray_DATA({dpre}),
+                                         ({T}*)PyArray_DATA({dhp}), ({T}*)PyArray_DATA({dcp}));
+        Py_XDECREF(A); Py_XDECREF(TC); Py_XDECREF(CP); Py_XDECREF(DHO); Py_XDECREF(DH); Py_XDECREF(DC); Py_XDECREF(M);
+        if (err) {{ {fail} }}
+        }}
+        """
+
+

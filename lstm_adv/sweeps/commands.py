@@ -1,0 +1,166 @@
+"""A sweep's commands file and the options of the sweep commands: shared by plan, run and slurm.
+
+A commands file holds one ``python -m lstm_adv.train key=value ...`` (or ``lstm-adv-train
+key=value ...``) line per run; `parse_commands` checks every line with
+`lstm_adv.config.parse_args` before anything starts (see `lstm_adv.sweeps`).
+"""
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+from .. import config as config_mod
+from ..common import checks
+from ..common.errors import UserError
+
+EXIT_FAILED = 1
+EXIT_NAN = 3
+
+# Sweep options: never training keys.
+PLAN_OPTIONS = {"seeds", "eps_grid", "draws", "search_seed", "sweep_dir", "out"}
+RUN_OPTIONS = {"jobs", "retries", "compiledir"}
+SLURM_OPTIONS = {"max_parallel", "time", "cpus", "mem", "partition", "job_name", "compiledir", "out"}
+assert not (PLAN_OPTIONS | RUN_OPTIONS | SLURM_OPTIONS) & set(config_mod.FIELDS)
+
+# Pass-through keys that do not change what a run computes: left out of the default sweep dir.
+_NOT_IN_DIR_NAME = {"progress", "data_path", "download", "dispFreq", "saveFreq", "valid_test", "device", "mode"}
+
+def split_options(argv, allowed, what):
+    """Split ``key=value`` arguments into sweep options (``allowed``) and training keys."""
+    opts, keys = {}, []
+    for arg in argv:
+        if "=" not in arg:
+            raise UserError(f"argument {arg!r} is not key=value ({what})")
+        name = arg.split("=", 1)[0]
+        if name in allowed:
+            if name in opts:
+                checks.no_duplicates([(name, opts[name]), (name, arg.split("=", 1)[1])])
+            opts[name] = arg.split("=", 1)[1]
+        else:
+            keys.append(arg)
+    return opts, keys
+
+
+def int_option(opts, name, default, minimum):
+    raw = opts.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise UserError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def refuse_train_keys(keys, command):
+    if keys:
+        raise UserError(f"unknown option {keys[0].split('=', 1)[0]!r} for `sweep {command}`; training keys "
+                        "belong in the commands file (pass them to `sweep plan`)")
+
+
+def unless_given(defaults, keys):
+    """The ``key=value`` defaults whose key the pass-through ``keys`` do not set (a key is given once)."""
+    given = {k.split("=", 1)[0] for k in keys}
+    return [d for d in defaults if d.split("=", 1)[0] not in given]
+
+
+
+def command_line(keys):
+    """One line of a commands file: ``python -m lstm_adv.train`` and the keys, shell-quoted."""
+    return " ".join(["python", "-m", "lstm_adv.train"] + [shlex.quote(k) for k in keys])
+
+
+def default_compiledir_root():
+    return Path(os.environ.get("LSTM_ADV_COMPILEDIR") or Path.home() / ".cache" / "lstm_adv" / "pytensor")
+
+
+
+def sweep_dir(name, opts, keys, extra_name=()):
+    if "sweep_dir" in opts:
+        return Path(opts["sweep_dir"])
+    parts = list(extra_name) + [k for k in keys if k.split("=", 1)[0] not in _NOT_IN_DIR_NAME]
+    suffix = ("-" + ",".join(parts).replace(os.sep, "_")) if parts else ""
+    return Path("runs") / (name + suffix)
+
+
+class Command:
+    """One line of a commands file: its text, training keys, configuration and run directory."""
+
+    def __init__(self, lineno, text, keys, cfg):
+        self.lineno, self.text, self.keys, self.cfg = lineno, text, keys, cfg
+        self.run_dir = cfg.run_dir()
+        self.name = str(self.run_dir)
+
+
+def _is_python(token):
+    base = os.path.basename(token)
+    return base.startswith("python") and all(c.isdigit() or c == "." for c in base[len("python"):])
+
+
+def parse_commands(lines, source):
+    """Check every line; returns a list of `Command` (blank and ``#`` lines skipped).
+
+    Raises
+    ------
+    UserError
+        On the first line that is not ``python -m lstm_adv.train key=value ...`` (or the console
+        script's ``lstm-adv-train key=value ...``), has a bad key
+        or value, or shares its run directory with another line.
+    """
+    commands, seen = [], {}
+    for lineno, text in enumerate(lines, 1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        where = f"{source} line {lineno}"
+        try:
+            tokens = shlex.split(text)
+        except ValueError as err:
+            raise UserError(f"{where}: {err}") from None
+        if len(tokens) >= 3 and _is_python(tokens[0]) and tokens[1:3] == ["-m", "lstm_adv.train"]:
+            keys = tokens[3:]
+        elif tokens and os.path.basename(tokens[0]) == "lstm-adv-train":   # the console script
+            keys = tokens[1:]
+        else:
+            raise UserError(f"{where} is not a `python -m lstm_adv.train key=value ...` (or `lstm-adv-train "
+                            f"key=value ...`) command: {text[:80]!r}")
+        try:
+            cfg = config_mod.parse_args(keys)
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
+        cmd = Command(lineno, text, keys, cfg)
+        key = os.path.abspath(cmd.run_dir)
+        if key in seen:
+            raise UserError(f"{where} has the run directory {cmd.run_dir} of line {seen[key]}; "
+                            "every run needs its own saveto=")
+        seen[key] = lineno
+        commands.append(cmd)
+    if not commands:
+        raise UserError(f"{source} holds no commands")
+    return commands
+
+
+def read_commands(path):
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the commands file {path}: {getattr(err, 'strerror', None) or err}") from None
+    return parse_commands(lines, str(path))
+
+
+def run_status(run_dir):
+    """The ``status`` in a run directory's metrics.json, or None (none yet, or unreadable)."""
+    try:
+        status = json.loads((Path(run_dir) / "metrics.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
+
+def is_file_arg(arg):
+    try:
+        return "=" not in arg or Path(arg).exists()
+    except OSError:
+        return False
+
