@@ -191,3 +191,31 @@ def test_relative_links_and_anchors_resolve(doc):
 def test_readme_stays_short():
     # The README is the user's entry point; reference text belongs in experiments/README.md.
     assert (ROOT / "README.md").stat().st_size < 30_000
+
+
+def _python_blocks(text):
+    """The fenced ``python`` code blocks of ``text``, each as one string."""
+    blocks, current = [], None
+    for raw in text.splitlines():
+        if FENCE.match(raw):
+            if current is None and raw.strip()[3:].strip().lower() == "python":
+                current = []
+            elif current is not None:
+                blocks.append("\n".join(current))
+                current = None
+            continue
+        if current is not None:
+            current.append(raw)
+    return blocks
+
+
+@pytest.mark.slow
+def test_readme_python_api_block_runs():
+    """The README's Python API example runs as written (toy data; compiles one small model)."""
+    blocks = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "Model(" in b]
+    assert blocks, "README.md has no Python API block that builds a Model"
+    namespace = {}
+    exec(compile(blocks[0], "README.md (Python API)", "exec"), namespace)   # noqa: S102 - our own README
+    out = namespace["out"]
+    assert set(out) >= {"cost_clean", "cost_adv", "cost", "grads", "delta"}
+    assert out["delta"].shape[-1] == namespace["cfg"].wdim
