@@ -2,12 +2,21 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# A graph rewrite that fails is an error here, not a warning after which PyTensor carries on
+# without it (its default). Set before anything imports pytensor, after the user's own
+# PYTENSOR_FLAGS (the right-most value wins), as PyTensor's own conftest.py does; the commands
+# the tests launch (run_cli) inherit it.
+os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS", ""), "on_opt_error=raise") if f)
+if "pytensor" in sys.modules:  # imported before this file (by a plugin): the variable came too late
+    sys.modules["pytensor"].config.on_opt_error = "raise"
 
 # A toy run small enough to train in seconds; the same shapes everywhere keep compiles cached.
 TINY = ["data=toy", "wdim=8", "hdim=8", "max_epochs=2", "validFreq=20", "saveFreq=20",
@@ -76,7 +85,18 @@ def tiny():
     return list(TINY)
 
 
+# Opt-in markers: their tests run only when the -m expression names them (pytest -m long).
+# Not addopts = -m "not long ...": a -m on the command line (the fast tier's -m "not slow")
+# replaces addopts' and would let them in.
+OPT_IN = ("long", "browser")
+
+
 def pytest_collection_modifyitems(config, items):
+    named = set(re.findall(r"\w+", config.getoption("markexpr") or ""))
+    left_out = [it for it in items if any(it.get_closest_marker(m) for m in OPT_IN if m not in named)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [it for it in items if it not in left_out]
     # tests/test_jax.py first: a JAX model compiled in a process that already compiled a
     # FAST_COMPILE one fails with "No JAX conversion for Gemm" (PyTensor 3.0.7; cause not found,
     # see README "JAX"). Running the JAX tests before the others keeps them independent of that.

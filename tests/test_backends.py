@@ -105,6 +105,7 @@ def _assert_close(a, b, rtol, what):
 SMALL = {"NUMBA": ("eps=0",)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "C"])
 def test_objective_and_gradients_agree_across_backends(mode):
     floatX = _floatx(mode)
@@ -114,7 +115,9 @@ def test_objective_and_gradients_agree_across_backends(mode):
     _assert_close(_inspect(mode, *extra), ref, RTOL64 if floatX == "float64" else RTOL32, mode)
 
 
-@pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"), ("manual", "graph")])
+# manual-graph: the backward pass in PyTensor ops is what NUMBA and JAX run, a second-backend check.
+@pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"),
+                                             pytest.param("manual", "graph", marks=pytest.mark.slow)])
 def test_manual_backward_and_c_kernels_match_autodiff(backward, kernel):
     # The default (manual backward, C kernels for the step) against PyTensor differentiating the
     # tutorial's scan, and against the manual backward in PyTensor ops (what Numba and JAX run),
@@ -136,7 +139,7 @@ def test_one_backward_scan_per_branch():
         assert len(names) == n and names.count("lstm_backward") == n // 2, names
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", [m if m == "C" else pytest.param(m, marks=pytest.mark.slow) for m in MODES])
 def test_dropout_masks_differ_between_updates(mode):
     m = _model(mode, *SMALL.get(mode, ()))  # use_dropout=1 (the default)
     x, mask, y = _batch(m.cfg.floatX)

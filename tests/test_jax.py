@@ -40,6 +40,7 @@ def test_bucket_lengths():
         [8, 8, 12, 12, 16, 24, 32, 48, 128, 128, 192, 3072]
 
 
+@pytest.mark.slow
 def test_jax_trains_like_c_from_the_same_seed():
     # A few updates of the paper's objective (eps=0.5, sign) on shuffled toy minibatches of
     # several lengths, hence padded to buckets, and a last batch of another size.
@@ -87,6 +88,7 @@ OBJECTIVES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_one_update_of_each_objective_under_jax(name):
     seqs = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15, 16], [17, 18, 19, 20, 21]]  # T=9: padded to 12

@@ -39,7 +39,8 @@ def _pair(*extra):
     return lazy, dense
 
 
-@pytest.mark.parametrize("extra", [("eps=0.3",), ("eps=0",), ("eps=0.3", "adv_emb_grad=1", "adv_norm=l2")])
+@pytest.mark.parametrize("extra", [("eps=0.3",)] + [pytest.param(e, marks=pytest.mark.slow) for e in
+                                                    (("eps=0",), ("eps=0.3", "adv_emb_grad=1", "adv_norm=l2"))])
 def test_lazy_equals_dense(extra):
     lazy, dense = _pair(*extra)
     batches = _batches(300)
@@ -107,6 +108,7 @@ def test_other_optimizers_and_jax_stay_dense():
     assert m.wemb_update == "dense" and not m.opt_state.lazy
 
 
+@pytest.mark.slow
 def test_rows_used_at_every_update_get_the_dense_bits():
     # The same batch again and again: no row ever waits (decay 1), so lazy is dense bit for bit.
     lazy, dense = _pair("eps=0.3")

@@ -61,7 +61,7 @@ class _Shared:
 
 
 class FakeModel:
-    """What the checkpoint functions use of `lstm_adv.graph.Model`, with tiny arrays."""
+    """What the checkpoint functions use of `lstm_adv.core.compiled.Model`, with tiny arrays."""
 
     NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
 

@@ -93,6 +93,7 @@ def _shared_inputs(f):
     return {v.name for v in f.maker.fgraph.inputs if hasattr(v, "get_value")}
 
 
+@pytest.mark.slow
 def test_adversarial_branch_adds_no_parameters():
     clean = Model(parse_args(BASE[:-1] + ["adv=0"]), N_WORDS)
     adv = Model(parse_args(BASE[:-1] + ["adv=1", "eps=0.5"]), N_WORDS)
@@ -101,6 +102,7 @@ def test_adversarial_branch_adds_no_parameters():
     assert extra == {"rng_adv"}  # only the adversarial branch's own dropout draw
 
 
+@pytest.mark.slow
 def test_each_branch_draws_its_own_dropout_mask():
     m = Model(parse_args(BASE[:-1] + ["adv=1", "eps=0", "use_dropout=1"]), N_WORDS)
     x, mask, y = batch(np.random.default_rng(0))

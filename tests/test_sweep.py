@@ -239,6 +239,7 @@ def test_random_search_summary(tmp_path):
 
 
 # --------------------------------------------------------------------------- end to end (trains)
+@pytest.mark.slow
 def test_table1_end_to_end_with_a_nan_run(tmp_path):
     """plan -> run (jobs=2) -> table; a NaN run is reported, not retried, and failed in the table;
     then experiments/table1.sh over the same folder skips every finished run and writes the table."""
@@ -322,6 +323,7 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
 
 
+@pytest.mark.slow
 def test_resume_after_a_run_is_killed(tmp_path):
     """SIGKILL one training process mid-run; the sweep reports it; rerunning the sweep resumes it
     from its checkpoint and leaves the finished run alone."""
@@ -357,6 +359,7 @@ def test_resume_after_a_run_is_killed(tmp_path):
     assert (b / "train.log").read_text().count("run directory:") == 2
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_sweep(tmp_path):
     """SIGTERM to the launcher: the running run checkpoints (status interrupted), nothing new starts."""
     c, d = tmp_path / "r" / "c", tmp_path / "r" / "d"
@@ -401,6 +404,7 @@ def slurm_cluster():
                        timeout=60)
 
 
+@pytest.mark.slow
 def test_slurm_array_for_real(tmp_path, slurm_cluster):
     root = tmp_path / "t1"
     r = sweep_cli("plan", "table1", "seeds=2", "eps_grid=0", f"sweep_dir={root}", *TINY, cwd=tmp_path)

@@ -28,6 +28,7 @@ def finished_run(tmp_path_factory):
     return root / "run", args
 
 
+@pytest.mark.slow
 def test_toy_run_learns_and_writes_its_directory(tmp_path):
     # The README's toy command at the paper's eps=0.5 must learn (from the toy's own vectors).
     proc = run_cli("lstm_adv.train", ["data=toy", "eps=0.5", "progress=0", "mode=C", "attack_eps=0.03,0.3",
@@ -59,6 +60,7 @@ def test_toy_run_learns_and_writes_its_directory(tmp_path):
     assert "data toy: train 950, valid 50, test 400" in proc.stdout
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_exact(finished_run, tmp_path):
     ref_dir, ref_args = finished_run
     args = [a for a in ref_args if not a.startswith("saveto=")] + [f"saveto={tmp_path / 'run'}"]
@@ -86,6 +88,7 @@ def test_kill_and_resume_is_bit_exact(finished_run, tmp_path):
            [mb[k] for k in ("train_err", "valid_err", "test_err", "best_update", "n_updates")]
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_trained_again(finished_run):
     run, args = finished_run
     before = (run / "params.npz").stat().st_mtime_ns
@@ -94,6 +97,7 @@ def test_finished_run_is_not_trained_again(finished_run):
     assert (run / "params.npz").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_second_process_on_a_run_directory_is_refused(finished_run, tmp_path):
     run, args = finished_run
     held = RunDir(run)
@@ -104,12 +108,14 @@ def test_second_process_on_a_run_directory_is_refused(finished_run, tmp_path):
         held.unlock()
 
 
+@pytest.mark.slow
 def test_resuming_with_another_configuration_is_refused(finished_run, tmp_path):
     run, args = finished_run
     proc = run_cli("lstm_adv.train", merge(args, ["hdim=6"]), tmp_path)
     assert_one_line_error(proc, "holds a run with hdim=8, not 6")
 
 
+@pytest.mark.slow
 def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_path):
     run, _ = finished_run
     proc = run_cli("lstm_adv.train", merge(TINY, ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"]), tmp_path)
@@ -120,6 +126,7 @@ def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_p
     assert_one_line_error(proc, "is not a readable parameter .npz")
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_path):
     ref, args = finished_run
     run = tmp_path / "run"
@@ -143,6 +150,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_p
     assert (run2 / "checkpoint.npz").read_bytes() == data[:100]
 
 
+@pytest.mark.slow
 def test_nan_cost_stops_with_status_nan(tmp_path):
     nan = write_nan_params(tmp_path / "nan.npz", TINY)
     args = merge(TINY, ["saveFreq=1", f"reload_model={nan}", f"saveto={tmp_path / 'run'}"])

@@ -135,6 +135,7 @@ def _shared_inputs(f):
     return {v.name for v in f.maker.fgraph.inputs if hasattr(v, "get_value")}
 
 
+@pytest.mark.slow
 def test_vat_branch_adds_no_parameters():
     clean = Model(parse_args(BASE[:-1] + ["adv=0"]), N_WORDS)
     vat = Model(parse_args(BASE[:-1] + ["vat=1", "eps=0.5", "unlabelled=4", "emb_norm=1"]), N_WORDS,
@@ -177,6 +178,7 @@ def test_unlabelled_keys_and_stream():
         np.testing.assert_array_equal(a.next(), b.next())
 
 
+@pytest.mark.slow
 def test_sigterm_and_resume_with_unlabelled_batches_is_bit_exact(tmp_path):
     import signal
     import subprocess

@@ -295,6 +295,7 @@ def toy_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_end_to_end_markdown_and_html(toy_run, tmp_path):
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "split=test", "first=5"], REPO, env=FAST_ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -318,6 +319,7 @@ def test_end_to_end_markdown_and_html(toy_run, tmp_path):
     assert page.count("<td>KNN</td>") == 3 and "wonderful , brilliant film !" in page
 
 
+@pytest.mark.slow
 def test_end_to_end_bad_inputs(toy_run, tmp_path, capsys):
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "index=100000"], REPO, env=FAST_ENV)
     assert_one_line_error(proc, "index=100000 is out of range")
@@ -338,6 +340,7 @@ def test_end_to_end_bad_inputs(toy_run, tmp_path, capsys):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_model_with_nan_or_inf_is_refused(toy_run, tmp_path, capsys):
     import shutil
 
@@ -383,6 +386,7 @@ def test_page_renders_in_headless_chromium(toy_run, tmp_path):
     assert dom.stdout.count("<h3>") >= 2 and "ERR_" not in dom.stdout
 
 
+@pytest.mark.slow
 def test_lm_weights_table_and_figure(toy_run, tmp_path):
     out = tmp_path / "vis.md"
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "first=6", "lm_weights=0,0.05,0.5", f"out={out}"],

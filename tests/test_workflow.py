@@ -26,6 +26,7 @@ def source_run(tmp_path_factory):
     return root / "run", proc
 
 
+@pytest.mark.slow
 def test_rerun_from_config_json_is_bit_exact(source_run, tmp_path):
     src, _ = source_run
     proc = run_cli("lstm_adv.train", [f"config={src / 'config.json'}", f"saveto={tmp_path / 'again'}"], tmp_path)
@@ -37,6 +38,7 @@ def test_rerun_from_config_json_is_bit_exact(source_run, tmp_path):
     assert {k for k in old if old[k] != new[k]} == {"saveto"}
 
 
+@pytest.mark.slow
 def test_config_keys_after_the_file_win_and_print_config_writes_nothing(source_run, tmp_path):
     src, _ = source_run
     proc = run_cli("lstm_adv.train", [f"config={src}", "eps=0.25", "print_config=1"], tmp_path)
@@ -76,6 +78,7 @@ def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
 
 
+@pytest.mark.slow
 def test_provenance_in_config_json(source_run):
     src, _ = source_run
     prov = read_json(src / "config.json")["provenance"]
@@ -92,6 +95,7 @@ def test_provenance_outside_a_checkout(tmp_path):
     assert provenance()["host"]
 
 
+@pytest.mark.slow
 def test_progress_0_logs_every_dispFreq_updates_without_the_blas_alarm(source_run):
     _, proc = source_run
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("update ") and "ms/update" in ln
@@ -152,7 +156,7 @@ def test_console_script_runs_train(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_pip_install_puts_the_console_scripts_on_path(tmp_path):
     """A real `pip install` into a fresh venv (needs the package index for setuptools>=77)."""
     import subprocess
