@@ -20,14 +20,11 @@ and Numba cache included), the second reusing it (cached compile). Each reports:
 - JAX only: the compile time of every padded shape (`lstm_adv.core.jax_backend`; T=100 runs padded
   to its bucket, 128), split into PyTensor's graph rewriting and JAX's trace + XLA compile.
 
-Options: ``modes=`` (comma list of C, NUMBA, JAX, FAST_COMPILE; default C,NUMBA and JAX if
-installed), ``floatX=`` (comma list), ``reps=`` (timed updates per objective, default 30),
-``out=`` (JSON file, default bench.json), ``cold=0`` (one process in PyTensor's usual compile
-directory instead: no cold figure, no cross-process check).
-
-Shapes: ``wdim=``, ``hdim=``, ``n_words=`` (default 128, 128, 10000: the tutorial's), or
-``preset=authors`` (wdim=300, the authors' configuration; keys given win). ``wemb_update=``
-lazy (default) or dense: adadelta's update of ``Wemb`` (`lstm_adv.core.compiled.Model`).
+The keys (``--help`` lists them): the modes and float types, the timed updates, the shapes
+(``wdim=``, ``hdim=``, ``n_words=``: the tutorial's by default, or ``preset=authors``), the
+update of ``Wemb`` (``wemb_update=lazy`` or ``dense``: `lstm_adv.core.compiled.Model`), ``cold=0``
+(one process in PyTensor's usual compile directory instead: no cold figure, no cross-process
+check).
 
 Breakdown (``breakdown=1``, the default): the adversarial update of the first mode compiled once
 more with PyTensor's profiler, its time per phase (ms per update and share): input projections
@@ -46,13 +43,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .common import checks
 from .common.errors import UserError, cli_entry
-from .config import parse_args, split_key_values
+from .common.options import help_text, option, parse, wants_help
+from .config import parse_args
 from .core.backend import limit_blas_threads
 from .data import prepare_data
 
@@ -343,34 +342,36 @@ def _run_worker(mode, floatX, reps, compiledir=None, shapes=None):
     return res
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """The keys of ``python -m lstm_adv.bench``."""
+
+    modes: tuple[str, ...] = option((), "of C, NUMBA, JAX, FAST_COMPILE (default: C,NUMBA, and JAX if installed)")
+    floatX: tuple[str, ...] = option(("float32",), "float types to measure", ("float32", "float64"))
+    reps: int = option(30, "timed updates per objective", minimum=1, maximum=100000)
+    out: str = option("bench.json", "the JSON file of the results")
+    cold: bool = option(True, "1: a cold and a cached process per mode; 0: one process in the usual compile dir")
+    wdim: int = option(0, f"word embedding size (0 = {DIM}, or 300 with preset=authors)", minimum=0, maximum=4096)
+    hdim: int = option(DIM, "hidden units", minimum=1, maximum=4096)
+    n_words: int = option(N_WORDS, "vocabulary size", minimum=3, maximum=10_000_000)
+    preset: str = option("", "authors: the authors' configuration (wdim=300; keys given win)", ("", "authors"))
+    wemb_update: str = option("lazy", "adadelta's update of Wemb (lstm_adv.core.compiled.Model)", ("lazy", "dense"))
+    breakdown: bool = option(True, "the first mode's adversarial update once more under the profiler, per phase")
+
+
 def _parse(argv):
-    opts = {"modes": None, "floatX": "float32", "reps": "30", "out": "bench.json", "cold": "1",
-            "wdim": None, "hdim": str(DIM), "n_words": str(N_WORDS), "preset": "", "wemb_update": "lazy",
-            "breakdown": "1"}
-    for k, v in split_key_values(argv, opts):
-        opts[k] = v
-    preset = checks.choice("preset", opts["preset"].strip(), ("", "authors"))
-    shapes = {"wdim": checks.integer("wdim", opts["wdim"] or ("300" if preset == "authors" else str(DIM)),
-                                     minimum=1, maximum=4096),
-              "hdim": checks.integer("hdim", opts["hdim"], minimum=1, maximum=4096),
-              "n_words": checks.integer("n_words", opts["n_words"], minimum=3, maximum=10_000_000),
-              "wemb_update": checks.choice("wemb_update", opts["wemb_update"].strip(), ("lazy", "dense")),
-              "breakdown": checks.choice("breakdown", opts["breakdown"].strip(), ("0", "1")) == "1"}
-    if opts["modes"] is None:
-        opts["modes"] = "C,NUMBA" + (",JAX" if _available("JAX") is None else "")
-    modes = [m.strip().upper() for m in opts["modes"].split(",") if m.strip()]
+    opts = parse(BenchOptions, argv)
+    shapes = {"wdim": opts.wdim or (300 if opts.preset == "authors" else DIM), "hdim": opts.hdim,
+              "n_words": opts.n_words, "wemb_update": opts.wemb_update, "breakdown": opts.breakdown}
+    given = opts.modes or ("C", "NUMBA") + (("JAX",) if _available("JAX") is None else ())
+    modes = [m.upper() for m in given]   # modes are case-insensitive (c,numba)
     bad = [m for m in modes if m not in ALL_MODES]
     if bad or not modes:
-        raise UserError(f"modes={opts['modes']}: choose from {', '.join(ALL_MODES)}")
-    floatxs = [f.strip() for f in opts["floatX"].split(",") if f.strip()]
-    if not floatxs:
+        raise UserError(f"modes={','.join(given)}: choose from {', '.join(ALL_MODES)}")
+    if not opts.floatX:
         raise UserError("floatX= is empty; e.g. floatX=float32")
-    for f in floatxs:
-        checks.choice("floatX", f, ("float32", "float64"))
-    reps = checks.integer("reps", opts["reps"], minimum=1, maximum=100000)
-    cold = checks.choice("cold", opts["cold"].strip(), ("0", "1"))
-    checks.writable_file("out", opts["out"])
-    return modes, floatxs, reps, opts["out"], cold != "0", shapes
+    checks.writable_file("out", opts.out)
+    return modes, list(opts.floatX), opts.reps, opts.out, opts.cold, shapes
 
 
 def _line(r):
@@ -389,8 +390,8 @@ def _line(r):
 
 
 def main(argv):
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__)
+    if wants_help(argv):
+        print(help_text(BenchOptions, "python -m lstm_adv.bench [key=value ...]", __doc__))
         return 0
     modes, floatxs, reps, out, cold, shapes = _parse(argv)
     global WDIM, HDIM, N_WORDS

@@ -41,7 +41,7 @@ def embeddings():
 
 def bench():
     from . import bench as mod
-    return mod.main(sys.argv[1:])
+    return cli_entry(mod.main)(sys.argv[1:])
 
 
 #: script name -> function here; pyproject.toml's [project.scripts] lists the same (a test checks).

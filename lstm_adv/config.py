@@ -10,18 +10,18 @@ Usage::
 """
 
 import dataclasses
-import difflib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .common import checks as _checks
+from .common import options as _options
 from .common.errors import UserError
 
 
 def _key(default, help, choices=None, group="model"):
-    return field(default=default, metadata={"help": help, "choices": choices, "group": group})
+    return _options.option(default, help, choices, group)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Config:
     @property
     def attack_strengths(self):
         """``attack_eps`` as a tuple of floats."""
-        return tuple(float(v) for v in self.attack_eps.split(",") if v.strip())
+        return tuple(float(v) for v in _options.split_list(self.attack_eps))
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -178,30 +178,13 @@ def _fmt(v):
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
+SPEC = _options.fields(Config)
+#: Keys that take 1/0, true/false, yes/no, and may be given bare (= 1).
+SWITCHES = tuple(n for n, (f, typ) in SPEC.items() if _options.is_switch(f, typ))
+
+
 def _convert(name, raw):
-    f = FIELDS[name]
-    typ = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
-    try:
-        if typ is int:
-            value = int(raw)
-        elif typ is float:
-            value = float(raw)
-        else:
-            value = raw
-    except ValueError:
-        raise UserError(f"{name}={raw!r} is not {'an' if typ is int else 'a'} {typ.__name__}; "
-                        f"e.g. {name}={f.default}") from None
-    if typ is float:
-        _checks.finite(name, value)
-    choices = f.metadata["choices"]
-    if choices is not None and value not in choices:
-        if isinstance(value, str):
-            match = difflib.get_close_matches(value, choices, n=1)
-            hint = f" (did you mean {name}={match[0]}?)" if match else ""
-        else:
-            hint = ""
-        raise UserError(f"{name}={raw} is not one of {', '.join(map(str, choices))}{hint}")
-    return value
+    return _options.convert(name, raw, *SPEC[name])
 
 
 def validate(cfg):
@@ -259,39 +242,9 @@ def validate(cfg):
     return cfg
 
 
-def split_key_values(argv, known, flags=()):
-    """``key=value`` strings as ``(key, raw value)`` pairs, refusing what is not a known key.
-
-    Every command line of the project (training, data, embeddings, visualiser) reads its
-    arguments through this, so all of them answer a typo the same way.
-
-    Parameters
-    ----------
-    argv : list of str
-    known : collection of str
-        The accepted keys.
-    flags : collection of str
-        Keys that may be given bare, meaning ``key=1``.
-
-    Raises
-    ------
-    UserError
-        For an argument without ``=`` (other than a flag) or an unknown key, with a "did you mean".
-    """
-    pairs = []
-    for arg in argv:
-        name, sep, raw = arg.partition("=")
-        name = name.strip().lstrip("-")
-        if not sep:
-            if name not in flags:
-                raise UserError(f"argument {arg!r} is not key=value; see --help for the keys")
-            raw = "1"
-        if name not in known:
-            match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {match[0]}?" if match else "; see --help for the keys"
-            raise UserError(f"unknown key {name!r}{hint}")
-        pairs.append((name, raw))
-    return _checks.no_duplicates(pairs)
+def split_key_values(argv):
+    """Training ``key=value`` strings as ``(key, raw value)`` pairs (`lstm_adv.common.options.split_pairs`)."""
+    return _options.split_pairs(argv, FIELDS, SWITCHES)
 
 
 #: Keys of a saved run's ``config.json`` that are not taken over by ``config=``: a run started
@@ -344,7 +297,7 @@ def read_config_file(path):
                 raise UserError(f"config={path} line {lineno}: {line!r} is not key=value")
             pairs.append((name.strip(), raw.strip()))
     try:
-        split_key_values([f"{k}={v}" for k, v in pairs], FIELDS)
+        split_key_values([f"{k}={v}" for k, v in pairs])
     except UserError as err:
         raise UserError(f"config={path}: {err}") from None
     return dict(pairs)
@@ -379,7 +332,7 @@ def parse_args(argv, base=None):
     """
     argv, raw_file = _expand_config_files(argv)
     from_file = {name: _convert(name, raw.strip()) for name, raw in raw_file.items()}
-    values = {name: _convert(name, raw.strip()) for name, raw in split_key_values(argv, FIELDS)}
+    values = {name: _convert(name, raw.strip()) for name, raw in split_key_values(argv)}
     if base is None:
         merged = {**from_file, **values}
         base = defaults_for(merged.get("data", Config.data), merged.get("preset", Config.preset))
@@ -399,28 +352,17 @@ def from_dict(d):
 
 def help_text(prog):
     """``--help``: every key with its type, default and meaning, grouped."""
-    lines = [f"usage: {prog} [config=PATH] [print_config=1] [key=value ...]", "",
-             "config=PATH starts from a saved run's config.json (or its run directory, or a file of",
-             "key=value lines or a JSON object of keys); keys given on the command line win over it.",
-             "print_config=1 prints the resolved configuration as JSON and exits without writing anything.",
-             "",
-             "Every key below can be given as key=value. Defaults follow the paper (section 5.1.1)",
-             "and the Theano LSTM tutorial. With data=toy these defaults change: "
-             + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".",
-             "preset=authors sets " + " ".join(f"{k}={v}" for k, v in PRESETS["authors"].items())
-             + " (the authors' code; keys given after it win).", ""]
-    groups = {}
-    for f in FIELDS.values():
-        groups.setdefault(f.metadata["group"], []).append(f)
-    for group, fs in groups.items():
-        lines.append(f"{group}:")
-        for f in fs:
-            typ = f.type if isinstance(f.type, str) else f.type.__name__
-            choices = f.metadata["choices"]
-            typ = "|".join(map(str, choices)) if choices else typ
-            lines.append(f"  {f.name + '=' + str(f.default):<24} {typ:<22} {f.metadata['help']}")
-        lines.append("")
-    return "\n".join(lines)
+    description = "\n".join([
+        "config=PATH starts from a saved run's config.json (or its run directory, or a file of",
+        "key=value lines or a JSON object of keys); keys given on the command line win over it.",
+        "print_config=1 prints the resolved configuration as JSON and exits without writing anything.",
+        "",
+        "Every key below can be given as key=value. Defaults follow the paper (section 5.1.1)",
+        "and the Theano LSTM tutorial. With data=toy these defaults change: "
+        + ", ".join(f"{k}={v}" for k, v in DATA_DEFAULTS["toy"].items()) + ".",
+        "preset=authors sets " + " ".join(f"{k}={v}" for k, v in PRESETS["authors"].items())
+        + " (the authors' code; keys given after it win)."])
+    return _options.help_text(Config, f"{prog} [config=PATH] [print_config=1] [key=value ...]", description)
 
 
 def dumps(cfg):

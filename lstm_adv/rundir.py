@@ -39,7 +39,8 @@ from typing import Optional
 
 import numpy as np
 
-from .common.errors import UserError
+from .common.errors import UserError, cli_entry
+from .common.options import help_text, option, parse_with_rest, positional_arg, wants_help
 from .common.utils import PACKAGE_ROOT, atomic_savez, atomic_write_json, atomic_write_text
 from .config import FIELDS, RUN_IDENTITY_EXCLUDE
 
@@ -371,21 +372,25 @@ def publish(src, dest, root=None):
     return dest
 
 
-def main(argv=None):
-    """``python -m lstm_adv.rundir publish SRC DEST [root=DIR]``."""
-    argv = sys.argv[1:] if argv is None else argv
-    root = next((a.split("=", 1)[1] for a in argv if a.startswith("root=")), None)
-    args = [a for a in argv if not a.startswith("root=")]
-    usage = ("usage: python -m lstm_adv.rundir publish SRC DEST [root=DIR]\n\n"
-             "Copy a run's config.json (or a text file) to DEST with every local absolute path made "
-             "relative to the repository (or root=DIR).")
-    if any(a in ("-h", "--help", "help") for a in args):
-        print(usage)
+@dataclass(frozen=True)
+class PublishOptions:
+    """The keys of ``python -m lstm_adv.rundir publish``."""
+
+    root: str = option("", "the folder local paths are made relative to (default: the repository)")
+
+
+@cli_entry
+def main(argv):
+    """``python -m lstm_adv.rundir publish SRC DEST [root=DIR]``; returns the exit status."""
+    usage = "python -m lstm_adv.rundir publish SRC DEST [root=DIR]"
+    if wants_help(argv):
+        print(help_text(PublishOptions, usage, "Copy a run's config.json (or a text file) to DEST with every local "
+                        "absolute path made\nrelative to the repository (or root=DIR)."))
         return 0
+    opts, args = parse_with_rest(PublishOptions, argv, positional=positional_arg)
     if len(args) != 3 or args[0] != "publish":
-        print("error: " + usage.splitlines()[0], file=sys.stderr)
-        return 2
-    print(publish(args[1], args[2], root))
+        raise UserError("usage: " + usage)
+    print(publish(args[1], args[2], opts.root or None))
     return 0
 
 

@@ -6,11 +6,17 @@ The entry point only; the visualiser (the paper's section 7: Tables 2 and 3) is
 
 import sys
 
-from .analysis.visualize.main import main as _main
+from .analysis.visualize.options import help_text
+from .common.options import wants_help
 
 
 def main(argv=None):
     """Run the command line (``argv`` default: ``sys.argv[1:]``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(help_text())
+        return 0
+    from .analysis.visualize.main import main as _main   # imports PyTensor and SciPy: not for --help
     return _main(argv)
 
 

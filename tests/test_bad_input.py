@@ -106,7 +106,7 @@ CASES = [
     ("results", "{dir} plot=2", "not one of 0, 1"),
     ("results", "{dir} out=a out=b", "given twice"),
     ("results", f"{{dir}} out={LONG}", "at most 255"),
-    ("results", "{dir} frob=1", "unknown option"),
+    ("results", "{dir} frob=1", "unknown key"),
     ("results", "", "no RUNS_DIR"),
     # visualize
     ("visualize", "", "model= is required"),

@@ -7,12 +7,14 @@
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..common import checks
 from ..common.errors import UserError
+from ..common.options import parse_with_rest, positional_arg
 from ..common.utils import atomic_write_text, short_number
 from .figures import random_search_scatter, write_runs_csv
 
@@ -104,17 +106,24 @@ def random_summary(root):
     return "\n".join(out) + "\n"
 
 
+@dataclass(frozen=True)
+class SummaryOptions:
+    """``sweep summary`` takes no keys: only its SWEEP_DIR."""
+
+
 def summary(argv):
     """``sweep summary SWEEP_DIR``: print the summary and write it with ``runs.csv`` and the scatter; returns 0."""
-    if len(argv) != 1:
+    _, dirs = parse_with_rest(SummaryOptions, argv, positional=positional_arg)
+    if len(dirs) != 1:
         raise UserError("usage: python -m lstm_adv.sweep summary SWEEP_DIR")
-    checks.readable_dir("SWEEP_DIR", argv[0])
-    path = Path(argv[0]) / "summary.md"
+    root = dirs[0]
+    checks.readable_dir("SWEEP_DIR", root)
+    path = Path(root) / "summary.md"
     checks.writable_file("SWEEP_DIR", path)
-    text = random_summary(argv[0])
+    text = random_summary(root)
     atomic_write_text(path, text)
-    written = [path, write_runs_csv([argv[0]], argv[0])]
-    scatter = random_search_scatter(argv[0])   # None until a draw has both runs finished
+    written = [path, write_runs_csv([root], root)]
+    scatter = random_search_scatter(root)   # None until a draw has both runs finished
     print(text, end="")
     print("wrote " + ", ".join(map(str, written + ([scatter] if scatter else []))), file=sys.stderr)
     return 0

@@ -34,17 +34,28 @@ metrics.json) are counted as not ok and shown as counts, never as numbers.
 """
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..common import checks
 from ..common.errors import UserError, cli_entry
+from ..common.options import help_text, option, parse_with_rest, positional_arg, wants_help
 from ..common.utils import atomic_write_text
 from ..config import FIELDS
 from .figures import plot, plot_attacks, plot_learning_curves, random_search_scatter, write_runs_csv
 from .summary import summarise
 from .tables import ablation_markdown, to_csv, to_markdown
 
-USAGE = "usage: python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [out=DIR] [plot=0|1] [by=KEY,KEY]"
+USAGE = "python -m lstm_adv.results RUNS_DIR [RUNS_DIR ...] [key=value ...]"
+
+
+@dataclass(frozen=True)
+class ResultsOptions:
+    """The keys of ``python -m lstm_adv.results``."""
+
+    out: str = option("", "where the files go (default: the first RUNS_DIR)")
+    plot: bool = option(True, "the figures (0 = tables and CSV only)")
+    by: tuple[str, ...] = option((), "training keys: the grouped table ablation.md instead of Table 1")
 
 
 def write_table(summary, out_dir, make_plot=True):
@@ -72,36 +83,16 @@ def write_table(summary, out_dir, make_plot=True):
 # --------------------------------------------------------------------------- CLI
 @cli_entry
 def main(argv):
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+    if wants_help(argv):
+        print(help_text(ResultsOptions, USAGE, __doc__))
         return 0
-    def exists(arg):
-        try:
-            return Path(arg).exists()
-        except OSError:   # a name too long for the file system: not a folder of runs
-            return False
-
-    dirs, out, make_plot, given, by = [], None, True, [], []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in ("out", "plot", "by") and not exists(arg):
-            given.append((key, value))
-            checks.no_duplicates(given)
-        if key == "out" and value and not exists(arg):
-            out = value
-        elif key == "plot" and not exists(arg):
-            make_plot = checks.choice("plot", value, ("0", "1")) == "1"
-        elif key == "by" and value and not exists(arg):
-            by = [k.strip() for k in value.split(",") if k.strip()]
-            bad = [k for k in by if k not in FIELDS]
-            if bad:
-                raise UserError(f"by={value}: {', '.join(bad)} is not a training key; see python -m lstm_adv.train --help")
-        elif "=" in arg and not exists(arg):
-            raise UserError(f"unknown option {arg!r}; options are out=DIR, plot=0|1 and by=KEY,KEY")
-        else:
-            dirs.append(arg)
+    opts, dirs = parse_with_rest(ResultsOptions, argv, positional=positional_arg)
+    bad = [k for k in opts.by if k not in FIELDS]
+    if bad:
+        raise UserError(f"by={','.join(opts.by)}: {', '.join(bad)} is not a training key; see python -m lstm_adv.train --help")
+    out, make_plot, by = opts.out or None, opts.plot, list(opts.by)
     if not dirs:
-        raise UserError("no RUNS_DIR given; " + USAGE)
+        raise UserError("no RUNS_DIR given; usage: " + USAGE)
     for d in dirs:
         checks.readable_dir("RUNS_DIR", d)
     checks.writable_dir("out", out or dirs[0])

@@ -13,13 +13,14 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..common import checks
 from ..common.errors import UserError, cli_entry
-from ..config import split_key_values
+from ..common.options import help_text, option, parse, wants_help
 from .imdb import load_corpus
 from .imdb_source import cache_dir, find_source, read_reviews, tokenize_texts
 
@@ -217,53 +218,44 @@ def ensure_imdb_vectors(dim, data_path="", download=True, progress=True, log=pri
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.is_file():
             log(f"training the IMDB word2vec stand-in ({dim}-d, once; several minutes on 2 cores) -> {out}")
-            opts = {**AUTO_SETTINGS, "data_path": data_path, "cache_dir": str(cache), "out": str(out), "dim": dim,
-                    "download": int(download), "progress": int(progress)}
+            opts = EmbeddingOptions(**AUTO_SETTINGS, data_path=data_path, cache_dir=str(cache), out=str(out), dim=dim,
+                                    download=bool(download), progress=bool(progress))
             train_imdb_word2vec(opts)
     return out
 
-USAGE = """usage: python -m lstm_adv.embeddings train [key=value ...]
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """The keys of ``python -m lstm_adv.embeddings train``."""
 
+    data_path: str = option("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache dir)")
+    cache_dir: str = option("", "cache folder (else $LSTM_ADV_CACHE, else the user cache dir)")
+    out: str = option("", "output (default: CACHE/imdb-word2vec-<dim>d-....bin); .txt/.vec = text format")
+    dim: int = option(300, "vector size (GoogleNews has 300)", minimum=1)
+    epochs: int = option(5, "passes over the reviews", minimum=1)
+    window: int = option(5, "context window", minimum=1)
+    min_count: int = option(5, "ignore rarer words", minimum=1)
+    workers: int = option(2, "processes for tokenising, threads for training", minimum=1)
+    unsup: bool = option(True, "also use train/unsup (0 = labelled train reviews only)")
+    seed: int = option(123, "gensim's seed (training with workers > 1 is not bit-reproducible)", minimum=0)
+    download: bool = option(True, "fetch the archive if it is nowhere")
+    progress: bool = option(True, "progress bars and gensim's log")
+
+
+HELP = help_text(EmbeddingOptions, "python -m lstm_adv.embeddings train [key=value ...]", """\
 Train word2vec vectors (gensim, CBOW with negative sampling) on the IMDB train reviews plus the
 50,000 unlabelled ones, tokenised as for the classifier, and save them in word2vec binary format.
-Then: python -m lstm_adv.train wemb_init=word2vec w2v_path=FILE wdim=DIM
-
-keys:
-  data_path=PATH   aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache dir)
-  cache_dir=DIR    cache folder (else $LSTM_ADV_CACHE, else the user cache dir)
-  out=FILE         output (default: CACHE/imdb-word2vec-<dim>d.bin); .txt/.vec = text format
-  dim=300          vector size (GoogleNews has 300)
-  epochs=5         passes over the reviews
-  window=5         context window
-  min_count=5      ignore rarer words
-  workers=2        processes for tokenising, threads for training
-  unsup=1          also use train/unsup (0 = labelled train reviews only)
-  seed=123         gensim's seed (training with workers > 1 is not bit-reproducible)
-  download=1       fetch the archive if it is nowhere
-  progress=1       progress bars and gensim's log
-"""
-
-_KEYS = {"data_path": str, "cache_dir": str, "out": str, "dim": int, "epochs": int, "window": int,
-         "min_count": int, "workers": int, "unsup": int, "seed": int, "download": int, "progress": int}
+Then: python -m lstm_adv.train wemb_init=word2vec w2v_path=FILE wdim=DIM""")
 
 
 def _parse(args):
-    opts = {"data_path": "", "cache_dir": "", "out": "", "dim": 300, "epochs": 5, "window": 5, "min_count": 5,
-            "workers": 2, "unsup": 1, "seed": 123, "download": 1, "progress": 1}
-    for name, raw in split_key_values(args, _KEYS, ()):
-        if name in ("unsup", "download", "progress"):
-            opts[name] = int(checks.choice(name, raw.strip(), (0, 1)))
-        elif _KEYS[name] is int:
-            opts[name] = checks.integer(name, raw, minimum=0 if name == "seed" else 1)
-        else:
-            opts[name] = raw
+    opts = parse(EmbeddingOptions, args)
     # The vectors (dim per word of at most ~1M distinct tokens) and gensim's two copies must fit.
-    checks.fits_in_memory(f"dim={opts['dim']}", opts["dim"] * 4 * 3 * 1_000_000, "use a smaller dim")
-    if opts["data_path"]:
-        checks.readable_path("data_path", opts["data_path"])
-    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
+    checks.fits_in_memory(f"dim={opts.dim}", opts.dim * 4 * 3 * 1_000_000, "use a smaller dim")
+    if opts.data_path:
+        checks.readable_path("data_path", opts.data_path)
+    cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else cache_dir()
     checks.writable_dir("cache_dir", cache)
-    checks.writable_file("out", opts["out"] or cache / "vectors.bin")
+    checks.writable_file("out", opts.out or cache / "vectors.bin")
     return opts
 
 
@@ -306,21 +298,20 @@ def save_word2vec(kv, out, binary=True):
 
 
 def train_imdb_word2vec(opts):
-    """Train and save vectors as ``opts`` (the parsed command line) says; returns the file."""
+    """Train and save vectors as ``opts`` (an `EmbeddingOptions`) says; returns the file and its word count."""
     from gensim.models import Word2Vec  # gensim is slow to import: only when training
 
-    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
-    progress = bool(opts["progress"])
-    source = find_source(opts["data_path"], download=bool(opts["download"]), cache=cache, progress=progress)
-    sentences = imdb_sentences(source, workers=opts["workers"], unsup=bool(opts["unsup"]), cache=cache,
-                               progress=progress)
-    if progress:
+    cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else cache_dir()
+    source = find_source(opts.data_path, download=opts.download, cache=cache, progress=opts.progress)
+    sentences = imdb_sentences(source, workers=opts.workers, unsup=bool(opts.unsup), cache=cache,
+                               progress=opts.progress)
+    if opts.progress:
         logging.basicConfig(format="%(asctime)s %(message)s", level=logging.INFO)
-    model = Word2Vec(sentences=sentences, vector_size=opts["dim"], window=opts["window"],
-                     min_count=opts["min_count"], workers=opts["workers"], epochs=opts["epochs"], seed=opts["seed"])
-    out = Path(opts["out"]) if opts["out"] else (
-        cache / f"imdb-word2vec-{opts['dim']}d-cbow-e{opts['epochs']}-w{opts['window']}-m{opts['min_count']}"
-                f"-s{opts['seed']}.bin")
+    model = Word2Vec(sentences=sentences, vector_size=opts.dim, window=opts.window,
+                     min_count=opts.min_count, workers=opts.workers, epochs=opts.epochs, seed=opts.seed)
+    out = Path(opts.out) if opts.out else (
+        cache / f"imdb-word2vec-{opts.dim}d-cbow-e{opts.epochs}-w{opts.window}-m{opts.min_count}"
+                f"-s{opts.seed}.bin")
     binary = not out.name.lower().endswith(_TEXT_SUFFIXES)
     return save_word2vec(model.wv, out, binary=binary), len(model.wv)
 
@@ -328,15 +319,15 @@ def train_imdb_word2vec(opts):
 @cli_entry
 def main(argv):
     """``python -m lstm_adv.embeddings train [key=value ...]``; returns the exit status."""
-    if argv and argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+    if wants_help(argv):
+        print(HELP)
         return 0
     if not argv or argv[0] != "train":
         raise UserError("usage: python -m lstm_adv.embeddings train [key=value ...] (see --help)")
     opts = _parse(argv[1:])
     out, n = train_imdb_word2vec(opts)
-    print(f"{n} vectors of dimension {opts['dim']} written to {out}", file=sys.stderr)
-    print(f"use them with: python -m lstm_adv.train wemb_init=word2vec w2v_path={out} wdim={opts['dim']}",
+    print(f"{n} vectors of dimension {opts.dim} written to {out}", file=sys.stderr)
+    print(f"use them with: python -m lstm_adv.train wemb_init=word2vec w2v_path={out} wdim={opts.dim}",
           file=sys.stderr)
     print(out)
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 from ..common import checks
 from ..common.errors import UserError, cli_entry
 from ..common.utils import atomic_savez, atomic_write_bytes, atomic_write_json
-from ..config import split_key_values
+from ..common.options import help_text, option, parse, wants_help
 from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
 from .imdb_source import (ARCHIVE_NAME, LABELLED, OFFICIAL_SHA256, OFFICIAL_URL, cache_dir, default_workers,
                           fetch, find_source, moses_tokenizer, offline, read_reviews, sha256_file,
@@ -288,66 +288,58 @@ def export_tutorial(corpus, out_dir, escape=False):
 # ---------------------------------------------------------------------------------------------
 # command line
 
-USAGE = """usage: python -m lstm_adv.data COMMAND [key=value ...]
+@dataclass(frozen=True)
+class DataOptions:
+    """The keys of ``python -m lstm_adv.data``."""
 
+    data_path: str = option("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache dir)")
+    cache_dir: str = option("", "cache folder (else $LSTM_ADV_CACHE, else the user cache dir, see above)")
+    workers: int = option(0, "tokenising processes (0 = all CPUs)", minimum=0)
+    download: bool = option(True, "build/export: fetch the archive if it is nowhere ($LSTM_ADV_OFFLINE=1 also "
+                            "forbids it)")
+    force: bool = option(False, "build: rebuild even if the cache is up to date")
+    out: str = option("", "export: where imdb.pkl and imdb.dict.pkl go (required)")
+    escape: bool = option(False, "export: spell words as tokenizer.perl did (&quot; &apos;s ...)")
+    url: str = option(OFFICIAL_URL, "fetch: another address of the same archive (the SHA-256 is still checked)")
+    progress: bool = option(True, "progress bars")
+
+
+def data_help():
+    """``python -m lstm_adv.data --help``."""
+    return help_text(DataOptions, "python -m lstm_adv.data COMMAND [key=value ...]", f"""\
 Manage the IMDB data (Maas et al. 2011) for lstm_adv.
 
 commands:
-  fetch    download the official {archive} (SHA-256 checked, resumable) into the cache dir
+  fetch    download the official {ARCHIVE_NAME} (SHA-256 checked, resumable) into the cache dir
   build    preprocess the release once and write the cache (.npz + .vocab.json)
   export   also write the Theano tutorial's imdb.pkl and imdb.dict.pkl into out=DIR
 
-keys (key=value; a leading -- is allowed; a bare flag means =1):
-  data_path=PATH   aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache dir)
-  cache_dir=DIR    cache folder (else $LSTM_ADV_CACHE, else the user cache dir:
-                   {cache})
-  workers=N        tokenising processes (default: all CPUs)
-  download=0|1     build/export: fetch the archive if it is nowhere (default 1;
-                   $LSTM_ADV_OFFLINE=1 also forbids it)
-  force=0|1        build: rebuild even if the cache is up to date
-  out=DIR          export: where imdb.pkl and imdb.dict.pkl go (required)
-  escape=0|1       export: spell words as tokenizer.perl did (&quot; &apos;s ...)
-  url=URL          fetch: another address of the same archive (the SHA-256 is still checked)
-  progress=0|1     progress bars (default 1)
-
+The cache dir here: {cache_dir()}""", """\
 examples:
   python -m lstm_adv.data fetch
   python -m lstm_adv.data build data_path=../shared/data/aclImdb.tar.gz
-  python -m lstm_adv.data export out=tutorial_data
-"""
-
-_KEYS = {"data_path": str, "cache_dir": str, "workers": int, "download": int, "force": int, "out": str,
-         "escape": int, "url": str, "progress": int}
-_FLAGS = ("download", "force", "escape", "progress")
+  python -m lstm_adv.data export out=tutorial_data""")
 
 
 def _parse_cli(args):
-    opts = {"data_path": "", "cache_dir": "", "workers": 0, "download": 1, "force": 0, "out": "",
-            "escape": 0, "url": OFFICIAL_URL, "progress": 1}
-    for name, raw in split_key_values(args, _KEYS, _FLAGS):
-        if name in _FLAGS:
-            opts[name] = int(checks.choice(name, raw.strip(), (0, 1)))
-        elif _KEYS[name] is int:
-            opts[name] = checks.integer(name, raw, minimum=0)   # workers: 0 = all CPUs
-        else:
-            opts[name] = raw
-    if not opts["url"].startswith(("http://", "https://", "ftp://", "file://")):
-        raise UserError(f"url={opts['url']} is not a URL (http://, https://, ftp:// or file://)")
+    opts = parse(DataOptions, args)
+    if not opts.url.startswith(("http://", "https://", "ftp://", "file://")):
+        raise UserError(f"url={opts.url} is not a URL (http://, https://, ftp:// or file://)")
     return opts
 
 
 def _check_cli(command, opts, cache):
     """Everything a command line can be checked for before it downloads, builds or writes."""
-    if opts["data_path"]:
-        checks.readable_path("data_path", opts["data_path"])
-    if opts["cache_dir"] or command in ("fetch", "build"):
+    if opts.data_path:
+        checks.readable_path("data_path", opts.data_path)
+    if opts.cache_dir or command in ("fetch", "build"):
         checks.writable_dir("cache_dir", cache)
     if command == "export":
-        if not opts["out"]:
+        if not opts.out:
             raise UserError("export needs out=DIR (where imdb.pkl and imdb.dict.pkl go)")
-        checks.writable_dir("out", opts["out"])
+        checks.writable_dir("out", opts.out)
         for name in ("imdb.pkl", "imdb.dict.pkl"):
-            checks.writable_file("out", Path(opts["out"]) / name)
+            checks.writable_file("out", Path(opts.out) / name)
 
 
 @cli_entry
@@ -355,15 +347,15 @@ def data_main(argv):
     """``python -m lstm_adv.data fetch|build|export [key=value ...]``; returns the exit status."""
     if not argv:
         raise UserError("no command; use fetch, build or export (see python -m lstm_adv.data --help)")
-    if argv[0] in ("-h", "--help", "help") or any(a in ("-h", "--help") for a in argv[1:]):
-        print(USAGE.format(archive=ARCHIVE_NAME, cache=cache_dir()))
+    if wants_help(argv):
+        print(data_help())
         return 0
     command, opts = argv[0], _parse_cli(argv[1:])
     if command not in ("fetch", "build", "export"):
         raise UserError(f"unknown command {command!r}; use fetch, build or export (see --help)")
-    cache = Path(opts["cache_dir"]).expanduser() if opts["cache_dir"] else cache_dir()
+    cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else cache_dir()
     _check_cli(command, opts, cache)
-    progress = bool(opts["progress"])
+    progress = opts.progress
     if command == "fetch":
         if offline():
             raise UserError("$LSTM_ADV_OFFLINE is set; unset it to download")
@@ -375,19 +367,19 @@ def data_main(argv):
                                 "delete it and run fetch again")
             print(f"{dest} is already there (SHA-256 checked)")
             return 0
-        print(f"downloading {opts['url']} to {dest}", file=sys.stderr)
-        fetch(dest, url=opts["url"], progress=progress)
+        print(f"downloading {opts.url} to {dest}", file=sys.stderr)
+        fetch(dest, url=opts.url, progress=progress)
         print(dest)
         return 0
     if command in ("build", "export"):
-        source = find_source(opts["data_path"], download=bool(opts["download"]), cache=cache, progress=progress)
-        corpus = load_corpus(source, workers=opts["workers"] or None, cache=cache, progress=progress,
-                             force=bool(opts["force"]))
+        source = find_source(opts.data_path, download=opts.download, cache=cache, progress=progress)
+        corpus = load_corpus(source, workers=opts.workers or None, cache=cache, progress=progress,
+                             force=opts.force)
         state = "built" if corpus.info["built"] else "up to date"
         print(f"cache {state}: {corpus.info['cache']} ({len(corpus.train)} train, {len(corpus.test)} test "
               f"reviews, {len(corpus.words)} words; {corpus.info['load_seconds']:.1f} s)")
         if command == "export":
-            for path in export_tutorial(corpus, opts["out"], escape=bool(opts["escape"])):
+            for path in export_tutorial(corpus, opts.out, escape=opts.escape):
                 print(path)
         return 0
     raise UserError(f"unknown command {command!r}; use fetch, build or export (see --help)")

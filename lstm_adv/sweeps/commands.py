@@ -8,55 +8,55 @@ key=value ...``) line per run; `parse_commands` checks every line with
 import json
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config as config_mod
-from ..common import checks
 from ..common.errors import UserError
+from ..common.options import fields, option, parse_with_rest, unknown_key
 
 EXIT_FAILED = 1
 EXIT_NAN = 3
 
-# Sweep options: never training keys.
-PLAN_OPTIONS = {"seeds", "eps_grid", "draws", "search_seed", "sweep_dir", "out"}
-RUN_OPTIONS = {"jobs", "retries", "compiledir"}
-SLURM_OPTIONS = {"max_parallel", "time", "cpus", "mem", "partition", "job_name", "compiledir", "out"}
-assert not (PLAN_OPTIONS | RUN_OPTIONS | SLURM_OPTIONS) & set(config_mod.FIELDS)
-
 # Pass-through keys that do not change what a run computes: left out of the default sweep dir.
 _NOT_IN_DIR_NAME = {"progress", "data_path", "download", "dispFreq", "saveFreq", "valid_test", "device", "mode"}
 
-def split_options(argv, allowed, what):
-    """Split ``key=value`` arguments into sweep options (``allowed``) and training keys."""
-    opts, keys = {}, []
-    for arg in argv:
-        if "=" not in arg:
-            raise UserError(f"argument {arg!r} is not key=value ({what})")
-        name = arg.split("=", 1)[0]
-        if name in allowed:
-            if name in opts:
-                checks.no_duplicates([(name, opts[name]), (name, arg.split("=", 1)[1])])
-            opts[name] = arg.split("=", 1)[1]
-        else:
-            keys.append(arg)
-    return opts, keys
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The keys of ``sweep run COMMANDS_FILE``."""
+
+    jobs: int = option(2, "training processes at once", minimum=1)
+    retries: int = option(2, "restarts of a run that crashed or was killed (it resumes from its checkpoint)",
+                          minimum=0)
+    compiledir: str = option("", "root of the per-slot compile caches (else $LSTM_ADV_COMPILEDIR, else "
+                             "~/.cache/lstm_adv/pytensor)")
 
 
-def int_option(opts, name, default, minimum):
-    raw = opts.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise UserError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise UserError(f"{name}={value} must be >= {minimum}")
-    return value
+@dataclass(frozen=True)
+class SlurmOptions:
+    """The keys of ``sweep slurm COMMANDS_FILE``."""
+
+    max_parallel: int = option(4, "array tasks running at once (%K)", minimum=1)
+    time: str = option("24:00:00", "time limit of each task (#SBATCH --time)")
+    cpus: int = option(1, "CPUs per task (#SBATCH --cpus-per-task; OMP_NUM_THREADS)", minimum=1)
+    mem: str = option("", "memory per task (#SBATCH --mem; empty = the cluster's default)")
+    partition: str = option("", "#SBATCH --partition (empty = the cluster's default)")
+    job_name: str = option("", "#SBATCH --job-name (default lstm_adv-<the commands file's folder>)")
+    compiledir: str = option("", "root of the per-slot compile caches on the nodes (as for sweep run)")
+    out: str = option("", "the batch script (default: slurm.sh beside the commands file)")
 
 
-def refuse_train_keys(keys, command):
-    if keys:
-        raise UserError(f"unknown option {keys[0].split('=', 1)[0]!r} for `sweep {command}`; training keys "
-                        "belong in the commands file (pass them to `sweep plan`)")
+def sweep_options(cls, argv, command):
+    """``cls`` from a sweep command's ``key=value`` arguments; a training key is refused with where it belongs."""
+    opts, keys = parse_with_rest(cls, argv, passthrough=True)
+    for arg in keys:
+        name = arg.split("=", 1)[0].strip().lstrip("-")
+        if name in config_mod.FIELDS:
+            raise UserError(f"unknown option {name!r} for `sweep {command}`; training keys "
+                            "belong in the commands file (pass them to `sweep plan`)")
+        raise unknown_key(name, fields(cls))
+    return opts
 
 
 def unless_given(defaults, keys):
@@ -77,8 +77,8 @@ def default_compiledir_root():
 
 
 def sweep_dir(name, opts, keys, extra_name=()):
-    if "sweep_dir" in opts:
-        return Path(opts["sweep_dir"])
+    if opts.sweep_dir:
+        return Path(opts.sweep_dir)
     parts = list(extra_name) + [k for k in keys if k.split("=", 1)[0] not in _NOT_IN_DIR_NAME]
     suffix = ("-" + ",".join(parts).replace(os.sep, "_")) if parts else ""
     return Path("runs") / (name + suffix)
@@ -157,10 +157,4 @@ def run_status(run_dir):
     except (OSError, ValueError, AttributeError):
         return None
     return status if isinstance(status, str) else None
-
-def is_file_arg(arg):
-    try:
-        return "=" not in arg or Path(arg).exists()
-    except OSError:
-        return False
 

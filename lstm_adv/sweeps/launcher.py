@@ -20,8 +20,9 @@ import numpy as np
 from ..common import checks
 from ..common.errors import UserError
 from ..rundir import RunDir, lock_holder
-from .commands import (EXIT_FAILED, EXIT_NAN, RUN_OPTIONS, default_compiledir_root, int_option, is_file_arg,
-                       read_commands, refuse_train_keys, run_status, split_options)
+from ..common.options import positional_arg
+from .commands import (EXIT_FAILED, EXIT_NAN, RunOptions, default_compiledir_root, read_commands, run_status,
+                       sweep_options)
 
 def _hms(seconds):
     seconds = int(round(seconds))
@@ -323,13 +324,10 @@ class Launcher:
 
 
 def run(argv):
-    if not argv or not is_file_arg(argv[0]):
+    if not argv or not positional_arg(argv[0]):
         raise UserError("sweep run needs a commands file: python -m lstm_adv.sweep run COMMANDS_FILE [jobs=N]")
-    opts, keys = split_options(argv[1:], RUN_OPTIONS, "sweep run")
-    refuse_train_keys(keys, "run")
-    jobs = int_option(opts, "jobs", 2, 1)
-    retries = int_option(opts, "retries", 2, 0)
-    if opts.get("compiledir"):
-        checks.writable_dir("compiledir", opts["compiledir"])
+    opts = sweep_options(RunOptions, argv[1:], "run")
+    if opts.compiledir:
+        checks.writable_dir("compiledir", opts.compiledir)
     commands = read_commands(argv[0])
-    return Launcher(commands, jobs, retries, opts.get("compiledir") or None).run()
+    return Launcher(commands, opts.jobs, opts.retries, opts.compiledir or None).run()

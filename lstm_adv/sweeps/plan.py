@@ -4,13 +4,15 @@ See `lstm_adv.sweeps` for the usage; `lstm_adv.sweeps.random_search` for the ran
 """
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config as config_mod
 from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_write_text, short_number
-from .commands import PLAN_OPTIONS, command_line, int_option, parse_commands, split_options, sweep_dir, unless_given
+from ..common.options import fields, option, parse_with_rest, unknown_key
+from .commands import command_line, parse_commands, sweep_dir, unless_given
 from .random_search import plan_random
 
 #: The paper's Table 1 grid (SPEC section 5): alpha = 0.5, these eps (0 = the plain model).
@@ -33,15 +35,9 @@ def plan_table1(opts, keys):
             raise UserError(f"{name} is set by the table1 grid; drop {k!r}"
                             + (" (use eps_grid=0,0.5,... for other eps)" if name == "eps" else "")
                             + (" (use seeds=N: seeds 1..N)" if name == "seed" else ""))
-    seeds = int_option(opts, "seeds", 5, 1)
-    grid = TABLE1_EPS
-    if "eps_grid" in opts:
-        try:
-            grid = tuple(float(v) for v in opts["eps_grid"].split(",") if v.strip())
-        except ValueError:
-            raise UserError(f"eps_grid={opts['eps_grid']!r} must be comma-separated numbers, e.g. eps_grid=0,0.5") from None
-        if not grid:
-            raise UserError("eps_grid= is empty; e.g. eps_grid=0,0.5")
+    seeds, grid = opts.seeds, opts.eps_grid
+    if not grid:
+        raise UserError("eps_grid= is empty; e.g. eps_grid=0,0.5")
     root = sweep_dir("table1", opts, keys)
     commands = []
     # Seed-major: an interrupted sweep leaves whole rows of the table, not a few columns.
@@ -56,17 +52,33 @@ def plan_table1(opts, keys):
 PLANS = {"table1": plan_table1, "random": plan_random}
 
 
+@dataclass(frozen=True)
+class PlanOptions:
+    """The keys of ``sweep plan table1|random`` (every other ``key=value`` is a training key for every run)."""
+
+    seeds: int = option(5, "table1: seeds 1..N of every eps", minimum=1)
+    eps_grid: tuple[float, ...] = option(TABLE1_EPS, "table1: the eps of the grid (0 = the plain model)", minimum=0)
+    draws: int = option(20, "random: draws, each run twice (adversarial and plain, eps=0)", minimum=1)
+    search_seed: int = option(0, "random: seed of the draws", minimum=0)
+    sweep_dir: str = option("", "the sweep's folder (default runs/<NAME>, with the pass-through keys appended)")
+    out: str = option("", "the commands file (default <sweep_dir>/commands.txt)")
+
+
 def plan(argv):
     """``sweep plan NAME ...``: write the commands file; returns its path."""
     if not argv or argv[0] not in PLANS:
         raise UserError(f"sweep plan needs a grid name: {' or '.join(PLANS)}")
     name, rest = argv[0], argv[1:]
-    opts, keys = split_options(rest, PLAN_OPTIONS, "sweep plan")
-    config_mod.parse_args(keys)  # a typo in a pass-through key: one line, before anything
+    opts, keys = parse_with_rest(PlanOptions, rest, passthrough=True)
+    for arg in keys:   # a typo: "did you mean" among the plan's keys and the training keys
+        key = arg.split("=", 1)[0].strip().lstrip("-")
+        if key not in config_mod.FIELDS:
+            raise unknown_key(key, [*config_mod.FIELDS, *fields(PlanOptions)])
+    config_mod.parse_args(keys)  # a bad pass-through value: one line, before anything
     root, commands = PLANS[name](opts, keys)
     lines = [command_line(c) for c in commands]
     parse_commands(lines, "the planned sweep")  # a bad pass-through key refuses the plan
-    out = Path(opts.get("out") or root / "commands.txt")
+    out = Path(opts.out or root / "commands.txt")
     checks.writable_dir("sweep_dir", root)
     checks.writable_file("out", out)
     try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..common.errors import UserError
 from ..common.utils import short_number
-from .commands import int_option, sweep_dir, unless_given
+from .commands import sweep_dir, unless_given
 
 #: The random search (paper section 5.2: "random hyperparameter sweeps in parallel between
 #: adversarial and non-adversarial models", never run by its authors). Each draw samples every
@@ -70,8 +70,7 @@ def plan_random(opts, keys):
     for k in keys:
         if k.split("=", 1)[0] in ("saveto", "runs_dir"):
             raise UserError(f"{k.split('=', 1)[0]} is set by the random search; use sweep_dir=DIR")
-    draws = int_option(opts, "draws", 20, 1)
-    search_seed = int_option(opts, "search_seed", 0, 0)
+    draws, search_seed = opts.draws, opts.search_seed
     root = sweep_dir("random", opts, keys, [f"search_seed={search_seed}"] if search_seed else [])
     fixed = {k.split("=", 1)[0] for k in keys}
     commands = []

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_write_text
-from .commands import SLURM_OPTIONS, default_compiledir_root, int_option, is_file_arg, read_commands, refuse_train_keys, split_options
+from ..common.options import positional_arg
+from .commands import SlurmOptions, default_compiledir_root, read_commands, sweep_options
 
 SLURM_TEMPLATE = """#!/bin/bash
 # Slurm job array for {commands}: one task per command ({n} commands), at most {k} at a time.
@@ -71,22 +72,19 @@ def render_slurm(commands_path, commands, max_parallel=4, time_limit="24:00:00",
 
 
 def slurm(argv):
-    if not argv or not is_file_arg(argv[0]):
+    if not argv or not positional_arg(argv[0]):
         raise UserError("sweep slurm needs a commands file: python -m lstm_adv.sweep slurm COMMANDS_FILE "
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
-    opts, keys = split_options(argv[1:], SLURM_OPTIONS, "sweep slurm")
-    refuse_train_keys(keys, "slurm")
+    opts = sweep_options(SlurmOptions, argv[1:], "slurm")
     commands = read_commands(argv[0])
-    k = int_option(opts, "max_parallel", 4, 1)
-    cpus = int_option(opts, "cpus", 1, 1)
-    out = Path(opts.get("out") or Path(argv[0]).parent / "slurm.sh")
+    k = opts.max_parallel
+    out = Path(opts.out or Path(argv[0]).parent / "slurm.sh")
     checks.writable_file("out", out)
     checks.writable_dir("COMMANDS_FILE", Path(argv[0]).resolve().parent / "slurm-logs")
-    if opts.get("compiledir"):
-        checks.writable_dir("compiledir", opts["compiledir"])
-    text = render_slurm(argv[0], commands, k, opts.get("time") or "24:00:00", cpus, opts.get("mem", ""),
-                        opts.get("partition", ""), opts.get("job_name", ""), opts.get("compiledir") or None,
-                        out, list(argv))
+    if opts.compiledir:
+        checks.writable_dir("compiledir", opts.compiledir)
+    text = render_slurm(argv[0], commands, k, opts.time or "24:00:00", opts.cpus, opts.mem, opts.partition,
+                        opts.job_name, opts.compiledir or None, out, list(argv))
     (Path(argv[0]).resolve().parent / "slurm-logs").mkdir(parents=True, exist_ok=True)
     try:
         atomic_write_text(out, text)

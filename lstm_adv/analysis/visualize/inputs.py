@@ -185,12 +185,7 @@ def select_reviews(opts, run):
     if n == 0:
         raise UserError(f"split={opts.split} of this run's data set is empty")
     if opts.index:
-        try:
-            idx = [int(v) for v in opts.index.split(",") if v.strip()]
-        except ValueError:
-            raise UserError(f"index={opts.index!r} must be comma-separated integers, e.g. index=0,5") from None
-        if not idx:
-            raise UserError("index= names no review")
+        idx = list(opts.index)
         for i in idx:
             if not 0 <= i < n:
                 raise UserError(f"index={i} is out of range: split={opts.split} has {n} reviews (0..{n - 1})")

@@ -7,10 +7,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ...common import checks as _checks
 from ...common.errors import UserError, cli_entry
+from ...common.options import wants_help
 from ...common.utils import atomic_write_text
 from ...core.backend import limit_blas_threads
 from ..figures import lm_weight_figure
@@ -33,12 +32,7 @@ def lm_weight_points(model, run, reviews, opts, lm, weights):
 
 
 def _with_lm_weight_section(text, model, run, reviews, opts, lm, note):
-    try:
-        weights = [float(v) for v in opts.lm_weights.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"lm_weights={opts.lm_weights!r} must be comma-separated numbers, e.g. 0,0.02,0.1") from None
-    if any(w < 0 or not np.isfinite(w) for w in weights):
-        raise UserError(f"lm_weights={opts.lm_weights!r}: every weight must be >= 0")
+    weights = opts.lm_weights
     if lm is None and any(w > 0 for w in weights):
         lm, _ = get_lm(run, opts, note)
     points = lm_weight_points(model, run, reviews, opts, lm, weights)
@@ -63,7 +57,7 @@ def _with_lm_weight_section(text, model, run, reviews, opts, lm, note):
 
 @cli_entry
 def main(argv):
-    if any(a in ("-h", "--help", "help") for a in argv):
+    if wants_help(argv):
         print(help_text())
         return 0
     opts = parse_options(argv)

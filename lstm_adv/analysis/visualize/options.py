@@ -1,26 +1,20 @@
 """The visualiser's options (``key=value``), its ``--help``, and the five rows of Table 2."""
 
-import dataclasses
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from ...common import checks as _checks
+from ...common import options as _options
 from ...common.errors import UserError
-from ...config import split_key_values
+from ...common.options import option as _opt
 
 ROW_KEYS = ("original", "knn", "knn_top", "scaled", "bigram")
-
-
-def _opt(default, help, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Options:
     model: str = _opt("", "run directory of lstm_adv.train, or its params.npz (required)")
     split: str = _opt("test", "split to take reviews from", ("valid", "test"))
-    index: str = _opt("", "comma list of review indices in the split (splits are sorted by length)")
+    index: tuple[int, ...] = _opt((), "review indices in the split (splits are sorted by length)", minimum=0)
     first: int = _opt(0, "the first N reviews of the split (the N shortest); default 5 if nothing else is chosen")
     sample: int = _opt(0, "a seeded random sample of N reviews of the split")
     seed: int = _opt(0, "seed of sample= and bench=")
@@ -34,8 +28,9 @@ class Options:
     k: int = _opt(10, "cosine candidates per position rescored by the bigram model (row 5)")
     lm_weight: float = _opt(0.02, "weight of the bigram log-probability against cosine similarity (row 5)")
     lm_cache: str = _opt("", "bigram model cache file (default: RUN_DIR/bigram_lm.npz)")
-    lm_weights: str = _opt("", "comma list of lm_weight values: row 5 decoded at each, a table and a figure of "
-                               "tokens changed and flip rates against lm_weight (e.g. 0,0.01,0.02,0.05,0.1)")
+    lm_weights: tuple[float, ...] = _opt((), "lm_weight values: row 5 decoded at each, a table and a figure of "
+                                         "tokens changed and flip rates against lm_weight (e.g. 0,0.01,0.02,0.05,0.1)",
+                                         minimum=0)
     lm_figure: str = _opt("", "where the lm_weights figure goes (default: OUT-lm_weight.png, else lm_weight.png)")
     format: str = _opt("", "md or html (default: html if out= ends in .html, else md)", ("", "md", "html"))
     out: str = _opt("", "write the document here instead of stdout")
@@ -49,41 +44,23 @@ class Options:
                      ("", "C", "NUMBA", "JAX", "FAST_COMPILE"))
 
 
-OPT_FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+USAGE = "python -m lstm_adv.visualize model=RUN_DIR_OR_NPZ [key=value ...]"
 
 
 def help_text():
-    lines = ["usage: python -m lstm_adv.visualize model=RUN_DIR_OR_NPZ [key=value ...]", "",
-             "Decode adversarial perturbations of a trained model's word embeddings back into words",
-             "(Caswell, Nie & Sen 2015, section 7: Tables 2 and 3). Keys:", ""]
-    for f in OPT_FIELDS.values():
-        choices = f.metadata["choices"]
-        typ = "|".join(str(c) for c in choices if c != "") if choices else f.type
-        typ = typ if isinstance(typ, str) else typ.__name__
-        lines.append(f"  {f.name + '=' + str(f.default):<22} {typ:<20} {f.metadata['help']}")
-    lines += ["", "Rows of Table 2: original; KNN (eps_knn); KNN top N (eps_knn); + scaled perturbation",
-              "(eps_vis); + bigram smoothing (Viterbi over the k candidates). See the docstring of",
-              "lstm_adv.analysis.visualize."]
-    return "\n".join(lines)
+    """``python -m lstm_adv.visualize --help``."""
+    return _options.help_text(
+        Options, USAGE,
+        "Decode adversarial perturbations of a trained model's word embeddings back into words\n"
+        "(Caswell, Nie & Sen 2015, section 7: Tables 2 and 3).",
+        "Rows of Table 2: original; KNN (eps_knn); KNN top N (eps_knn); + scaled perturbation\n"
+        "(eps_vis); + bigram smoothing (Viterbi over the k candidates). See the docstring of\n"
+        "lstm_adv.analysis.visualize.")
 
 
 def parse_options(argv):
     """`Options` from ``key=value`` strings; `UserError` on anything malformed."""
-    values = {}
-    for name, raw in split_key_values(argv, OPT_FIELDS):
-        f = OPT_FIELDS[name]
-        typ = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
-        try:
-            value = typ(raw.strip()) if typ is not str else raw
-        except ValueError:
-            raise UserError(f"{name}={raw!r} is not {'an' if typ is int else 'a'} {typ.__name__}") from None
-        if typ is float and not np.isfinite(value):
-            raise UserError(f"{name}={raw} must be a finite number")
-        choices = f.metadata["choices"]
-        if choices is not None and value not in choices:
-            raise UserError(f"{name}={raw} is not one of {', '.join(str(c) for c in choices if c != '')}")
-        values[name] = value
-    opts = Options(**values)
+    opts = _options.parse(Options, argv)
     checks = [
         (opts.model, "model= is required: a run directory of lstm_adv.train or its params.npz"),
         (opts.eps_vis >= 0 and opts.eps_knn >= 0, "eps_vis and eps_knn must be >= 0"),
@@ -100,7 +77,7 @@ def parse_options(argv):
     chosen = [k for k in ("index", "first", "sample", "text", "text_file", "bench") if getattr(opts, k)]
     if len(chosen) > 1:
         raise UserError(f"choose the reviews one way: {' and '.join(k + '=' for k in chosen)} were both given")
-    if "text" in values and not opts.text.strip():
+    if any(a.partition("=")[0].strip().lstrip("-") == "text" for a in argv) and not opts.text.strip():
         raise UserError("text= is empty; give a review, e.g. text=\"a wonderful film\"")
     _checks.path_names("model", opts.model)
     if opts.text_file:
