@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation behind Table 1's plateau (issue: "the escape from the one-class plateau explained"):
+# The ablation behind Table 1's plateau: why adversarial runs sit at the one-class rate, and when they leave it:
 # embedding init x eps x seed, a long epoch budget so that a late escape is observed.
 #
 #   bash experiments/ablation.sh                 # 3 inits x eps 0, 0.5, 1.0 x seeds 1-3 = 27 runs

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15, item 5 (NOT YET RUN): the paper's method next to Miyato, Dai & Goodfellow (ICLR 2017)
+# The comparison (not yet run to completion): the paper's method next to Miyato, Dai & Goodfellow (ICLR 2017)
 # on one LSTM, all 25,000 training reviews cut to 100 tokens (maxlen_mode=truncate).
 #
 #   bash experiments/vat_comparison.sh                    # 5 methods x their eps grid x seeds 1-3

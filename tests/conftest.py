@@ -99,5 +99,5 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [it for it in items if it not in left_out]
     # tests/test_jax.py first: a JAX model compiled in a process that already compiled a
     # FAST_COMPILE one fails with "No JAX conversion for Gemm" (PyTensor 3.0.7; cause not found,
-    # see README "JAX"). Running the JAX tests before the others keeps them independent of that.
+    # see experiments/README.md, "JAX"). Running the JAX tests before the others keeps them independent of that.
     items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_jax.py") else 1)

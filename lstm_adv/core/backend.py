@@ -23,11 +23,11 @@ def resolve_mode_name(cfg):
     """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
     if cfg.mode != "auto":
         return cfg.mode
-    # C, not NUMBA (PyTensor 3's default), measured with `python -m lstm_adv.bench` (README,
-    # "Speed"): with the C kernels of the LSTM step (`lstm_adv.core.kernels.LSTMCell`) and the manual
-    # backward pass, a B=16 x T=100 update takes about 33 ms clean / 57 ms adversarial of CPU
-    # time in C against 58 / 112 in NUMBA, whose LLVM code computes every sigmoid and tanh with
-    # scalar libm calls. JAX stays opt-in on the CPU (an optional extra, and static shapes).
+    # C, not NUMBA (PyTensor 3's default): with the C kernels of the LSTM step
+    # (`lstm_adv.core.kernels.LSTMCell`) and the manual backward pass, C is about 2x faster per
+    # update, because NUMBA's LLVM code computes every sigmoid and tanh with scalar libm calls
+    # (`python -m lstm_adv.bench` prints the figures; experiments/README.md, "CPU backends").
+    # JAX stays opt-in on the CPU (an optional extra, and static shapes).
     return "JAX" if cfg.device == "gpu" else "C"
 
 
@@ -79,8 +79,8 @@ def blas_ldflags():
 
     A pip-installed PyTensor finds no BLAS to link its C code against and warns that BLAS
     operations "will be severely degraded". Mode C expects exactly that: `get_mode` then keeps
-    the products on NumPy's own OpenBLAS (Dot22), which is what the C timings in the README
-    measure. Only that one warning is silenced, once per process (PyTensor caches the flags).
+    the products on NumPy's own OpenBLAS (Dot22), which is what the C timings of
+    `python -m lstm_adv.bench` measure. Only that one warning is silenced, once per process (PyTensor caches the flags).
     """
     import pytensor  # slow to import: the entry points use this module's BLAS limits before any model
 
@@ -110,7 +110,7 @@ def limit_blas_threads(n=1):
     The model's matrix products are small ((16, 128) x (128, 512) per time step); OpenBLAS's
     default of one thread per core makes each of them wake a thread pool, and on a machine
     whose cores are busy (other runs of a sweep) its threads wait on each other: a training
-    update measured 10-100x slower (see README, "Speed"). One thread per process is also what
+    update runs many times slower (experiments/README.md, "CPU backends"). One thread per process is also what
     a sweep of several seeds in parallel wants. Setting any of `BLAS_THREAD_VARS` in the
     environment leaves the libraries alone. Called by the entry points, before the model runs.
 

@@ -49,7 +49,7 @@ def build_dictionary(token_lists):
 
     Ids 0 and 1 are padding and UNK; the most frequent word is 2. Ties are broken by the
     word itself so the dictionary never depends on hash or file order (the original code's
-    Python 2 dict order made ``n_words`` keep arbitrary words; see README, "Defects not copied").
+    Python 2 dict order made ``n_words`` keep arbitrary words; see README, "Deviations").
 
     Returns
     -------

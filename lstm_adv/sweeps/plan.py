@@ -19,7 +19,7 @@ from .random_search import plan_random
 TABLE1_EPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 15.0)
 TABLE1_ALPHA = 0.5
 #: Keys every Table 1 run gets unless the command line sets them: the configuration closest to
-#: what the authors ran (their word2vec init, README "Training"), with the epoch budget capped at
+#: what the authors ran (their word2vec init, `preset=authors` in lstm_adv.config), with the epoch budget capped at
 #: 150 of their 1000: in the ablation (experiments/results/ablation/) the runs with these vectors
 #: left the one-class plateau by epoch 32 (provisional: few runs so far). ``preset=`` and
 #: ``max_epochs=100`` give the tutorial-init table (experiments/results/table1-tutorial-init/).
