@@ -5,7 +5,6 @@ key=value ...``) line per run; `parse_commands` checks every line with
 `lstm_adv.config.parse_args` before anything starts (see `lstm_adv.sweeps`).
 """
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -14,17 +13,15 @@ from .. import config as config_mod
 from ..common import checks
 from ..common.errors import UserError
 
-EXIT_FAILED = 1
-EXIT_NAN = 3
-
 # Sweep options: never training keys.
 PLAN_OPTIONS = {"seeds", "eps_grid", "draws", "search_seed", "sweep_dir", "out"}
 RUN_OPTIONS = {"jobs", "retries", "compiledir"}
 SLURM_OPTIONS = {"max_parallel", "time", "cpus", "mem", "partition", "job_name", "compiledir", "out"}
 assert not (PLAN_OPTIONS | RUN_OPTIONS | SLURM_OPTIONS) & set(config_mod.FIELDS)
 
-# Pass-through keys that do not change what a run computes: left out of the default sweep dir.
-_NOT_IN_DIR_NAME = {"progress", "data_path", "download", "dispFreq", "saveFreq", "valid_test", "device", "mode"}
+# Pass-through keys that change nothing a run computes: left out of the default sweep dir; but
+# resume=0 keeps a folder of its own, so starting over never writes into an existing sweep's runs.
+_NOT_IN_DIR_NAME = set(config_mod.NEUTRAL_KEYS) - {"resume"}
 
 def split_options(argv, allowed, what):
     """Split ``key=value`` arguments into sweep options (``allowed``) and training keys."""
@@ -149,14 +146,6 @@ def read_commands(path):
         raise UserError(f"cannot read the commands file {path}: {getattr(err, 'strerror', None) or err}") from None
     return parse_commands(lines, str(path))
 
-
-def run_status(run_dir):
-    """The ``status`` in a run directory's metrics.json, or None (none yet, or unreadable)."""
-    try:
-        status = json.loads((Path(run_dir) / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return status if isinstance(status, str) else None
 
 def is_file_arg(arg):
     try:
