@@ -20,8 +20,21 @@ from .common import options as _options
 from .common.errors import UserError
 
 
-def _key(default, help, choices=None, group="model"):
-    return _options.option(default, help, choices, group)
+#: What a key does to a run (each field's ``role``); `IDENTITY_KEYS` and every other list of keys
+#: derive from it. Only "model" keys make a run's identity: a run directory holding a run with
+#: other values of them is refused on resume.
+ROLES = {
+    "model": "changes what the run computes (its identity)",
+    "budget": "how long it may train: a finished run's result depends on it, but a resumed run may extend it",
+    "eval": "the evaluation after training: attacks do not change the model",
+    "backend": "how it is computed: the same model up to float rounding",
+    "output": "where and how it writes, logs and resumes: never what it computes",
+}
+
+
+def _key(default, help, choices=None, group="model", role="model"):
+    assert role in ROLES, role
+    return _options.option(default, help, choices, group, role=role)
 
 
 @dataclass(frozen=True)
@@ -60,21 +73,23 @@ class Config:
     lrate: float = _key(0.0001, "learning rate (used by sgd only, as in the tutorial)")
     batch_size: int = _key(16, "training minibatch size", group="training")
     valid_batch_size: int = _key(64, "evaluation minibatch size", group="training")
-    max_epochs: int = _key(100, "maximum number of epochs", group="training")
+    max_epochs: int = _key(100, "maximum number of epochs", group="training", role="budget")
     patience: int = _key(10, "early stopping patience, in validations (tutorial rule)", group="training")
     dispFreq: int = _key(10, "every N updates: with progress=1 the bar shows the cost; with progress=0 a line "
-                         "'update U epoch E: cost C, T ms/update' is printed (the tutorial's log)", group="training")
+                         "'update U epoch E: cost C, T ms/update' is printed (the tutorial's log)", group="training",
+                         role="output")
     validFreq: int = _key(370, "validate every N updates", group="training")
-    saveFreq: int = _key(1110, "checkpoint every N updates", group="training")
+    saveFreq: int = _key(1110, "checkpoint every N updates", group="training", role="output")
     use_dropout: int = _key(1, "dropout (keep 0.5) on the pooled vector", (0, 1))
     seed: int = _key(123, "the one seed behind every random choice (init, split, shuffling, dropout)",
                      group="training")
     # --- data ---
     data: str = _key("imdb", "data set: imdb (Maas et al. 2011) or toy (synthetic, made in code)",
                      ("imdb", "toy"), group="data")
-    data_path: str = _key("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache)", group="data")
+    data_path: str = _key("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache)", group="data",
+                          role="output")
     download: int = _key(1, "download the official archive if the data is nowhere (0 = never)", (0, 1),
-                         group="data")
+                         group="data", role="output")
     n_words: int = _key(10000, "vocabulary size; rarer words map to UNK (id 1)", group="data")
     maxlen: int = _key(100, "train reviews with length < maxlen are kept (0 = no limit)", group="data")
     maxlen_mode: str = _key("filter", "filter (tutorial: drop longer train reviews) or truncate (keep all, cut)",
@@ -90,25 +105,28 @@ class Config:
     w2v_std: float = _key(0.0, "rescale the loaded vectors to this per-coordinate std (0 = as in the file; "
                           "GoogleNews's is 0.144)", group="data")
     # --- run management ---
-    saveto: str = _key("", "run directory (default: runs_dir/<overridden keys>)", group="run")
-    runs_dir: str = _key("runs", "parent folder of derived run directories", group="run")
+    saveto: str = _key("", "run directory (default: runs_dir/<overridden keys>)", group="run", role="output")
+    runs_dir: str = _key("runs", "parent folder of derived run directories", group="run", role="output")
     reload_model: str = _key("", "start from these parameters (.npz or run directory)", group="run")
-    resume: int = _key(1, "1: continue from the run directory's checkpoint; 0: start over", (0, 1), group="run")
+    resume: int = _key(1, "1: continue from the run directory's checkpoint; 0: start over", (0, 1), group="run",
+                       role="output")
     valid_test: int = _key(0, "also evaluate the test split at every validation (slow; selection ignores it)",
-                           (0, 1), group="run")
+                           (0, 1), group="run", role="output")
     attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: clean, adversarial and robust test error under "
                            "gradient attacks of these radii (comma list; empty = none; see lstm_adv.evaluate)",
-                           group="run")
-    attack_k: int = _key(5, "steps of the iterative attacks (0 = one-step attacks only)", group="run")
+                           group="run", role="eval")
+    attack_k: int = _key(5, "steps of the iterative attacks (0 = one-step attacks only)", group="run", role="eval")
     attack_size: int = _key(100, "reviews of the test split the attacks use (seeded subset; -1 = all)",
-                            group="run")
+                            group="run", role="eval")
     progress: int = _key(1, "1: a tqdm progress bar per epoch; 0: plain lines every dispFreq updates (logs, sweeps)",
-                         (0, 1), group="run")
+                         (0, 1), group="run", role="output")
     # --- compilation ---
-    device: str = _key("cpu", "cpu, or gpu (= mode JAX on a CUDA jaxlib, float32)", ("cpu", "gpu"),
-                       group="compile")
-    mode: str = _key("auto", "PyTensor backend: auto (C on cpu, JAX on gpu), C, NUMBA, JAX, FAST_COMPILE",
-                     ("auto", "NUMBA", "C", "JAX", "FAST_COMPILE"), group="compile")
+    device: str = _key("cpu", "cpu, or gpu (= mode JAX on a CUDA jaxlib, float32); like mode, not part of the "
+                       "run's identity", ("cpu", "gpu"), group="compile", role="backend")
+    mode: str = _key("auto", "PyTensor backend: auto (C on cpu, JAX on gpu), C, NUMBA, JAX, FAST_COMPILE; not "
+                     "part of the run's identity (every mode computes the same model up to float rounding): a run "
+                     "may be resumed under another mode, bit for bit only under its own",
+                     ("auto", "NUMBA", "C", "JAX", "FAST_COMPILE"), group="compile", role="backend")
     floatX: str = _key("float32", "float precision of every compiled function", ("float32", "float64"),
                        group="compile")
 
@@ -137,8 +155,7 @@ class Config:
         """The run directory: ``saveto`` if given, else derived from the overridden keys."""
         if self.saveto:
             return Path(self.saveto)
-        skip = {"saveto", "runs_dir", "resume", "progress", "data_path", "download", "reload_model", "valid_test"}
-        parts = [f"{k}={_fmt(v)}" for k, v in self.overrides().items() if k not in skip]
+        parts = [f"{k}={_fmt(v)}" for k, v in self.overrides().items() if k not in RUN_DIR_NAME_SKIP]
         name = ",".join(parts) if parts else "default"
         name = name.replace(os.sep, "_")
         return Path(self.runs_dir) / name
@@ -165,12 +182,6 @@ def defaults_for(data, preset=""):
     return Config(data=data, preset=preset, **{**DATA_DEFAULTS.get(data, {}), **PRESETS.get(preset, {})})
 
 
-# Keys that change what is computed; a checkpoint made under different values does not fit.
-# The attack keys act after training: a finished run is not attacked again with new ones.
-RUN_IDENTITY_EXCLUDE = ("saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path",
-                        "download", "valid_test", "max_epochs", "attack_eps", "attack_size", "attack_k")
-
-
 def _fmt(v):
     return repr(v) if isinstance(v, float) and v != int(v) else str(v)
 
@@ -181,6 +192,33 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 SPEC = _options.fields(Config)
 #: Keys that take 1/0, true/false, yes/no, and may be given bare (= 1).
 SWITCHES = tuple(n for n, (f, typ) in SPEC.items() if _options.is_switch(f, typ))
+
+
+def keys_with_role(*roles):
+    """The `Config` keys whose ``role`` (see `ROLES`) is one of ``roles``, in field order."""
+    return tuple(name for name, f in FIELDS.items() if f.metadata["role"] in roles)
+
+
+#: The keys that make a run's identity: a checkpoint made under other values of them does not fit,
+#: so resuming refuses (`lstm_adv.rundir.RunDir.check_same_run`). Not among them: the budget
+#: (``max_epochs``: a resumed run may train longer), the attacks (they act after training: a
+#: finished run is not attacked again with new ones), the backend (``mode``, ``device``) and
+#: where and how the run writes.
+IDENTITY_KEYS = keys_with_role("model")
+
+#: The keys that describe a finished run's results (the tables' "settings shared by these runs"
+#: and ``runs.csv``'s columns): its identity, its budget and its attacks.
+RESULT_KEYS = keys_with_role("model", "budget", "eval")
+
+#: The keys that change nothing a run computes or reports (backend, paths, logging, resuming).
+NEUTRAL_KEYS = keys_with_role("backend", "output")
+
+#: Keys left out of a derived run directory's name (`Config.run_dir`). Not derived from the roles:
+#: the names of existing run directories must not change, or resuming would not find them.
+#: ``reload_model`` is a path: two runs differing only in it share a derived directory, and resuming
+#: the second one refuses (it is an identity key).
+RUN_DIR_NAME_SKIP = ("saveto", "runs_dir", "resume", "progress", "data_path", "download", "reload_model",
+                     "valid_test")
 
 
 def _convert(name, raw):

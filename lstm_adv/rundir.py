@@ -9,13 +9,16 @@ Layout of ``runs/<name>/``::
     vocab.json       the id -> word list of the model's Wemb rows
     checkpoint.npz   everything needed to resume exactly (parameters, optimizer, RNG states ...: `save_loop_state`)
     train.log        the log lines of every attempt
+    stdout.log       (sweep launcher) the process's output of every attempt, and stderr.log
     .lock            held while a process trains in this directory
 
 Every file is written atomically (temporary file, then rename): a kill or a full disk leaves
-the previous version in place, never a half-written one.
+the previous version in place, never a half-written one. Every command reads run directories
+through `read_run` / `find_runs` (a `RunRecord` per run); a corrupt file is one `UserError`
+naming it.
 
 ``config.json`` keeps the local paths a run needs (data, compile cache). Files copied into
-``experiments/results`` go through `publishable_config` / `publishable_text` first, which make
+``experiments/results`` go through `lstm_adv.common.publish` first, which makes
 every absolute path relative to the repository root, or drop it to its file name (the data is
 named by its SHA-256 in ``config.json`` anyway)::
 
@@ -28,7 +31,6 @@ import fcntl
 import io
 import json
 import os
-import re
 import sys
 import time
 import zipfile
@@ -41,10 +43,12 @@ import numpy as np
 
 from .common.errors import UserError, cli_entry
 from .common.options import help_text, option, parse_with_rest, positional_arg, wants_help
-from .common.utils import PACKAGE_ROOT, atomic_savez, atomic_write_json, atomic_write_text
-from .config import FIELDS, RUN_IDENTITY_EXCLUDE
+from .common.publish import publish
+from .common.utils import atomic_savez, atomic_write_json, atomic_write_text
+from .config import IDENTITY_KEYS
 
 HISTORY_COLUMNS = ("update", "epoch", "train_cost", "train_err", "valid_err", "test_err")
+_START_OVER = "delete it, or rerun with resume=0 to start over"
 
 
 class RunDir:
@@ -59,6 +63,8 @@ class RunDir:
         self.checkpoint = self.path / "checkpoint.npz"
         self.checkpoint_prev = self.path / "checkpoint.prev.npz"
         self.log_path = self.path / "train.log"
+        self.stdout_log = self.path / "stdout.log"   # the sweep launcher's: train's output, every attempt
+        self.stderr_log = self.path / "stderr.log"
         self.vocab = self.path / "vocab.json"
         self._lock_fh = None
 
@@ -91,26 +97,28 @@ class RunDir:
             self._lock_fh = None
 
     # -- metadata ------------------------------------------------------------------------------
-    def read_json(self, path):
-        try:
-            return json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserError(f"{path} is corrupt; delete it or rerun with resume=0") from None
-
     def check_same_run(self, cfg):
-        """Refuse to resume a directory that holds a run of another configuration."""
-        saved = self.read_json(self.config)
-        if saved is None:
-            return
-        old = saved.get("config", {})
-        for key in FIELDS:
-            if key in RUN_IDENTITY_EXCLUDE or key not in old:
-                continue
-            if old[key] != getattr(cfg, key):
+        """Refuse to resume a directory that holds a run of another configuration.
+
+        Only the `lstm_adv.config.IDENTITY_KEYS` count; a key the saved configuration lacks (a
+        run of an older version) is taken to match.
+
+        Raises
+        ------
+        UserError
+            If an identity key differs, or ``config.json`` is unreadable (`read_json`).
+        """
+        saved = read_json(self.config, _START_OVER)
+        old = saved.get("config", {}) if isinstance(saved, dict) else {}
+        for key in IDENTITY_KEYS:
+            if key in old and old[key] != getattr(cfg, key):
                 raise UserError(f"{self.path} holds a run with {key}={old[key]!r}, not {getattr(cfg, key)!r}; "
                                 "use another saveto= or resume=0 to start over")
+
+    def finished(self):
+        """Whether ``metrics.json`` says the run is done (status ok); an unreadable one is refused."""
+        metrics = read_json(self.metrics, _START_OVER)
+        return isinstance(metrics, dict) and metrics.get("status") == "ok"
 
     def write_config(self, record):
         atomic_write_json(self.config, record)
@@ -165,6 +173,146 @@ class RunDir:
         if self.checkpoint.exists() or self.checkpoint_prev.exists():
             raise UserError(f"every checkpoint in {self.path} is unreadable; rerun with resume=0 to start over")
         return None
+
+
+# -- reading a run: the one reader of config.json, metrics.json, history.csv and vocab.json -------
+def read_json(path, fix=""):
+    """A run's JSON file, or None when it does not exist; unreadable or not JSON: a `UserError`
+    naming it (and ``fix``, what to do about it)."""
+    value, problem = _load_json(path)
+    if problem:
+        raise UserError(f"{path} is unreadable ({problem})" + (f"; {fix}" if fix else ""))
+    return value
+
+
+def _load_json(path):
+    """``(value, None)``; ``(None, None)`` when missing; ``(None, why)`` when unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, _why(err)
+
+
+def _why(err):
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run directory's files as `read_run` found them.
+
+    ``saved``: the whole ``config.json`` (``config``, ``n_words``, ``data`` ...); ``metrics``:
+    ``metrics.json``, None before the run writes one; ``history``: ``history.csv``'s rows, as the
+    file's strings; ``problem``: why ``metrics.json`` is unusable (``strict=False`` only).
+    """
+
+    path: Path
+    saved: dict
+    metrics: Optional[dict] = None
+    history: tuple = ()
+    problem: Optional[str] = None
+
+    @property
+    def config(self):
+        """The saved configuration's keys (``config.json``'s ``config`` entry)."""
+        return self.saved["config"]
+
+    @property
+    def status(self):
+        """``metrics.json``'s status (running, ok, nan, interrupted), else ``no metrics`` or ``corrupt``."""
+        if self.problem is not None:
+            return "corrupt"
+        return "no metrics" if self.metrics is None else self.metrics["status"]
+
+
+def read_run(run_dir, strict=True):
+    """Read a run directory's ``config.json``, ``metrics.json`` and ``history.csv`` (if there).
+
+    With ``strict=False`` an unusable ``metrics.json`` is no error but the record's ``problem``
+    (status ``corrupt``), and an unreadable ``history.csv`` reads as empty.
+
+    Raises
+    ------
+    UserError
+        One line naming the file: ``config.json`` is missing, unreadable or not a run's
+        configuration; with ``strict``, ``metrics.json`` is unreadable or has no status, or
+        ``history.csv`` is unreadable.
+    """
+    rd = RunDir(run_dir)
+    saved = read_json(rd.config)
+    if saved is None:
+        raise UserError(f"{rd.path} has no config.json: not a run directory of lstm_adv.train")
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)):
+        raise UserError(f"{rd.config} is not an lstm_adv run configuration (no config entry)")
+    metrics, problem = _read_metrics(rd.metrics)
+    if problem and strict:
+        raise UserError(f"{rd.metrics} is unusable ({problem})")
+    history = ()
+    try:
+        with open(rd.history, encoding="utf-8", newline="") as fh:
+            history = tuple(csv.DictReader(fh))
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        if strict:
+            raise UserError(f"{rd.history} is unreadable ({_why(err)})") from None
+    return RunRecord(rd.path, saved, metrics, history, problem)
+
+
+def _read_metrics(path):
+    """`_load_json` of a ``metrics.json``, which must be an object with a ``status``."""
+    metrics, problem = _load_json(path)
+    if metrics is not None and not (isinstance(metrics, dict) and isinstance(metrics.get("status"), str)):
+        return None, "no status entry"
+    return metrics, problem
+
+
+def run_status(run_dir):
+    """The status in a run directory's ``metrics.json``, or None (none yet, or unusable)."""
+    metrics, _ = _read_metrics(RunDir(run_dir).metrics)
+    return metrics and metrics["status"]
+
+
+def find_runs(paths):
+    """Every run directory under ``paths`` (folders searched for ``config.json``), each once.
+
+    Returns
+    -------
+    records : list of RunRecord
+        ``read_run(strict=False)`` of each, in each folder's sorted order, paths as found (not resolved).
+    skipped : list of UserError
+        One per directory whose ``config.json`` could not be read.
+
+    Raises
+    ------
+    UserError
+        If a path is not an existing folder, or no ``config.json`` is found.
+    """
+    dirs = {}
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise UserError(f"{p} is not a folder of run directories ({'a file' if p.exists() else 'not found'})")
+        for c in sorted(p.rglob("config.json")):
+            dirs.setdefault(c.parent.resolve(), c.parent)
+    if not dirs:
+        raise UserError(f"no runs (no config.json) under {', '.join(map(str, paths))}")
+    records, skipped = [], []
+    for d in dirs.values():
+        try:
+            records.append(read_run(d, strict=False))
+        except UserError as err:
+            skipped.append(err)
+    return records, skipped
+
+
+def read_vocab(run_dir):
+    """``vocab.json``, the id -> word list of the model's Wemb rows, or None when there is none."""
+    words = read_json(RunDir(run_dir).vocab)
+    if words is not None and not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+        raise UserError(f"{RunDir(run_dir).vocab} is not a list of words")
+    return words
 
 
 # -- the training loop's state, as checkpoints hold it ---------------------------------------------
@@ -313,63 +461,6 @@ def is_disk_full(err):
 
 def _fmt(v):
     return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
-
-
-# -- publishing: no local absolute paths in files committed to the repository ----------------------
-def publishable_path(path, root=None):
-    """An absolute path as it may appear in a published file.
-
-    Inside the repository root: relative to it (``runs/x``). Beside it (under the root's parent
-    folder, e.g. ``../shared/data/aclImdb.tar.gz``): relative too, so committed commands still
-    run from the root. Anywhere else: ``.../`` and the file name only.
-    """
-    root = Path(root or PACKAGE_ROOT).resolve()
-    p = Path(os.path.normpath(path))
-    if not p.is_absolute():
-        return str(path)
-    for base in (root, root.parent):
-        if base != Path(base.anchor):
-            try:
-                p.relative_to(base)
-            except ValueError:
-                continue
-            return os.path.relpath(p, root)
-    return f".../{p.name}"
-
-
-_ABS_PATH = re.compile(r"(?<![^\s=(\"'\[])(/[^\s'\",;:=)(<>]+)")
-
-
-def publishable_text(text, root=None):
-    """``text`` (a commands file, a log, an HTML header) with every absolute path made publishable."""
-    return _ABS_PATH.sub(lambda m: publishable_path(m.group(1), root), text)
-
-
-def publishable_config(record, root=None):
-    """A copy of a ``config.json`` record with no local absolute paths (see `publishable_path`).
-
-    Every string is rewritten: a path, a ``key=/path`` argument, a path inside a longer string.
-    The PyTensor compile directory is dropped (it names the local cache and nothing about the run).
-    """
-    def clean(v):
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items() if k != "compiledir"}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        if isinstance(v, str):
-            return publishable_text(v, root)
-        return v
-    return clean(record)
-
-
-def publish(src, dest, root=None):
-    """Copy a run file (``config.json``, a commands file, a log ...) to ``dest`` without local paths."""
-    src, dest = Path(src), Path(dest)
-    if src.suffix == ".json":
-        atomic_write_json(dest, publishable_config(json.loads(src.read_text(encoding="utf-8")), root))
-    else:
-        atomic_write_text(dest, publishable_text(src.read_text(encoding="utf-8"), root))
-    return dest
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,11 @@ import numpy as np
 
 from . import config as config_mod
 from .common import checks
-from .common.errors import UserError, cli_entry
+from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import limit_blas_threads
 from .data import BatchStream, load_dataset, prepare_data
 from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
-
-EXIT_NAN = 3
 
 
 class _Interrupted(BaseException):
@@ -110,7 +108,7 @@ def preflight(cfg, run):
     if cfg.reload_model:
         path = checks.readable_path("reload_model", cfg.reload_model)
         if path.is_dir():
-            path = checks.readable_file("reload_model", path / "params.npz")
+            path = checks.readable_file("reload_model", RunDir(path).params)
         from .core.model import check_params, load_params  # imports PyTensor: only for reload_model=
         params = load_params(path)
         rows = params["Wemb"].shape[0] if "Wemb" in params and params["Wemb"].ndim == 2 else cfg.n_words
@@ -136,10 +134,9 @@ def train(cfg, run):
     """Run (or resume) one training run in a locked `RunDir`; returns the exit status."""
     if cfg.resume:
         run.check_same_run(cfg)
-        previous = run.read_json(run.metrics)
-        if previous and previous.get("status") == "ok":
+        if run.finished():
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
-            return 0
+            return EXIT_OK
     else:
         for path in (run.checkpoint, run.checkpoint_prev):
             path.unlink(missing_ok=True)
@@ -167,7 +164,7 @@ def train(cfg, run):
             run.write_metrics(state.metrics("interrupted"))
             run.log(f"interrupted by signal {intr.signum} at update {state.uidx}: checkpoint written; "
                     "run the same command again to resume")
-            return 128 + intr.signum
+            return exit_for_signal(intr.signum)
         except OSError as err:
             _raise_if_disk_full(err, run, "the previous checkpoint is intact: free space and run the same command "
                                 "to resume")
@@ -182,7 +179,7 @@ def train(cfg, run):
         run.write_metrics(state.metrics("interrupted"))
         run.log(f"interrupted by signal {intr.signum} during the final evaluation: the checkpoint is intact; "
                 "run the same command again to evaluate")
-        return 128 + intr.signum
+        return exit_for_signal(intr.signum)
     except OSError as err:
         if is_disk_full(err):
             try:
@@ -329,7 +326,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
             + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
-    return 0
+    return EXIT_OK
 
 
 # ---- start-up: data, model, config.json -------------------------------------------------------------
@@ -395,7 +392,7 @@ def initial_params(cfg, n_words, data):
     if cfg.reload_model:
         path = Path(cfg.reload_model)
         if path.is_dir():
-            path = path / "params.npz"
+            path = RunDir(path).params
         params = load_params(path)
         check_params(params, cfg, n_words, str(path))
         return params, {"reload_model": str(path)}

@@ -116,6 +116,14 @@ def test_resuming_with_another_configuration_is_refused(finished_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_another_backend_is_the_same_run(finished_run, tmp_path):
+    # mode is not part of a run's identity (lstm_adv.config.IDENTITY_KEYS): the finished run is found.
+    run, args = finished_run
+    proc = run_cli("lstm_adv.train", merge(args, ["mode=FAST_COMPILE"]), tmp_path)
+    assert proc.returncode == 0 and "already finished (status ok)" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_reload_model_that_does_not_fit_says_which_parameter(finished_run, tmp_path):
     run, _ = finished_run
     proc = run_cli("lstm_adv.train", merge(TINY, ["hdim=6", f"reload_model={run}", f"saveto={tmp_path / 'r'}"]), tmp_path)

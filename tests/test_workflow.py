@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
 from lstm_adv import config as config_mod
 from lstm_adv.common.errors import UserError
-from lstm_adv.rundir import publishable_config, publishable_path, publishable_text
+from lstm_adv.common.publish import publishable_config, publishable_path, publishable_text
 from lstm_adv.common.utils import git_state, provenance
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,27 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.errors import UserError
+from ..common.paper import PAPER
 from ..common.utils import atomic_write_bytes, atomic_write_text
-from ..rundir import HISTORY_COLUMNS
-from .summary import PAPER, eps_label
+from ..config import NEUTRAL_KEYS
+from ..rundir import HISTORY_COLUMNS, find_runs, read_run
+from .summary import eps_label
 
-# Keys that never describe what a run computed (paths, logging, resuming).
-_NOT_SETTINGS = {"saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path", "download",
-                 "reload_model", "w2v_path"}
-
-
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _run_dirs(paths):
-    dirs = []
-    for p in paths:
-        dirs += [c.parent for c in sorted(Path(p).rglob("config.json"))]
-    return list(dict.fromkeys(dirs))
 
 
 def runs_csv(paths, root=None):
@@ -54,23 +40,11 @@ def runs_csv(paths, root=None):
     history fields, so failed runs are not silently missing.
     """
     root = Path(root or os.path.commonpath([str(Path(x).resolve()) for x in paths]))
-    runs = []
-    for d in _run_dirs(paths):
-        record = _read_json(d / "config.json")
-        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-            continue
-        metrics = _read_json(d / "metrics.json")
-        status = metrics.get("status", "corrupt") if isinstance(metrics, dict) else "no metrics"
-        try:
-            with open(d / "history.csv", newline="") as fh:
-                history = list(csv.DictReader(fh))
-        except OSError:
-            history = []
-        runs.append((d, record["config"], status, history))
+    runs = [(rec.path, rec.config, rec.status, rec.history) for rec in find_runs(paths)[0]]
     keys = []
     for _, cfg, _, _ in runs:
         keys += [k for k in cfg if k not in keys]
-    varying = [k for k in keys if k not in _NOT_SETTINGS and k not in ("eps", "alpha", "seed")
+    varying = [k for k in keys if k not in NEUTRAL_KEYS and k not in ("eps", "alpha", "seed")
                and len({json.dumps(cfg.get(k)) for _, cfg, _, _ in runs}) > 1]
     header = ["run", "status", "eps", "alpha", "seed"] + varying + list(HISTORY_COLUMNS)
     buf = io.StringIO()
@@ -116,8 +90,11 @@ def random_search_pairs(root):
     for draw in sorted(p for p in Path(root).glob("draw=*") if p.is_dir()):
         errs = {}
         for kind in ("adv", "plain"):
-            m = _read_json(draw / kind / "metrics.json")
-            t = m.get("test_err") if isinstance(m, dict) and m.get("status") == "ok" else None
+            try:
+                m = read_run(draw / kind, strict=False).metrics
+            except UserError:   # not trained yet
+                continue
+            t = m.get("test_err") if m and m["status"] == "ok" else None
             if isinstance(t, (int, float)) and math.isfinite(t):
                 errs[kind] = float(t)
         if len(errs) == 2:

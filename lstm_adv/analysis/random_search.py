@@ -4,7 +4,6 @@
 ``random_search.png`` for a search planned by `lstm_adv.sweeps.random_search`.
 """
 
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from ..common import checks
 from ..common.errors import UserError
 from ..common.options import parse_with_rest, positional_arg
 from ..common.utils import atomic_write_text, short_number
+from ..rundir import find_runs
 from .figures import random_search_scatter, write_runs_csv
 
 _SHOWN = ("hdim", "wdim", "reg", "clip", "optimizer", "lrate", "batch_size", "use_dropout", "alpha", "eps",
@@ -23,21 +23,17 @@ _SHOWN = ("hdim", "wdim", "reg", "clip", "optimizer", "lrate", "batch_size", "us
 
 
 def _read_runs(root):
+    """The search's runs (`lstm_adv.rundir.find_runs`; an unreadable config.json: left out) as dicts."""
+    try:
+        records, _ = find_runs([root])
+    except UserError:
+        return []
     runs = []
-    for cfg_path in sorted(Path(root).rglob("config.json")):
-        d = cfg_path.parent
-        try:
-            record = json.loads(cfg_path.read_text())
-            cfg = record["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        try:
-            metrics = json.loads((d / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
-        adversarial = record.get("adversarial", cfg.get("eps", 0) > 0)
+    for rec in records:
+        d, cfg, metrics = rec.path, rec.config, rec.metrics or {}
+        adversarial = rec.saved.get("adversarial", cfg.get("eps", 0) > 0)
         runs.append({"dir": d, "config": cfg, "adversarial": bool(adversarial), "metrics": metrics,
-                     "status": metrics.get("status", "no metrics"), "valid": metrics.get("valid_err"),
+                     "status": rec.status, "valid": metrics.get("valid_err"),
                      "test": metrics.get("test_err"), "draw": d.parent.name if d.name in ("adv", "plain") else d.name})
     return runs
 

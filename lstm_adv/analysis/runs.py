@@ -1,19 +1,15 @@
-"""Reading a folder of run directories for the tables: one flat dict per run.
+"""A folder of run directories for the tables: one flat dict per run.
 
-`read_run` reads a run's ``config.json``, ``metrics.json`` and ``history.csv``; `find_runs` every
-run under some folders; `escape_epoch` when a run left the one-class plateau.
+`read_run` and `find_runs` turn `lstm_adv.rundir`'s records into the tables' dicts; `escape_epoch`
+says when a run left the one-class plateau.
 """
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
+from .. import rundir
 from ..common.errors import UserError
-
-#: The paper's Table 1 setting; a run whose config.json has no alpha counts as this.
-TABLE1_ALPHA = 0.5
+from ..common.paper import TABLE1_ALPHA
 
 
 def is_finite(x):
@@ -21,52 +17,42 @@ def is_finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8")), None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        return None, f"{type(err).__name__}: {err}".splitlines()[0]
-
-
 def read_run(run_dir):
-    """One run directory as a flat dict.
+    """One run directory as a flat dict (`from_record` of ``rundir.read_run(run_dir, strict=False)``)."""
+    return from_record(rundir.read_run(run_dir, strict=False))
+
+
+def from_record(rec):
+    """A `lstm_adv.rundir.RunRecord` as the tables' flat dict.
 
     Returns
     -------
     dict
-        ``dir``, ``config`` (the saved ``config`` entry), ``eps``, ``alpha``, ``seed``,
+        ``dir`` (resolved), ``config`` (the saved ``config`` entry), ``eps``, ``alpha``, ``seed``,
         ``status`` (``ok``, ``nan``, ``interrupted``, ``failed``, ``running``, ``no metrics``
         or ``corrupt``), ``dev``, ``test``, ``average`` (floats, or None unless status is ok),
-        ``attack`` ({attack eps: test error}), ``wall_time_s`` and ``problem`` (why a run
-        is ``corrupt``, else None).
+        ``attack`` ({attack eps: test error}), ``wall_time_s``, ``problem`` (why a run
+        is ``corrupt``, else None), ``history`` (`history_floats`), ``escape_epoch``, ``plateau_err``.
 
     Raises
     ------
     UserError
-        If ``config.json`` is unreadable or has no usable ``eps``/``alpha`` (the run cannot be
-        placed in the table).
+        If ``config.json`` has no usable ``eps``/``alpha`` (the run cannot be placed in the table).
     """
-    run_dir = Path(run_dir)
-    saved, err = _read_json(run_dir / "config.json")
-    cfg = saved.get("config") if isinstance(saved, dict) else None
-    if err or not isinstance(cfg, dict):
-        raise UserError(f"{run_dir / 'config.json'} is not a run configuration ({err or 'no config entry'})")
+    cfg, cfg_path = rec.config, rec.path / "config.json"
     eps, alpha = cfg.get("eps", 0.0), cfg.get("alpha", TABLE1_ALPHA)
     if not (is_finite(eps) and is_finite(alpha)):
-        raise UserError(f"{run_dir / 'config.json'} has eps={eps!r}, alpha={alpha!r}; both must be numbers")
-    run = {"dir": str(run_dir), "config": cfg, "eps": round(float(eps), 9), "alpha": round(float(alpha), 9),
-           "seed": cfg.get("seed"), "status": "no metrics", "dev": None, "test": None, "average": None,
-           "attack": {}, "attacks": {}, "wall_time_s": None, "problem": None}
-    run["history"] = read_history(run_dir / "history.csv")
-    pos = (saved.get("data") or {}).get("train_pos_fraction") if isinstance(saved.get("data"), dict) else None
+        raise UserError(f"{cfg_path} has eps={eps!r}, alpha={alpha!r}; both must be numbers")
+    run = {"dir": str(rec.path.resolve()), "config": cfg, "eps": round(float(eps), 9),
+           "alpha": round(float(alpha), 9), "seed": cfg.get("seed"), "status": rec.status, "dev": None,
+           "test": None, "average": None, "attack": {}, "attacks": {}, "wall_time_s": None, "problem": rec.problem}
+    run["history"] = history_floats(rec.history)
+    data = rec.saved.get("data")
+    pos = data.get("train_pos_fraction") if isinstance(data, dict) else None
     run["escape_epoch"], run["plateau_err"] = escape_epoch(run["history"], pos)
-    if not (run_dir / "metrics.json").exists():
+    metrics = rec.metrics
+    if metrics is None:
         return run
-    metrics, err = _read_json(run_dir / "metrics.json")
-    if err or not isinstance(metrics, dict) or not isinstance(metrics.get("status"), str):
-        run.update(status="corrupt", problem=err or "no status entry")
-        return run
-    run["status"] = metrics["status"]
     run["wall_time_s"] = metrics.get("wall_time_s") if is_finite(metrics.get("wall_time_s")) else None
     if run["status"] != "ok":
         return run
@@ -97,19 +83,16 @@ def read_run(run_dir):
 PLATEAU_MARGIN = 0.05
 
 
-def read_history(path):
-    """``history.csv`` as a list of dicts of floats (empty if missing or unreadable)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
+def history_floats(rows):
+    """``history.csv``'s rows (`lstm_adv.rundir.RunRecord.history`) as dicts of floats; empty if a value
+    is not a number."""
+    out = []
+    for row in rows:
         try:
-            rows.append({k: float(v) if v not in ("", None) else None for k, v in row.items()})
+            out.append({k: float(v) if v not in ("", None) else None for k, v in row.items()})
         except (TypeError, ValueError):
             return []
-    return rows
+    return out
 
 
 def escape_epoch(history, pos_fraction=None):
@@ -138,12 +121,12 @@ def escape_epoch(history, pos_fraction=None):
 
 
 def find_runs(paths):
-    """Every run under ``paths`` (folders searched recursively for ``config.json``).
+    """Every run under ``paths`` (`lstm_adv.rundir.find_runs`) as the tables' dicts.
 
     Returns
     -------
     runs : list of dict
-        As `read_run`, sorted by (alpha, eps, seed, dir); each directory once.
+        As `from_record`, sorted by (alpha, eps, seed, dir); each directory once.
     warnings : list of str
         One line per run that could not be placed (unreadable config) or is corrupt.
 
@@ -152,27 +135,19 @@ def find_runs(paths):
     UserError
         If a path is not an existing folder, no ``config.json`` is found, or no run could be read.
     """
-    dirs = []
-    for p in paths:
-        p = Path(p)
-        if not p.is_dir():
-            raise UserError(f"{p} is not a folder of run directories ({'a file' if p.exists() else 'not found'})")
-        dirs += [c.parent.resolve() for c in sorted(p.rglob("config.json"))]
-    dirs = list(dict.fromkeys(dirs))
-    if not dirs:
-        raise UserError(f"no runs (no config.json) under {', '.join(map(str, paths))}")
-    runs, notes = [], []
-    for d in dirs:
+    records, skipped = rundir.find_runs(paths)
+    runs, notes = [], [f"skipped: {err}" for err in skipped]
+    for rec in records:
         try:
-            run = read_run(d)
+            run = from_record(rec)
         except UserError as err:
             notes.append(f"skipped: {err}")
             continue
         if run["status"] == "corrupt":
-            notes.append(f"{d / 'metrics.json'} is unreadable, counted as failed ({run['problem']})")
+            notes.append(f"{Path(run['dir']) / 'metrics.json'} is unreadable, counted as failed ({run['problem']})")
         runs.append(run)
     if not runs or all(r["status"] == "corrupt" for r in runs):
-        raise UserError(f"none of the {len(dirs)} run(s) under {', '.join(map(str, paths))} could be read "
-                        f"(first problem: {notes[0]})")
+        raise UserError(f"none of the {len(records) + len(skipped)} run(s) under {', '.join(map(str, paths))} "
+                        f"could be read (first problem: {notes[0]})")
     runs.sort(key=lambda r: (r["alpha"], r["eps"], str(r["seed"]), r["dir"]))
     return runs, notes

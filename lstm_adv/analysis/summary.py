@@ -1,6 +1,6 @@
 """Table 1's numbers: runs grouped by eps, means and spreads, tests against eps = 0 (`summarise`).
 
-The paper's values (`PAPER`) sit beside ours; `lstm_adv.analysis.tables` formats the result.
+The paper's values (`lstm_adv.common.paper.PAPER`) sit beside ours; `lstm_adv.analysis.tables` formats the result.
 """
 
 import json
@@ -11,23 +11,15 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..config import Config
-from .runs import TABLE1_ALPHA, find_runs, is_finite
+from ..common.paper import PAPER, TABLE1_ALPHA
+from ..config import NEUTRAL_KEYS, Config
+from .runs import find_runs, is_finite
 
 SPLITS = ("dev", "test", "average")
 
-# SPEC section 5: the paper's Table 1 (alpha = 0.5, one unseeded run per cell) as (dev, test,
-# average). The eps=0.1 run printed 0.00 everywhere: a failed run, kept as None.
-PAPER = {
-    0.0: (.14, .19, .17), 0.1: None, 0.2: (.15, .23, .19), 0.3: (.12, .24, .18),
-    0.4: (.16, .19, .18), 0.5: (.14, .18, .16), 0.6: (.14, .20, .17), 0.7: (.16, .20, .18),
-    0.8: (.14, .22, .18), 0.9: (.16, .18, .17), 1.0: (.14, .21, .18), 15.0: (.13, .17, .15),
-}
-
-# Config keys that do not change what a run computes; ignored when checking that all runs of
-# the table share one setting.
-_NOT_SETTINGS = {"eps", "seed", "saveto", "runs_dir", "resume", "progress", "dispFreq", "saveFreq",
-                 "data_path", "download", "valid_test", "device", "mode", "reload_model"}
+# Ignored when checking that all runs of the table share one setting: the table's own axes and
+# the keys that change nothing a run computes (`lstm_adv.config.NEUTRAL_KEYS`: backend, paths, logging).
+_NOT_SETTINGS = {"eps", "seed", *NEUTRAL_KEYS}
 
 
 def eps_label(eps):

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
+from ..common.paper import PAPER
 from .runs import PLATEAU_MARGIN, is_finite
-from .summary import PAPER, SPLITS, eps_label, mean_sd
+from .summary import SPLITS, eps_label, mean_sd
 
 def _num(x, digits=3):
     return f"{x:.{digits}f}" if is_finite(x) else ""

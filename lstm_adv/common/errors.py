@@ -12,7 +12,16 @@ class UserError(Exception):
     """A problem the user can fix: the message names the problem and the fix."""
 
 
-EXIT_USER_ERROR = 2
+# Exit statuses of every command; `lstm_adv.sweeps.launcher` reads train's to decide what to retry.
+EXIT_OK = 0
+EXIT_FAILED = 1       # some runs of a sweep failed (each listed at the end)
+EXIT_USER_ERROR = 2   # bad input: one line on stderr, nothing written
+EXIT_NAN = 3          # train: the cost became NaN or Inf (metrics.json says status nan)
+
+
+def exit_for_signal(signum):
+    """The exit status after a stop by signal ``signum``, as a shell reports it: 130 SIGINT, 143 SIGTERM."""
+    return 128 + int(signum)
 
 
 def cli_entry(main):

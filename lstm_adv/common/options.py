@@ -31,7 +31,7 @@ KEYS_NOTE = ("Each key at most once, as key=value (a leading -- is allowed); a 0
 _WORDS = {"1": 1, "true": 1, "yes": 1, "0": 0, "false": 0, "no": 0}
 
 
-def option(default, help, choices=None, group=None, minimum=None, maximum=None):
+def option(default, help, choices=None, group=None, minimum=None, maximum=None, **extra):
     """A dataclass field of a command's options (``default``, one line of ``help``, ...).
 
     Parameters
@@ -45,9 +45,11 @@ def option(default, help, choices=None, group=None, minimum=None, maximum=None):
         The ``--help`` heading the key is listed under (default: ``keys``).
     minimum, maximum : int or float, optional
         The smallest and largest accepted values (of each element, for a tuple field).
+    **extra
+        More metadata for the command's own use (the training keys' ``role``).
     """
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "group": group,
-                                                         "minimum": minimum, "maximum": maximum})
+                                                         "minimum": minimum, "maximum": maximum, **extra})
 
 
 def wants_help(argv):

@@ -5,7 +5,6 @@ key=value ...``) line per run; `parse_commands` checks every line with
 `lstm_adv.config.parse_args` before anything starts (see `lstm_adv.sweeps`).
 """
 
-import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -15,11 +14,9 @@ from .. import config as config_mod
 from ..common.errors import UserError
 from ..common.options import fields, option, parse_with_rest, unknown_key
 
-EXIT_FAILED = 1
-EXIT_NAN = 3
-
-# Pass-through keys that do not change what a run computes: left out of the default sweep dir.
-_NOT_IN_DIR_NAME = {"progress", "data_path", "download", "dispFreq", "saveFreq", "valid_test", "device", "mode"}
+# Pass-through keys that change nothing a run computes: left out of the default sweep dir; but
+# resume=0 keeps a folder of its own, so starting over never writes into an existing sweep's runs.
+_NOT_IN_DIR_NAME = set(config_mod.NEUTRAL_KEYS) - {"resume"}
 
 
 @dataclass(frozen=True)
@@ -150,11 +147,4 @@ def read_commands(path):
     return parse_commands(lines, str(path))
 
 
-def run_status(run_dir):
-    """The ``status`` in a run directory's metrics.json, or None (none yet, or unreadable)."""
-    try:
-        status = json.loads((Path(run_dir) / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return status if isinstance(status, str) else None
 

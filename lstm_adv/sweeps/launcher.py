@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..common import checks
-from ..common.errors import UserError
-from ..rundir import RunDir, lock_holder
+from ..common.errors import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, UserError, exit_for_signal
 from ..common.options import positional_arg
-from .commands import (EXIT_FAILED, EXIT_NAN, RunOptions, default_compiledir_root, read_commands, run_status,
-                       sweep_options)
+from ..rundir import RunDir, lock_holder, run_status
+from .commands import RunOptions, default_compiledir_root, read_commands, sweep_options
 
 def _hms(seconds):
     seconds = int(round(seconds))
@@ -44,11 +43,11 @@ def compile_env(slot_dir, env=None):
 
 def classify(rc, stopping):
     """What an attempt's exit status means: ``ok``, ``nan``, ``error``, ``interrupted`` or ``retry``."""
-    if rc == 0:
+    if rc == EXIT_OK:
         return "ok"
     if rc == EXIT_NAN:
         return "nan"
-    if rc == 2:
+    if rc == EXIT_USER_ERROR:
         return "error"
     if stopping:
         return "interrupted"
@@ -61,7 +60,7 @@ def _describe_rc(rc):
             return f"killed by {signal.Signals(-rc).name}"
         except ValueError:
             return f"killed by signal {-rc}"
-    return {2: "exit 2 (bad input)", 3: "exit 3 (NaN cost)"}.get(rc, f"exit {rc}")
+    return {EXIT_USER_ERROR: "exit 2 (bad input)", EXIT_NAN: "exit 3 (NaN cost)"}.get(rc, f"exit {rc}")
 
 
 def _tail_lines(path, start=0):
@@ -78,12 +77,13 @@ def _why(run_dir, err_at, rc):
     """One line saying why an attempt failed: train's ``error:`` line, its NaN line, else stderr's last."""
     if rc < 0:
         return ""   # killed: its last output says nothing about why
-    train_log = {EXIT_NAN: "bad cost", 130: "interrupted by signal", 143: "interrupted by signal"}
+    train_log = {EXIT_NAN: "bad cost", exit_for_signal(signal.SIGINT): "interrupted by signal",
+                 exit_for_signal(signal.SIGTERM): "interrupted by signal"}
     if rc in train_log:
-        lines = [ln for ln in _tail_lines(Path(run_dir) / "train.log") if ln.startswith(train_log[rc])]
+        lines = [ln for ln in _tail_lines(RunDir(run_dir).log_path) if ln.startswith(train_log[rc])]
         if lines:
             return lines[-1][:200]
-    err = _tail_lines(Path(run_dir) / "stderr.log", err_at)
+    err = _tail_lines(RunDir(run_dir).stderr_log, err_at)
     errors = [ln for ln in err if ln.startswith("error:")]
     return (errors or err or [""])[-1][:200]
 
@@ -245,7 +245,7 @@ class Launcher:
                     rc = proc.poll()
                     if rc is None:
                         continue
-                    if rc == 2 and not isinstance(proc, _Adopted):
+                    if rc == EXIT_USER_ERROR and not isinstance(proc, _Adopted):
                         holder = lock_holder(cmd.run_dir)
                         if holder is not None:   # another process took the lock just before ours
                             self.running[slot] = self._adopt(cmd, holder)
@@ -277,7 +277,7 @@ class Launcher:
                 signal.signal(s, h)
             pool.release()
         rc = self.summary()
-        return 128 + self.stopping if self.stopping else rc
+        return exit_for_signal(self.stopping) if self.stopping else rc
 
     def _eta(self, queue, durations):
         """Time left: the mean run time for each queued run and the rest of each running one, over the slots."""
@@ -292,7 +292,8 @@ class Launcher:
         cmd.run_dir.mkdir(parents=True, exist_ok=True)
         header = (f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S')}, slot {slot.name}: "
                   f"{cmd.text}\n")
-        with open(cmd.run_dir / "stdout.log", "a") as out, open(cmd.run_dir / "stderr.log", "a") as err:
+        files = RunDir(cmd.run_dir)
+        with open(files.stdout_log, "a") as out, open(files.stderr_log, "a") as err:
             out.write(header)
             err.write(header)
             out.flush()
@@ -306,7 +307,7 @@ class Launcher:
     def _adopt(self, cmd, pid):
         self.say(f"wait   {cmd.name}: being trained by pid {pid} (started elsewhere); waiting for it")
         try:
-            err_at = (cmd.run_dir / "stderr.log").stat().st_size
+            err_at = RunDir(cmd.run_dir).stderr_log.stat().st_size
         except OSError:
             err_at = 0
         return _Adopted(cmd.run_dir, pid), cmd, 0, time.time(), err_at
@@ -320,7 +321,7 @@ class Launcher:
                  + (f", {unfinished} not finished (run the same command again to resume)" if unfinished else ""))
         for cmd, (outcome, detail) in bad:
             self.say(f"  {outcome:<11} {cmd.run_dir}: {detail}  (logs: stderr.log, train.log there)")
-        return EXIT_FAILED if bad else 0
+        return EXIT_FAILED if bad else EXIT_OK
 
 
 def run(argv):

@@ -10,20 +10,11 @@ from pathlib import Path
 from .. import config as config_mod
 from ..common import checks
 from ..common.errors import UserError
+from ..common.paper import TABLE1_ALPHA, TABLE1_DEFAULT_KEYS, TABLE1_EPS
 from ..common.utils import atomic_write_text, short_number
 from ..common.options import fields, option, parse_with_rest, unknown_key
 from .commands import command_line, parse_commands, sweep_dir, unless_given
 from .random_search import plan_random
-
-#: The paper's Table 1 grid (SPEC section 5): alpha = 0.5, these eps (0 = the plain model).
-TABLE1_EPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 15.0)
-TABLE1_ALPHA = 0.5
-#: Keys every Table 1 run gets unless the command line sets them: the configuration closest to
-#: what the authors ran (their word2vec init, `preset=authors` in lstm_adv.config), with the epoch budget capped at
-#: 150 of their 1000: in the ablation (experiments/results/ablation/) the runs with these vectors
-#: left the one-class plateau by epoch 32 (provisional: few runs so far). ``preset=`` and
-#: ``max_epochs=100`` give the tutorial-init table (experiments/results/table1-tutorial-init/).
-TABLE1_DEFAULT_KEYS = ("preset=authors", "max_epochs=150")
 
 
 def plan_table1(opts, keys):

@@ -15,6 +15,7 @@ from ...core.model import check_params, load_params
 from ...data import finalize, load_dataset
 from ...data.imdb import cache_paths, read_cache
 from ...data.imdb_source import tokenize
+from ...rundir import RunDir, read_run, read_vocab
 
 # loading a run
 
@@ -42,7 +43,7 @@ def load_run(model, data_path="", mode=""):
     """
     p = Path(model)
     if p.is_dir():
-        run_dir, npz = p, p / "params.npz"
+        run_dir, npz = p, RunDir(p).params
         if not npz.exists():
             raise UserError(f"{p} has no params.npz: model= must be a run directory of lstm_adv.train "
                             "(after its first validation) or a params.npz")
@@ -51,16 +52,11 @@ def load_run(model, data_path="", mode=""):
     else:
         raise UserError(f"no such model: {model} (give a run directory of lstm_adv.train or its params.npz)")
 
-    cfg_path = run_dir / "config.json"
-    try:
-        record = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} has no config.json: {npz.name} must sit in a run directory of "
-                        "lstm_adv.train (with its config.json and vocab.json)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        raise UserError(f"{cfg_path} is not a readable lstm_adv run configuration") from None
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or "n_words" not in record:
-        raise UserError(f"{cfg_path} is not an lstm_adv run configuration (no 'config' and 'n_words' entries)")
+    files = RunDir(run_dir)
+    record = read_run(run_dir, strict=False).saved   # the model's files matter here, not its metrics
+    cfg_path = files.config
+    if "n_words" not in record:
+        raise UserError(f"{cfg_path} is not an lstm_adv run configuration (no 'n_words' entry)")
     try:
         cfg = from_dict(record["config"])
         n_words = int(record["n_words"])
@@ -85,19 +81,13 @@ def load_run(model, data_path="", mode=""):
             raise UserError(f"{npz}: parameter {k} holds {bad} NaN/Inf values (the run diverged); a model with "
                             "non-finite parameters cannot be decoded: pick another run")
 
-    vocab_path = run_dir / "vocab.json"
-    try:
-        words = json.loads(vocab_path.read_text())
-    except FileNotFoundError:
+    words = read_vocab(run_dir)
+    if words is None:
         raise UserError(f"{run_dir} has no vocab.json (the id -> word list written by lstm_adv.train); "
-                        "the visualiser cannot name the words without it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        raise UserError(f"{vocab_path} is not a readable JSON word list") from None
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise UserError(f"{vocab_path} is not a list of words")
+                        "the visualiser cannot name the words without it")
     rows = params["Wemb"].shape[0]
     if len(words) != rows:
-        raise UserError(f"{vocab_path} has {len(words)} words but Wemb in {npz} has {rows} rows: "
+        raise UserError(f"{files.vocab} has {len(words)} words but Wemb in {npz} has {rows} rows: "
                         "the dictionary does not belong to this model")
     return Run(run_dir, cfg, n_words, params, words, data_cache, record.get("word_counts"))
 

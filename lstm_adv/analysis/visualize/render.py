@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...rundir import publishable_path
+from ...common.publish import publishable_path
 from .options import ROW_KEYS, row_labels
 
 # rendering

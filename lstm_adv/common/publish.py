@@ -1,0 +1,68 @@
+"""Files published to the repository (``experiments/results``) hold no local absolute paths.
+
+Every absolute path becomes relative to the repository root, or to its file name when it lies
+elsewhere; ``python -m lstm_adv.rundir publish SRC DEST`` copies a run's file this way.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .utils import PACKAGE_ROOT, atomic_write_json, atomic_write_text
+
+
+def publishable_path(path, root=None):
+    """An absolute path as it may appear in a published file.
+
+    Inside the repository root: relative to it (``runs/x``). Beside it (under the root's parent
+    folder, e.g. ``../shared/data/aclImdb.tar.gz``): relative too, so committed commands still
+    run from the root. Anywhere else: ``.../`` and the file name only.
+    """
+    root = Path(root or PACKAGE_ROOT).resolve()
+    p = Path(os.path.normpath(path))
+    if not p.is_absolute():
+        return str(path)
+    for base in (root, root.parent):
+        if base != Path(base.anchor):
+            try:
+                p.relative_to(base)
+            except ValueError:
+                continue
+            return os.path.relpath(p, root)
+    return f".../{p.name}"
+
+
+_ABS_PATH = re.compile(r"(?<![^\s=(\"'\[])(/[^\s'\",;:=)(<>]+)")
+
+
+def publishable_text(text, root=None):
+    """``text`` (a commands file, a log, an HTML header) with every absolute path made publishable."""
+    return _ABS_PATH.sub(lambda m: publishable_path(m.group(1), root), text)
+
+
+def publishable_config(record, root=None):
+    """A copy of a ``config.json`` record with no local absolute paths (see `publishable_path`).
+
+    Every string is rewritten: a path, a ``key=/path`` argument, a path inside a longer string.
+    The PyTensor compile directory is dropped (it names the local cache and nothing about the run).
+    """
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if k != "compiledir"}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, str):
+            return publishable_text(v, root)
+        return v
+    return clean(record)
+
+
+def publish(src, dest, root=None):
+    """Copy a run file (``config.json``, a commands file, a log ...) to ``dest`` without local paths."""
+    src, dest = Path(src), Path(dest)
+    if src.suffix == ".json":
+        atomic_write_json(dest, publishable_config(json.loads(src.read_text(encoding="utf-8")), root))
+    else:
+        atomic_write_text(dest, publishable_text(src.read_text(encoding="utf-8"), root))
+    return dest
