@@ -122,7 +122,7 @@ def worker(mode, floatX, reps, shapes=None):
     load_before = os.getloadavg()
     import pytensor  # PyTensor in the worker process only: the driver and --help stay fast
 
-    from .core.compiled import Model
+    from .core.compiled import Model  # PyTensor: worker process only
     blas_set = limit_blas_threads(1)   # as the entry points run the model
 
     res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {},
@@ -206,7 +206,7 @@ PHASES = ("input projections (sequence products)", "forward scans", "backward sc
 def _phase_labels(fn):
     """Phase of every node of a compiled update, from the op and which updates it feeds."""
     from pytensor.scan.op import Scan  # PyTensor: worker process only (see `worker`)
-    from pytensor.tensor.extra_ops import Unique
+    from pytensor.tensor.extra_ops import Unique  # (as above)
     from pytensor.tensor.subtensor import AdvancedIncSubtensor1
 
     fg = fn.maker.fgraph

@@ -15,32 +15,32 @@ def train():
 
 
 def results():
-    from . import results as mod
+    from . import results as mod  # only this command (fast start)
     return mod.main()
 
 
 def sweep():
-    from . import sweep as mod
+    from . import sweep as mod  # only this command (fast start)
     return mod.main()
 
 
 def visualize():
-    from . import visualize as mod
+    from . import visualize as mod  # only this command (fast start)
     return mod.main()
 
 
 def data():
-    from .data.imdb import data_main
+    from .data.imdb import data_main  # only this command (fast start)
     return data_main()
 
 
 def embeddings():
-    from . import embeddings as mod
+    from . import embeddings as mod  # only this command (fast start)
     return mod.main()
 
 
 def bench():
-    from . import bench as mod
+    from . import bench as mod  # only this command (fast start)
     return cli_entry(mod.main)(sys.argv[1:])
 
 

@@ -303,7 +303,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
         state.best_p = model.get_params()
         state.best_update = state.uidx
     save_loop_state(run, model, state, unlab)
-    from .evaluate import attack_report, pred_error
+    from .evaluate import attack_report, pred_error  # imports PyTensor: keep --help fast
 
     t_eval = time.time()
     errs = {name: pred_error(model, split, cfg.valid_batch_size)
@@ -351,7 +351,7 @@ def build_model(cfg, run, data):
     t0 = time.time()
     word_counts = info.get("word_counts") if cfg.emb_norm else None
     model = Model(cfg, n_words, params, word_counts=word_counts)
-    import pytensor
+    import pytensor  # already loaded by Model; here for its config (compiledir)
     run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
             + (f"objective VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, "
                f"vat_xi={cfg.vat_xi}, emb_norm={cfg.emb_norm})" if cfg.vat and cfg.adversarial else
@@ -404,7 +404,7 @@ def initial_params(cfg, n_words, data):
         return params, info
     if cfg.wemb_init == "word2vec":
         from .data.embeddings import ensure_imdb_vectors, load_word2vec  # gensim and the IMDB reader: only here
-        from .data.imdb_source import sha256_file
+        from .data.imdb_source import sha256_file  # the IMDB reader: only here
         path = cfg.w2v_path or ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress))
         params["Wemb"], w2v = load_word2vec(path, data.words[:n_words], params["Wemb"], cfg.w2v_limit,
                                             missing=cfg.w2v_missing, std=cfg.w2v_std,
@@ -435,7 +435,7 @@ def _init_note(info):
 
 def validate(cfg, model, data, state):
     """One history row: errors with the current parameters (test only if ``valid_test=1``)."""
-    from .evaluate import pred_error
+    from .evaluate import pred_error  # imports PyTensor: keep --help fast
 
     row = {"update": state.uidx, "epoch": state.eidx, "train_cost": state.cost_sum / max(state.cost_n, 1),
            "train_err": pred_error(model, data.train, cfg.valid_batch_size),
@@ -468,7 +468,7 @@ def _show_update(cfg, run, bar, state, cost):
 def _progress(cfg, total, state):
     if not cfg.progress:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # only with progress=1
     return tqdm(total=total, initial=state.batch_pos, desc=f"epoch {state.eidx}", leave=False,
                 dynamic_ncols=True, file=sys.stderr)
 
