@@ -219,3 +219,54 @@ def test_readme_python_api_block_runs():
     out = namespace["out"]
     assert set(out) >= {"cost_clean", "cost_adv", "cost", "grads", "delta"}
     assert out["delta"].shape[-1] == namespace["cfg"].wdim
+
+
+def _other_commands():
+    """(doc, X, subcommand or None, keys) of every ``python -m lstm_adv.X ...`` line other than train."""
+    found = []
+    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir)\b([^`#\n]*)")
+    for doc in DOCS:
+        for line in _shell_lines(doc.read_text()):
+            for m in pattern.finditer(line):
+                words = m.group(2).split()
+                words = words[:next((i for i, w in enumerate(words) if w in SHELL_STOP), len(words))]
+                sub = words[0] if words and "=" not in words[0] and m.group(1) in ("sweep", "data", "embeddings",
+                                                                                     "rundir") else None
+                keys = [w.split("=", 1)[0].strip("[]") for w in words if "=" in w and not w.startswith(("[", "<"))]
+                found.append((doc.relative_to(ROOT).as_posix(), m.group(1), sub, keys))
+    return found
+
+
+def _options_of(command, sub):
+    """The options dataclass of ``python -m lstm_adv.<command> [sub]`` (what its main parses)."""
+    from lstm_adv.analysis.results import ResultsOptions
+    from lstm_adv.analysis.visualize.options import Options
+    from lstm_adv.bench import BenchOptions
+    from lstm_adv.data.embeddings import EmbeddingOptions
+    from lstm_adv.data.imdb import DataOptions
+    from lstm_adv.rundir import PublishOptions
+    from lstm_adv.sweeps.commands import RunOptions, SlurmOptions
+    from lstm_adv.sweeps.plan import PlanOptions
+    table = {"results": ResultsOptions, "visualize": Options, "bench": BenchOptions, "embeddings": EmbeddingOptions,
+             "data": DataOptions, "rundir": PublishOptions,
+             "sweep": {"plan": PlanOptions, "run": RunOptions, "slurm": SlurmOptions}.get(sub)}
+    return table[command]
+
+
+def test_other_commands_in_the_docs_use_their_keys():
+    """Every key of a documented results/sweep/visualize/data/embeddings/bench/rundir line is one of
+    that command's keys (``sweep plan`` also passes training keys through to every run)."""
+    from lstm_adv.common.options import fields
+    from lstm_adv.config import FIELDS
+
+    lines = _other_commands()
+    assert len(lines) > 10, lines
+    bad = []
+    for doc, command, sub, keys in lines:
+        cls = _options_of(command, sub)
+        if cls is None:   # sweep summary / --help: no keys
+            assert not keys, (doc, command, sub, keys)
+            continue
+        known = set(fields(cls)) | (set(FIELDS) if (command, sub) == ("sweep", "plan") else set())
+        bad += [f"{doc}: python -m lstm_adv.{command} {sub or ''} ... {k}=" for k in keys if k not in known]
+    assert not bad, "\n".join(bad)
