@@ -6,25 +6,35 @@ cost (alpha=1) and of the adversarial cost (alpha=0) w.r.t. the LSTM and classif
 committed output: experiments/results/ablation/grad_probe.md.
 
     LSTM_ADV_DATA=../shared/data/aclImdb.tar.gz python experiments/grad_probe.py   # about 5 min on 2 cores
+    python experiments/grad_probe.py RUN_DIR    # at a run's best parameters (params.npz) instead
 """
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 from lstm_adv.config import parse_args
 from lstm_adv.data import load_dataset, prepare_data
 from lstm_adv.core.compiled import Model
 from lstm_adv.core.backend import limit_blas_threads
+from lstm_adv.core.model import load_params
 from lstm_adv.train import initial_params
 
 limit_blas_threads(1)
+RUN = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+# (w2v_std, parameter file): the initial parameters at two scales, or a run's best parameters.
+SETTINGS = ([(json.loads((RUN / "config.json").read_text())["config"]["w2v_std"], RUN / "params.npz")]
+            if RUN else [(0.144, None), (0.0, None)])
 print("| vectors (w2v_std) | embedding std | eps | eps / std | clean cost | adversarial cost "
       "| clean grad norm | adversarial grad norm | cosine |")
 print("|---|---|---|---|---|---|---|---|---|")
 rows = []
-for std in (0.144, 0.0):
+for std, params_file in SETTINGS:
     base = ["preset=authors", f"w2v_std={std}", "seed=1", "use_dropout=0"]
     cfg0 = parse_args(base + ["alpha=1", "eps=0.5"])
     data = load_dataset(cfg0)
     n_words = min(cfg0.n_words, len(data.words))
-    params, info = initial_params(cfg0, n_words, data)
+    params = load_params(params_file) if params_file else initial_params(cfg0, n_words, data)[0]
     x, mask, y = prepare_data(data.train.seqs[:256], data.train.labels[:256])
     def grads(args):
         cfg = parse_args(base + args)
