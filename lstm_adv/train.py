@@ -85,7 +85,7 @@ def main(argv):
         except _Interrupted as intr:
             print(f"interrupted by signal {intr.signum} during start-up; nothing was trained: run the same command "
                   "again", file=sys.stderr)
-            return 128 + intr.signum
+            return exit_for_signal(intr.signum)
         except OSError as err:
             _raise_if_disk_full(err, run, "free space and run the same command again (a checkpoint, if any, is intact)")
             raise
