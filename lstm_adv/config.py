@@ -55,6 +55,9 @@ class Config:
     # --- adversarial variants beyond the paper ---
     adv_norm: str = _key("sign", "perturbation: sign (paper, eps*sign(g)) or l2 (Miyato et al. 2017, per example)",
                          ("sign", "l2"))
+    adv_label: str = _key("true", "the label the perturbation's gradient is taken at: true (paper) or predicted "
+                          "(the model's own clean prediction: no label leaking, Kurakin et al. 2017)",
+                          ("true", "predicted"))
     adv_emb_grad: int = _key(0, "0: Wemb learns from the clean term only (original code); 1: through both terms",
                              (0, 1))
     emb_norm: int = _key(0, "1: embed with Wemb's rows normalised by the training-frequency-weighted mean and "

@@ -69,6 +69,22 @@ def test_perturbation_is_eps_sign_and_zero_on_padding():
     assert set(np.unique(np.abs(delta[mask == 1]))) <= {0.0, 0.3}
 
 
+def test_predicted_label_perturbation_flips_where_the_prediction_is_wrong():
+    # Two classes: the loss of the other class has the opposite input gradient, so adv_label=predicted
+    # gives the paper's delta on reviews the model gets right and minus it on the others.
+    x, mask, y = batch(np.random.default_rng(0))
+    true = model_for("adv=1", "eps=0.3", "clip=0").inspect(x, mask, y)
+    m = model_for("adv=1", "eps=0.3", "clip=0", "adv_label=predicted")
+    out = m.inspect(x, mask, y)
+    pred = m.f_prob_emb(m.f_embed(x), mask).argmax(axis=1)
+    agree = np.where(pred == y, 1.0, -1.0)
+    assert (agree == 1).any() and (agree == -1).any()  # both cases occur in this batch
+    np.testing.assert_array_equal(out["delta"], true["delta"] * agree[None, :, None])
+    assert out["cost_clean"] == true["cost_clean"]
+    # No label in the perturbation: other labels, same delta.
+    np.testing.assert_array_equal(m.inspect(x, mask, 1 - y)["delta"], out["delta"])
+
+
 def test_eps_zero_makes_adversarial_cost_equal_clean():
     m = model_for("adv=1", "eps=0")
     x, mask, y = batch(np.random.default_rng(0))

@@ -181,7 +181,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     mask : tensor, shape (T, B)
     y : int64 tensor, shape (B,)
     cfg : Config
-        Uses alpha, eps, adversarial, adv_norm, adv_emb_grad, reg, clip, use_dropout.
+        Uses alpha, eps, adversarial, adv_norm, adv_label, adv_emb_grad, reg, clip, use_dropout.
     rngs : dict with shared RNGs under "clean" and "adv" (and "vat" with vat=1)
         Each branch draws its own dropout mask; "vat" draws VAT's random starting direction.
     use_noise : bool or scalar tensor
@@ -236,6 +236,10 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     else:
         direction = pytensor.grad(cost_clean, emb_in)
         g_in_clean, g_clean = pt.zeros_like(emb_in), [pt.zeros_like(p) for p in rest]
+    if cfg.adv_label == "predicted":
+        # Beyond the paper: the direction from the loss of the model's own clean prediction, so the
+        # perturbation carries no label (Kurakin et al. 2017); one more backward pass per update.
+        direction = pytensor.grad(nll(probs, pt.argmax(probs, axis=-1)), emb_in)
     delta = disconnected_grad(perturbation(direction, mask, float(cfg.eps), cfg.adv_norm))
     emb_adv = emb_in + delta
     if cfg.adv_emb_grad == 0:
