@@ -388,6 +388,12 @@ def from_dict(d):
     unknown = set(d) - set(FIELDS)
     if unknown:
         raise UserError(f"saved configuration has unknown keys {sorted(unknown)}; was it made by a newer lstm_adv?")
+    for name, value in d.items():
+        choices = SPEC[name][0].metadata.get("choices")
+        if choices is not None and value not in choices:
+            listed = ", ".join(str(c) for c in choices if c != "")
+            raise UserError(f"saved configuration has {name}={value!r}, not one of {listed}; "
+                            "was it made by another version of lstm_adv, or edited?")
     return validate(Config(**d))
 
 

@@ -37,6 +37,14 @@ def test_config_is_frozen_and_round_trips():
     assert from_dict(cfg.to_dict()) == cfg
 
 
+@pytest.mark.parametrize("key, value", [("adv_norm", "linf"), ("use_dropout", 2), ("mode", "XLA")])
+def test_a_saved_configuration_outside_a_keys_choices_is_refused(key, value):
+    d = parse_args([]).to_dict()
+    d[key] = value
+    with pytest.raises(UserError, match=f"saved configuration has {key}={value!r}, not one of"):
+        from_dict(d)
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["hdmi=3"], "did you mean hdim"),
     (["hdim=3.5"], "hdim='3.5' is not an int"),
