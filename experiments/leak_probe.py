@@ -1,7 +1,7 @@
 """Does the training perturbation carry the label? Errors of a trained run under four inputs.
 
-For each run directory (its best parameters, params.npz, and its own configuration), on the
-first 1,000 training reviews, dropout off: the error on the clean embeddings, and on
+For each run directory (its best parameters, params.npz, and its own configuration), on 1,000
+test reviews drawn with the run's seed, dropout off: the error on the clean embeddings, and on
 e + eps * sign(dL/de) with the gradient taken at the true label (what training feeds the
 adversarial branch), at the predicted label (no label used), and along a random sign pattern of
 the same size. An error on the true-label perturbation far below the clean error means the model
@@ -31,15 +31,18 @@ print("| run | eps | clean error | true-label perturbation | predicted-label per
 print("|---|---|---|---|---|---|")
 for run in map(Path, sys.argv[1:]):
     cfg = from_dict(json.loads((run / "config.json").read_text())["config"])
+    if cfg.eps == 0:
+        continue  # no perturbation to probe
     data = load_dataset(cfg)
     params = load_params(run / "params.npz")
     model = Model(cfg, params["Wemb"].shape[0], params)
     rng = make_rng(cfg.seed, "leak_probe")
     wrong = {"clean": 0, "true": 0, "pred": 0, "random": 0}
-    n = min(N_REVIEWS, len(data.train))
+    n = min(N_REVIEWS, len(data.test))
+    subset = np.sort(rng.choice(len(data.test), size=n, replace=False))
     for start in range(0, n, BATCH):
-        idx = np.arange(start, min(start + BATCH, n))
-        x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
+        idx = subset[start:start + BATCH]
+        x, mask, y = prepare_data([data.test.seqs[i] for i in idx], data.test.labels[idx], cfg.floatX)
         g_true, emb = model.f_grad_emb(x, mask, y)
         pred = model.f_prob_emb(emb, mask).argmax(axis=1)
         g_pred = model.f_grad_prob_emb(emb, mask, pred.astype(y.dtype))[0]
@@ -50,5 +53,5 @@ for run in map(Path, sys.argv[1:]):
         for name, e in inputs.items():
             wrong[name] += int((model.f_prob_emb(e, mask).argmax(axis=1) != y).sum())
     err = {k: v / n for k, v in wrong.items()}
-    print(f"| {run.name} | {cfg.eps:g} | {err['clean']:.3f} | {err['true']:.3f} | {err['pred']:.3f} "
+    print(f"| {run.parent.name}/{run.name} | {cfg.eps:g} | {err['clean']:.3f} | {err['true']:.3f} | {err['pred']:.3f} "
           f"| {err['random']:.3f} |", flush=True)

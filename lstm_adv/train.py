@@ -411,7 +411,7 @@ def initial_params(cfg, n_words, data):
                                             rng=make_rng(cfg.seed, "w2v_missing"))
         w2v["w2v_file"] = Path(path).name
         w2v["w2v_sha256"] = sha256_file(path)
-        w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.embeddings.AUTO_SETTINGS)"
+        w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)"
         return params, w2v
     return params, None
 

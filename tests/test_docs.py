@@ -270,3 +270,17 @@ def test_other_commands_in_the_docs_use_their_keys():
         known = set(fields(cls)) | (set(FIELDS) if (command, sub) == ("sweep", "plan") else set())
         bad += [f"{doc}: python -m lstm_adv.{command} {sub or ''} ... {k}=" for k in keys if k not in known]
     assert not bad, "\n".join(bad)
+
+
+def test_objects_named_in_the_packages_strings_exist():
+    # Strings saved with runs (config.json's provenance, e.g. "toy vectors (lstm_adv.data.toy.toy_vectors)")
+    # must keep naming real objects when modules move.
+    import importlib
+
+    named = set()
+    for path in (ROOT / "lstm_adv").rglob("*.py"):
+        named |= set(re.findall(r"\"[^\"\n]*\((lstm_adv(?:\.\w+)+)\)[^\"\n]*\"", path.read_text()))
+    assert named  # the pattern still finds them
+    for dotted in sorted(named):
+        module, _, attr = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), dotted

@@ -61,7 +61,7 @@ def toy_vectors(words, dim, seed=20151201):
     for i, w in enumerate(words):
         W[i, 0] += POLARITY if w in POSITIVE else -POLARITY if w in NEGATIVE else 0.0
     W[0] = 0.0
-    info = {"w2v_source": "toy vectors (lstm_adv.toy.toy_vectors)", "polarity": POLARITY, "noise_std": NOISE_STD,
+    info = {"w2v_source": "toy vectors (lstm_adv.data.toy.toy_vectors)", "polarity": POLARITY, "noise_std": NOISE_STD,
             "coverage": 1.0, "w2v_file": "(made in code)", "missing_init": "none",
             "file_coord_std": round(float(W[1:].std()), 5)}
     return W, info

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Is the label in the perturbation what keeps adversarial runs on the one-class plateau?
+# The authors' configuration with the perturbation's gradient taken at the model's own clean
+# prediction (adv_label=predicted, no label in it) at an eps whose true-label runs never left
+# the plateau (0.2) and one whose runs left it late (1.0); then experiments/leak_probe.py on the
+# Table 1 and ablation runs it finds under $TABLE1_DIR and $ABLATION_DIR (their params.npz).
+#
+#   bash experiments/label_leak.sh                       # 3 runs, one at a time
+#   JOBS=2 bash experiments/label_leak.sh
+#
+# Run directories go to $LEAK_DIR (default runs/label_leak); finished runs' small files are copied
+# to experiments/results/label_leak/ with the table there; runs already committed are not run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+DIR=${LEAK_DIR:-runs/label_leak}
+mkdir -p "$DIR"
+COMMANDS="$DIR/commands.txt"
+: > "$COMMANDS.tmp"
+for run in "1.0 1 80" "0.2 1 80" "0.2 2 40"; do
+  set -- $run
+  echo "$PYTHON -m lstm_adv.train preset=authors eps=$1 seed=$2 adv_label=predicted max_epochs=$3 attack_eps= progress=0 saveto=$DIR/w2v-scaled_eps=$1_predicted_seed=$2" >> "$COMMANDS.tmp"
+done
+mv "$COMMANDS.tmp" "$COMMANDS"
+status=0
+JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" label_leak adv_label || status=$?
+# The probe needs parameters (params.npz), which are never committed: it reads the run directories.
+runs=$(ls -d "${TABLE1_DIR:-runs/table1}"/eps=*/seed=* "${ABLATION_DIR:-runs/ablation}"/*eps=[1-9]* \
+  "${ABLATION_DIR:-runs/ablation}"/*eps=0.[1-9]* "$DIR"/*_seed=* 2>/dev/null | \
+  while read -r d; do [ -f "$d/params.npz" ] && echo "$d"; done || true)
+if [ -n "$runs" ]; then
+  "$PYTHON" experiments/leak_probe.py $runs > experiments/results/label_leak/leak_probe.md
+fi
+exit "$status"
