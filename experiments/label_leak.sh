@@ -3,7 +3,7 @@
 # The authors' configuration with the perturbation's gradient taken at the model's own clean
 # prediction (adv_label=predicted, no label in it) at an eps whose true-label runs never left
 # the plateau (0.2) and one whose runs left it late (1.0); then experiments/leak_probe.py on the
-# Table 1 and ablation runs it finds under $TABLE1_DIR and $ABLATION_DIR (their params.npz).
+# finished Table 1 and ablation runs it finds under $TABLE1_DIR and $ABLATION_DIR (their params.npz).
 #
 #   bash experiments/label_leak.sh                       # 3 runs, one at a time
 #   JOBS=2 bash experiments/label_leak.sh
@@ -27,7 +27,7 @@ JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "
 # The probe needs parameters (params.npz), which are never committed: it reads the run directories.
 runs=$(ls -d "${TABLE1_DIR:-runs/table1}"/eps=*/seed=* "${ABLATION_DIR:-runs/ablation}"/*eps=[1-9]* \
   "${ABLATION_DIR:-runs/ablation}"/*eps=0.[1-9]* "$DIR"/*_seed=* 2>/dev/null | \
-  while read -r d; do [ -f "$d/params.npz" ] && echo "$d"; done || true)
+  while read -r d; do [ -f "$d/params.npz" ] && grep -qs '"status": "ok"' "$d/metrics.json" && echo "$d"; done || true)
 if [ -n "$runs" ]; then
   "$PYTHON" experiments/leak_probe.py $runs > experiments/results/label_leak/leak_probe.md
 fi
