@@ -29,6 +29,8 @@ runs=$(ls -d "${TABLE1_DIR:-runs/table1}"/eps=*/seed=* "${ABLATION_DIR:-runs/abl
   "${ABLATION_DIR:-runs/ablation}"/*eps=0.[1-9]* "$DIR"/*_seed=* 2>/dev/null | \
   while read -r d; do [ -f "$d/params.npz" ] && grep -qs '"status": "ok"' "$d/metrics.json" && echo "$d"; done || true)
 if [ -n "$runs" ]; then
-  "$PYTHON" experiments/leak_probe.py $runs > experiments/results/label_leak/leak_probe.md
+  { echo "<!-- bash experiments/label_leak.sh (LEAK_DIR, TABLE1_DIR, ABLATION_DIR: the run directories), experiments/leak_probe.py: errors on 1,000 seeded test reviews, dropout off, at each run's best parameters. -->"
+    echo
+    "$PYTHON" experiments/leak_probe.py $runs; } > experiments/results/label_leak/leak_probe.md
 fi
 exit "$status"
