@@ -101,7 +101,10 @@ JAX_FIRST = ("tests/test_jax.py", "tests/test_backends.py")
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: -n auto, the README's command
 def pytest_xdist_make_scheduler(config, log):
     """setup.cfg's --dist loadfile, except that JAX_FIRST's files are one unit of work, so they
-    share a process and run in collection order (JAX first, `pytest_collection_modifyitems`)."""
+    share a process and run in collection order (JAX first, `pytest_collection_modifyitems`).
+
+    Not --dist loadgroup with xdist_group marks: with pytest 9 its group suffix never reaches
+    the scheduler (pytest-dev/pytest-xdist#1386), and the groups are silently ignored."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
