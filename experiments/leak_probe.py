@@ -6,7 +6,8 @@ e + eps * sign(dL/de) with the gradient taken at the true label (what training f
 adversarial branch), at the predicted label (no label used), and along a random sign pattern of
 the same size. An error on the true-label perturbation far below the clean error means the model
 reads the label from the perturbation itself ("label leaking", Kurakin et al. 2017). Prints
-Markdown table rows; committed output: experiments/results/ablation/leak_probe.md.
+Markdown table rows; committed output: experiments/results/label_leak/leak_probe.md (by
+experiments/label_leak.sh). The attacks are `lstm_adv.evaluate.attack_report`'s one-step ones.
 
     LSTM_ADV_DATA=../shared/data/aclImdb.tar.gz python experiments/leak_probe.py RUN_DIR [RUN_DIR ...]
 """
@@ -15,13 +16,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from lstm_adv.common.utils import make_rng
 from lstm_adv.config import from_dict
 from lstm_adv.core.adversarial import perturbation
 from lstm_adv.core.backend import limit_blas_threads
 from lstm_adv.core.compiled import Model
 from lstm_adv.core.model import load_params
-from lstm_adv.common.utils import make_rng
 from lstm_adv.data import load_dataset, prepare_data
+from lstm_adv.evaluate import attack_report, eval_batches
 
 N_REVIEWS, BATCH = 1000, 100
 
@@ -37,21 +39,17 @@ for run in map(Path, sys.argv[1:]):
     params = load_params(run / "params.npz")
     model = Model(cfg, params["Wemb"].shape[0], params)
     rng = make_rng(cfg.seed, "leak_probe")
-    wrong = {"clean": 0, "true": 0, "pred": 0, "random": 0}
-    n = min(N_REVIEWS, len(data.test))
-    subset = np.sort(rng.choice(len(data.test), size=n, replace=False))
-    for start in range(0, n, BATCH):
-        idx = subset[start:start + BATCH]
-        x, mask, y = prepare_data([data.test.seqs[i] for i in idx], data.test.labels[idx], cfg.floatX)
-        g_true, emb = model.f_grad_emb(x, mask, y)
-        pred = model.f_prob_emb(emb, mask).argmax(axis=1)
-        g_pred = model.f_grad_prob_emb(emb, mask, pred.astype(y.dtype))[0]
-        g_rand = rng.standard_normal(emb.shape)
-        inputs = {"clean": emb}
-        for name, g in (("true", g_true), ("pred", g_pred), ("random", g_rand)):
-            inputs[name] = emb + perturbation(g, mask, cfg.eps).astype(emb.dtype)
-        for name, e in inputs.items():
-            wrong[name] += int((model.f_prob_emb(e, mask).argmax(axis=1) != y).sum())
-    err = {k: v / n for k, v in wrong.items()}
-    print(f"| {run.parent.name}/{run.name} | {cfg.eps:g} | {err['clean']:.3f} | {err['true']:.3f} | {err['pred']:.3f} "
-          f"| {err['random']:.3f} |", flush=True)
+    reviews = data.test.subset(np.sort(rng.choice(len(data.test), size=min(N_REVIEWS, len(data.test)),
+                                                  replace=False)))
+    # The one-step attacks at the run's own eps: onestep_true is the step training feeds the
+    # adversarial branch, onestep_pred the same step at the predicted label.
+    report = attack_report(model, reviews, BATCH, [cfg.eps], norm=cfg.adv_norm, k=0)
+    true, pred = (report[a][str(float(cfg.eps))]["adv_err"] for a in ("onestep_true", "onestep_pred"))
+    wrong = 0  # the control: a random sign pattern of the same size
+    for idx in eval_batches(reviews, BATCH):
+        x, mask, y = prepare_data([reviews.seqs[i] for i in idx], reviews.labels[idx], cfg.floatX)
+        emb = model.f_embed(x)
+        noise = perturbation(rng.standard_normal(emb.shape), mask, cfg.eps, cfg.adv_norm)
+        wrong += int((model.f_prob_emb((emb + noise).astype(emb.dtype), mask).argmax(axis=1) != y).sum())
+    print(f"| {run.parent.name}/{run.name} | {cfg.eps:g} | {report['clean_err']:.3f} | {true:.3f} | {pred:.3f} "
+          f"| {wrong / len(reviews):.3f} |", flush=True)

@@ -107,14 +107,14 @@ def pytest_xdist_make_scheduler(config, log):
     the scheduler (pytest-dev/pytest-xdist#1386), and the groups are silently ignored."""
     if config.getvalue("dist") != "loadfile":
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadFileScheduling
 
-    class FileScheduling(LoadScopeScheduling):
+    class JaxFirstScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid):
-            path = nodeid.split("::", 1)[0]
+            path = super()._split_scope(nodeid)
             return "jax-first" if path in JAX_FIRST else path
 
-    return FileScheduling(config, log)
+    return JaxFirstScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
