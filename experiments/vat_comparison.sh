@@ -1,52 +1,94 @@
 #!/usr/bin/env bash
-# The comparison (not yet run to completion): the paper's method next to Miyato, Dai & Goodfellow (ICLR 2017)
-# on one LSTM, all 25,000 training reviews cut to 100 tokens (maxlen_mode=truncate).
+# The comparison: the paper's method next to Miyato, Dai & Goodfellow (ICLR 2017) on one LSTM (the
+# authors' configuration, preset=authors), all 25,000 training reviews cut to 100 tokens
+# (maxlen_mode=truncate).
 #
-#   bash experiments/vat_comparison.sh                    # 5 methods x their eps grid x seeds 1-3
-#   SEEDS="1" METHODS="plain vat" JOBS=2 bash experiments/vat_comparison.sh max_epochs=20
+#   bash experiments/vat_comparison.sh                    # 5 methods: eps selection (seed 1), then seeds 2-3
+#   SEEDS="" METHODS="plain vat" JOBS=2 bash experiments/vat_comparison.sh max_epochs=2   # a quick look
+#   VAT_DIR=/tmp/v RESULTS_DIR=/tmp/r bash experiments/vat_comparison.sh data=toy   # key=value: every run
 #
+# Two stages, so that eps is chosen on the validation split and the test split is not looked at:
+#   1. SELECT_SEED (default 1): every method at every eps of its grid (13 runs).
+#   2. For each method, the eps whose stage-1 run has the lowest validation error
+#      (`python -m lstm_adv.results ... pick=eps`), and SEEDS (default "2 3") at that eps (10 runs).
 # Methods (keys after the method name; eps from the method's grid, EPS_<method> overrides it):
 #   plain      eps=0
 #   paper      adv_norm=sign                               (Caswell et al. 2015)
 #   miyato_at  adv_norm=l2 emb_norm=1 adv_emb_grad=1       (Miyato's adversarial training)
 #   vat        vat=1 emb_norm=1 adv_emb_grad=1             (virtual adversarial training)
 #   vat_unlab  the same with unlabelled=50000              (+ IMDB's train/unsup reviews)
-# The eps grids are first guesses, not tuned: the sign step acts on the tutorial's 0.01-scale
-# embeddings; with emb_norm=1 coordinates have unit variance and eps is a review's L2 length.
-# eps is to be chosen per method on the validation error; the table groups runs by method and eps.
+# Grids: the sign step on the word2vec scale (std 0.144) where Table 1's runs left the plateau;
+# with emb_norm=1 coordinates have unit variance and eps is a review's L2 length (Miyato: 5).
+# Robustness: the predicted-label iterative attacks (10 steps) on 1,000 test reviews, radii in
+# multiples of each model's median |embedded coordinate| (attack_relative=1), so that models with
+# and without emb_norm meet attacks of the same relative size.
 # Run directories go to $VAT_DIR (default runs/vat_comparison); finished runs' small files to
-# experiments/results/vat_comparison/. Resumable: run it again to skip finished runs.
+# experiments/results/vat_comparison/ and the table to its ablation.md. Resumable: run it again,
+# finished or published runs are skipped (the selection reads the published stage-1 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
-SEEDS=${SEEDS:-1 2 3}
+SELECT_SEED=${SELECT_SEED:-1}
+SEEDS=${SEEDS-2 3}
 METHODS=${METHODS:-plain paper miyato_at vat vat_unlab}
 JOBS=${JOBS:-1}
 DIR=${VAT_DIR:-runs/vat_comparison}
-EPS_plain=${EPS_plain:-0}
-EPS_paper=${EPS_paper:-0.001 0.005 0.01}
-EPS_miyato_at=${EPS_miyato_at:-1 2 5}
-EPS_vat=${EPS_vat:-1 2 5}
-EPS_vat_unlab=${EPS_vat_unlab:-1 2 5}
-COMMON="maxlen=100 maxlen_mode=truncate progress=0 attack_eps=0.01,0.1,0.5 attack_k=10"
+RESULTS=${RESULTS_DIR:-experiments/results}
+# Written as `python -m lstm_adv.results pick=eps` prints them (0.5, 3.0), so both stages' folders match.
+EPS_plain=${EPS_plain:-0.0}
+EPS_paper=${EPS_paper:-0.2 0.5 1.0}
+EPS_miyato_at=${EPS_miyato_at:-1.0 3.0 10.0}
+EPS_vat=${EPS_vat:-1.0 3.0 10.0}
+EPS_vat_unlab=${EPS_vat_unlab:-1.0 3.0 10.0}
+DEFAULTS="preset=authors maxlen=100 maxlen_mode=truncate max_epochs=30 progress=0 attack_relative=1 attack_eps=0.05,0.2,1,5 attack_k=10 attack_size=1000"
+COMMON=""   # DEFAULTS less the keys the command line gives (a key given twice is refused)
+for kv in $DEFAULTS; do
+  given=0
+  for arg in "$@"; do [ "${arg%%=*}" = "${kv%%=*}" ] && given=1; done
+  [ "$given" -eq 1 ] || COMMON="$COMMON $kv"
+done
+BY=adv_norm,emb_norm,vat,unlabelled
+
+keys_of() {
+  case $1 in
+    plain) echo "" ;;
+    paper) echo "adv_norm=sign" ;;
+    miyato_at) echo "adv_norm=l2 emb_norm=1 adv_emb_grad=1" ;;
+    vat) echo "vat=1 emb_norm=1 adv_emb_grad=1" ;;
+    vat_unlab) echo "vat=1 emb_norm=1 adv_emb_grad=1 unlabelled=50000" ;;
+    *) echo "unknown method $1 (plain, paper, miyato_at, vat, vat_unlab)" >&2; return 2 ;;
+  esac
+}
+line() {   # method eps seed [key=value ...]
+  local method=$1 eps=$2 seed=$3; shift 3
+  echo "$PYTHON -m lstm_adv.train$COMMON $(keys_of "$method") eps=$eps seed=$seed $* saveto=$DIR/${method}_eps=${eps}_seed=$seed"
+}
+for method in $METHODS; do keys_of "$method" > /dev/null || exit 2; done
 mkdir -p "$DIR"
+
+# Stage 1: the eps grid of every method, one seed.
 COMMANDS="$DIR/commands.txt"
 : > "$COMMANDS.tmp"
-for seed in $SEEDS; do
-  for method in $METHODS; do
-    case $method in
-      plain) keys="" ;;
-      paper) keys="adv_norm=sign" ;;
-      miyato_at) keys="adv_norm=l2 emb_norm=1 adv_emb_grad=1" ;;
-      vat) keys="vat=1 emb_norm=1 adv_emb_grad=1" ;;
-      vat_unlab) keys="vat=1 emb_norm=1 adv_emb_grad=1 unlabelled=50000" ;;
-      *) echo "unknown method $method" >&2; exit 2 ;;
-    esac
-    grid_var="EPS_$method"
-    for eps in ${!grid_var}; do
-      echo "$PYTHON -m lstm_adv.train $COMMON $keys eps=$eps seed=$seed $* saveto=$DIR/${method}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
-    done
-  done
+for method in $METHODS; do
+  grid_var="EPS_$method"
+  for eps in ${!grid_var}; do line "$method" "$eps" "$SELECT_SEED" "$@" >> "$COMMANDS.tmp"; done
 done
 mv "$COMMANDS.tmp" "$COMMANDS"
-JOBS=$JOBS PYTHON=$PYTHON exec bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" vat_comparison adv_norm,emb_norm,vat,unlabelled
+status=0
+JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" vat_comparison $BY || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
+[ -n "$SEEDS" ] || exit "$status"
+
+# Stage 2: each method's selected eps, the other seeds.
+COMMANDS2="$DIR/commands-seeds.txt"
+: > "$COMMANDS2.tmp"
+for method in $METHODS; do
+  eps=$("$PYTHON" -m lstm_adv.results "$RESULTS"/vat_comparison/"${method}"_eps=*_seed="$SELECT_SEED" pick=eps)
+  echo "$method: eps=$eps selected on the validation split (seed $SELECT_SEED)" >&2
+  for seed in $SEEDS; do line "$method" "$eps" "$seed" "$@" >> "$COMMANDS2.tmp"; done
+done
+mv "$COMMANDS2.tmp" "$COMMANDS2"
+status2=0
+JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS2" "$DIR" vat_comparison $BY || status2=$?
+[ "$status2" -ne 0 ] && exit "$status2"
+exit "$status"

@@ -118,6 +118,10 @@ class Config:
     attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: clean, adversarial and robust test error under "
                            "gradient attacks of these radii (comma list; empty = none; see lstm_adv.evaluate)",
                            group="run", role="eval")
+    attack_relative: int = _key(0, "1: attack_eps are multiples of the median |coordinate| of the embedded test "
+                                "reviews (after emb_norm), so that models whose embeddings differ in scale meet "
+                                "the same relative attack; 0: radii in embedding units", (0, 1), group="run",
+                                role="eval")
     attack_k: int = _key(5, "steps of the iterative attacks (0 = one-step attacks only)", group="run", role="eval")
     attack_size: int = _key(100, "reviews of the test split the attacks use (seeded subset; -1 = all)",
                             group="run", role="eval")

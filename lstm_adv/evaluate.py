@@ -131,7 +131,21 @@ def embedding_scale(model, split):
     return float(np.median(np.abs(W[ids]))) if len(ids) else float("nan")
 
 
-def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
+def embedded_scale(model, split, batch_size):
+    """Median absolute coordinate of the embedded reviews ``e`` the attacks move (padding excluded).
+
+    Unlike `embedding_scale` (the ``Wemb`` rows), this is measured after the model's embedding
+    layer, so it is the scale of the normalised embeddings when ``emb_norm=1``, and each token
+    counts as often as it occurs.
+    """
+    values = []
+    for idx in eval_batches(split, batch_size):
+        x, mask, _ = prepare_data([split.seqs[i] for i in idx], split.labels[idx], model.cfg.floatX)
+        values.append(np.abs(model.f_embed(x)[mask > 0]).ravel())
+    return float(np.median(np.concatenate(values))) if values else float("nan")
+
+
+def attack_report(model, split, batch_size, strengths, norm="sign", k=10, relative=False):
     """Clean, adversarial and robust error under every attack in `ATTACKS`, per strength.
 
     Parameters
@@ -140,20 +154,28 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
     split : lstm_adv.data.Split
     batch_size : int
     strengths : sequence of float
-        Attack radii ``s`` (>= 0), in the embedding space's units.
+        Attack strengths ``s`` (>= 0): radii in the embedding space's units, or with ``relative``
+        multiples of `embedded_scale`.
     norm : {"sign", "l2"}
         Norm of the one-step attacks (the iterative attack runs both).
     k : int
         Steps of the iterative attacks (0 = skip them).
+    relative : bool
+        Radius = ``s`` x `embedded_scale`, so that models whose embeddings differ in scale (e.g.
+        with and without ``emb_norm``) meet attacks of the same relative size.
 
     Returns
     -------
     dict
         ``n``, ``k``, ``onestep_norm``, ``clean_err``, ``wemb_median_abs`` (see
-        `embedding_scale`), ``relative`` ({str(s): s / wemb_median_abs}) and, per attack name in
+        `embedding_scale`), ``relative`` ({str(s): radius / wemb_median_abs}),
+        ``emb_median_abs`` (`embedded_scale`), ``strength_units`` (``"absolute"`` or
+        ``"x emb_median_abs"``), ``radius`` ({str(s): the radius used}) and, per attack name in
         `ATTACKS`, ``{str(s): {"adv_err": ..., "robust_err": ...}}``.
     """
     strengths = [float(s) for s in strengths]
+    emb_scale = embedded_scale(model, split, batch_size) if len(split) else float("nan")
+    radii = [s * emb_scale if relative else s for s in strengths]
     names = [a for a in ATTACKS if k > 0 or not a.startswith("iter")]
     adv = {a: np.zeros(len(strengths), dtype=np.int64) for a in names}
     rob = {a: np.zeros(len(strengths), dtype=np.int64) for a in names}
@@ -166,7 +188,7 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
         clean_wrong = pred != y
         clean_wrong_total += int(clean_wrong.sum())
         g_pred = g_true if not clean_wrong.any() else model.f_grad_prob_emb(emb, mask, pred)[0]
-        for j, s in enumerate(strengths):
+        for j, s in enumerate(radii):
             outcome = {}
             for name, g in (("onestep_pred", g_pred), ("onestep_true", g_true)):
                 p = model.f_prob_emb((emb + perturbation(g, mask, s, norm)).astype(emb.dtype), mask)
@@ -184,7 +206,9 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10):
     scale = embedding_scale(model, split) if len(split) else float("nan")
     out = {"n": len(split), "k": k, "onestep_norm": norm, "clean_err": clean_wrong_total / n,
            "wemb_median_abs": scale,
-           "relative": {str(s): (s / scale if scale > 0 else None) for s in strengths}}
+           "relative": {str(s): (r / scale if scale > 0 else None) for s, r in zip(strengths, radii)},
+           "emb_median_abs": emb_scale, "strength_units": "x emb_median_abs" if relative else "absolute",
+           "radius": {str(s): r for s, r in zip(strengths, radii)}}
     for name in names:
         out[name] = {str(s): {"adv_err": int(adv[name][j]) / n, "robust_err": int(rob[name][j]) / n}
                      for j, s in enumerate(strengths)}

@@ -315,7 +315,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
             subset = subset.subset(np.sort(make_rng(cfg.seed, "attack_subset").permutation(len(subset))[:cfg.attack_size]))
         t_attack = time.time()
         extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
-                                         cfg.attack_k)
+                                         cfg.attack_k, relative=bool(cfg.attack_relative))
         extra["attack_time_s"] = round(time.time() - t_attack, 2)
     if model.compile_summary():
         run.log(model.compile_summary())
@@ -418,6 +418,9 @@ def initial_params(cfg, n_words, data):
 
 def _attack_line(a):
     name = "iter_sign_pred" if "iter_sign_pred" in a else "onestep_pred"
+    if a.get("strength_units") == "x emb_median_abs":
+        return (f"robust error under {name} on {a['n']} test reviews, radius x median |e| "
+                f"({a['emb_median_abs']:.3g}): " + ", ".join(f"{s} {v['robust_err']:.3f}" for s, v in a[name].items()))
     return f"robust error under {name} on {a['n']} test reviews: " + ", ".join(
         f"{s} (x{a['relative'][s]:.2g} median |Wemb|) {v['robust_err']:.3f}" if a["relative"][s] else
         f"{s} {v['robust_err']:.3f}" for s, v in a[name].items())

@@ -103,3 +103,24 @@ def test_iterative_attack_equals_the_previous_implementation():
                 assert np.array_equal(new, previous(m, emb, mask, pred, s, 4, norm)), (s, norm)
                 n_broken += int(new.sum())
     assert n_broken > 0
+
+
+def test_relative_strengths_are_multiples_of_the_embedded_scale():
+    m = model_for("adv=0")
+    split = random_split()
+    rel = attack_report(m, split, 16, (0.5, 2.0), "sign", k=2, relative=True)
+    scale = rel["emb_median_abs"]
+    # The scale of what the attack moves: the embedded tokens, each as often as it occurs.
+    tokens = np.concatenate([np.asarray(s) for s in split.seqs])
+    assert scale == pytest.approx(np.median(np.abs(m.tparams["Wemb"].get_value()[tokens])))
+    assert rel["strength_units"] == "x emb_median_abs"
+    assert rel["radius"] == {"0.5": pytest.approx(0.5 * scale), "2.0": pytest.approx(2 * scale)}
+    absolute = attack_report(m, split, 16, (0.5 * scale, 2 * scale), "sign", k=2)
+    assert absolute["strength_units"] == "absolute" and absolute["emb_median_abs"] == scale
+    for name in ATTACKS:
+        assert list(rel[name].values()) == list(absolute[name].values()), name
+    # Scaling the embeddings up scales the relative radii with them: the same relative attack.
+    p = m.get_params()
+    p["Wemb"] *= 10
+    m.set_params(p)
+    assert attack_report(m, split, 16, (0.5,), "sign", k=0, relative=True)["radius"]["0.5"] == pytest.approx(5 * scale)

@@ -219,6 +219,24 @@ def test_cli_writes_files_and_prints_table(sweep, tmp_path):
     assert proc.returncode == 0 and (sweep / "table1.csv").exists() and not (sweep / "table1.png").exists()
 
 
+def test_pick_selects_on_validation_error(tmp_path):
+    make_run(tmp_path, "a", 1.0, 1, dev=0.20)
+    make_run(tmp_path, "b", 5.0, 1, dev=0.10, test=0.4)   # selection ignores the test error
+    make_run(tmp_path, "c", 2.0, 1, dev=0.10)
+    make_run(tmp_path, "d", 0.5, 1, status="nan")          # not finished: never picked
+    found = runs.find_runs([tmp_path])[0]
+    assert runs.pick(found, "eps") == 2.0                    # tie on dev: the smaller eps
+    proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", str(tmp_path / "a"), str(tmp_path / "b"),
+                           "pick=eps"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == "5.0\n", proc.stderr
+    assert not list(tmp_path.glob("*.md"))                   # pick writes nothing
+    for args, message in (([tmp_path, "pick=epss"], "did you mean eps"),
+                          ([tmp_path / "d", "pick=eps"], "none of the 1 run(s) has finished")):
+        proc = subprocess.run([sys.executable, "-m", "lstm_adv.results", *map(str, args)], cwd=REPO,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("setup", ["missing", "empty", "all_corrupt", "bad_option"])
 def test_cli_bad_input_exits_2(tmp_path, setup):
     args = ["/nonexistent/runs"]
@@ -283,7 +301,9 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
         m = json.loads((d / "metrics.json").read_text())
         m["attacks"] = {"n": 10, "k": 10, "relative": {"0.01": 2.0},
                         "iter_sign_pred": {"0.01": {"adv_err": 0.5, "robust_err": 0.6 + seed / 10}},
+                        "iter_l2_pred": {"0.01": {"adv_err": 0.2, "robust_err": 0.3}},
                         "onestep_true": {"0.01": {"adv_err": 0.1, "robust_err": 0.2}}}
+        m["wall_time_s"] = 600.0 * (seed + 1)
         (d / "metrics.json").write_text(json.dumps(m))
     s = summary.summarise(root)
     assert s["plateau"][0.5]["never"] == 1 and s["plateau"][0.5]["epochs"] == {"0": 8, "1": None}
@@ -296,6 +316,12 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     table = tables.ablation_markdown(s["runs"], ["wemb_init"])
     assert "| wemb_init=random | 0.5 | 1/1 | 0 | s0: 8 |" in table
     assert "| wemb_init=word2vec | 0.5 | 1/1 | 1 | s1: never |" in table
+    # Wall time in minutes (600 s x (seed + 1)), and the iterative attacks per group: sign then L2.
+    assert table.split("\n")[[i for i, l in enumerate(table.split("\n")) if "wemb_init=word2vec | 0.0" in l][0]].endswith(
+        "| 30 |")
+    attack_rows = table.split("## Robust test error under the predicted-label iterative attacks")[1]
+    assert "| setting | eps | sign 0.01 | L2 0.01 |" in attack_rows and "(absolute)" in attack_rows
+    assert "| wemb_init=word2vec | 0.5 | 0.700 (1) | 0.300 (1) |" in attack_rows
     files = results.write_table(s, tmp_path / "out")
     names = {f.name for f in files}
     assert {"learning_curves.png", "attacks.png"} <= names

@@ -459,3 +459,29 @@ def test_a_run_locked_by_a_live_process_is_waited_for(tmp_path):
     assert f"being trained by pid {os.getpid()}" in out and "[1/1] ok" in out
     assert "summary: 1 of 1 runs ok, 0 failed" in out and "in use" not in out
     assert not (run_dir / "stdout.log").exists()   # never started by the launcher
+
+
+@pytest.mark.slow
+def test_vat_comparison_selects_eps_on_validation_then_runs_more_seeds(tmp_path):
+    """experiments/vat_comparison.sh on data=toy: stage 1 runs each method's eps grid at seed 1,
+    stage 2 runs the other seeds at the eps with the lowest validation error only."""
+    results = tmp_path / "results"
+    script_env = {**env(), "PYTHON": sys.executable, "RESULTS_DIR": str(results), "VAT_DIR": str(tmp_path / "runs"),
+                  "METHODS": "plain vat", "EPS_vat": "0.5 3.0", "SEEDS": "2"}
+    tiny = [a for a in TINY if not a.startswith("attack_eps=")]
+    r = subprocess.run(["bash", str(REPO / "experiments" / "vat_comparison.sh"), *tiny, "preset=",
+                        "attack_eps=0.1,1", "attack_k=2", "attack_size=20"],
+                       cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    published = results / "vat_comparison"
+    stage1 = sorted(p.name for p in published.glob("*_seed=1"))
+    assert stage1 == ["plain_eps=0.0_seed=1", "vat_eps=0.5_seed=1", "vat_eps=3.0_seed=1"]
+    dev = {name: json.loads((published / name / "metrics.json").read_text())["valid_err"] for name in stage1[1:]}
+    chosen = min(dev, key=lambda n: (dev[n], float(n.split("eps=")[1].split("_")[0])))
+    chosen_eps = chosen.split("eps=")[1].split("_")[0]
+    assert f"vat: eps={chosen_eps} selected on the validation split (seed 1)" in r.stderr
+    assert sorted(p.name for p in published.glob("*_seed=2")) == ["plain_eps=0.0_seed=2", f"vat_eps={chosen_eps}_seed=2"]
+    cfg = json.loads((published / f"vat_eps={chosen_eps}_seed=2" / "config.json").read_text())["config"]
+    assert cfg["vat"] == 1 and cfg["emb_norm"] == 1 and cfg["maxlen_mode"] == "truncate" and cfg["attack_relative"] == 1
+    table = (published / "ablation.md").read_text()
+    assert "## Robust test error under the predicted-label iterative attacks" in table and "x emb_median_abs" in table

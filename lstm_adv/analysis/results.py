@@ -25,6 +25,8 @@ Files written to ``out`` (default: the first RUNS_DIR), all atomically:
 - ``attacks.png``: robust error against attack radius, one line per training eps (when runs
   report attacks).
 - ``runs.csv``: long format, one row per validation per run (`lstm_adv.analysis.figures.runs_csv`).
+- with ``pick=KEY``: nothing; prints KEY's value in the finished run with the lowest validation
+  error (`lstm_adv.analysis.runs.pick`), e.g. the eps a script carries on with.
 - ``random_search.png`` in a RUNS_DIR that holds a random search (``draw=NNN/{adv,plain}``):
   adversarial against plain test error per draw, with the diagonal.
 
@@ -39,10 +41,11 @@ from pathlib import Path
 
 from ..common import checks
 from ..common.errors import UserError, cli_entry
-from ..common.options import help_text, option, parse_with_rest, positional_arg, wants_help
-from ..common.utils import atomic_write_text
+from ..common.options import help_text, option, parse_with_rest, positional_arg, unknown_key, wants_help
+from ..common.utils import atomic_write_text, short_number
 from ..config import FIELDS
 from .figures import plot, plot_attacks, plot_learning_curves, random_search_scatter, write_runs_csv
+from .runs import find_runs, pick
 from .summary import summarise
 from .tables import ablation_markdown, to_csv, to_markdown
 
@@ -56,6 +59,8 @@ class ResultsOptions:
     out: str = option("", "where the files go (default: the first RUNS_DIR)")
     plot: bool = option(True, "the figures (0 = tables and CSV only)")
     by: tuple[str, ...] = option((), "training keys: the grouped table ablation.md instead of Table 1")
+    pick: str = option("", "a training key: print its value in the finished run with the lowest validation "
+                            "error (ties: the smaller value) and write nothing (model selection in scripts)")
 
 
 def write_table(summary, out_dir, make_plot=True):
@@ -95,6 +100,12 @@ def main(argv):
         raise UserError("no RUNS_DIR given; usage: " + USAGE)
     for d in dirs:
         checks.readable_dir("RUNS_DIR", d)
+    if opts.pick:
+        if opts.pick not in FIELDS:
+            raise unknown_key(opts.pick, list(FIELDS))
+        value = pick(find_runs(dirs)[0], opts.pick)
+        print(short_number(value) if isinstance(value, float) else value)
+        return 0
     checks.writable_dir("out", out or dirs[0])
     for name in ("table1.md", "table1.csv") + (("table1.png",) if make_plot else ()):
         checks.writable_file("out", Path(out or dirs[0]) / name)

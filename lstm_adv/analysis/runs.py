@@ -151,3 +151,25 @@ def find_runs(paths):
                         f"could be read (first problem: {notes[0]})")
     runs.sort(key=lambda r: (r["alpha"], r["eps"], str(r["seed"]), r["dir"]))
     return runs, notes
+
+
+def pick(runs, key):
+    """The ``key`` value of the finished run with the lowest validation error (model selection).
+
+    Ties go to the smaller value of ``key`` (for eps: the weaker perturbation), then to the
+    directory name, so the choice does not depend on the order runs were found in.
+
+    Raises
+    ------
+    UserError
+        If no run finished ("ok") or a finished run's config lacks ``key``.
+    """
+    ok = [r for r in runs if r["status"] == "ok"]
+    if not ok:
+        raise UserError(f"pick={key}: none of the {len(runs)} run(s) has finished (status ok); "
+                        "run them first, or point at other folders")
+    missing = [r["dir"] for r in ok if key not in r["config"]]
+    if missing:
+        raise UserError(f"pick={key}: {missing[0]}/config.json has no {key!r}")
+    best = min(ok, key=lambda r: (r["dev"], r["config"][key], r["dir"]))
+    return best["config"][key]

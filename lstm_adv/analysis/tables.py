@@ -209,9 +209,51 @@ def ablation_markdown(runs, keys):
             return (f"{m:.3f}" + (f" ± {sd:.3f}" if len(values) > 1 else "") + f" ({len(values)})") if values else "-"
 
         last = [int(r["history"][-1]["epoch"]) for r in ok if r["history"]]
-        rows.append([", ".join(f"{k}={v}" for k, v in zip(keys, label)), eps_label(eps), f"{len(ok)}/{len(rs)}",
+        wall = [r["wall_time_s"] / 60 for r in ok if is_finite(r["wall_time_s"])]
+        rows.append([_setting(keys, label), eps_label(eps), f"{len(ok)}/{len(rs)}",
                      len(ok) - len(learned), epochs, stat([r["dev"] for r in ok]), stat([r["test"] for r in ok]),
-                     stat([r["test"] for r in learned]), max(last) if last else "-"])
+                     stat([r["test"] for r in learned]), max(last) if last else "-",
+                     f"{np.mean(wall):.0f}" if wall else "-"])
     out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
-                      "dev err", "test err", "test err (runs that left)", "last epoch"], rows)
+                      "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)"],
+                     rows)
+    out += _grouped_attacks(groups, keys)
     return "\n".join(out) + "\n"
+
+
+def _setting(keys, label):
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, label))
+
+
+GROUPED_ATTACKS = (("iter_sign_pred", "sign"), ("iter_l2_pred", "L2"))
+
+
+def _grouped_attacks(groups, keys):
+    """The grouped table's robust errors under the predicted-label iterative attacks, if runs have them."""
+    cells, units = {}, set()
+    for (label, eps), rs in groups.items():
+        for r in rs:
+            a = r["attacks"] if r["status"] == "ok" else {}
+            for name, short in GROUPED_ATTACKS:
+                for st, fig in (a.get(name) or {}).items():
+                    if isinstance(fig, dict) and is_finite(fig.get("robust_err")):
+                        units.add(a.get("strength_units", "absolute"))
+                        cells.setdefault((label, eps), {}).setdefault((short, round(float(st), 9)), []).append(
+                            fig["robust_err"])
+    if not cells:
+        return []
+    cols = sorted({c for per in cells.values() for c in per}, key=lambda c: (c[0] != "sign", c[1]))
+    unit = units.pop() if len(units) == 1 else "mixed: some runs absolute, some relative"
+    out = ["", "## Robust test error under the predicted-label iterative attacks", "",
+           "A review counts as wrong if its clean or any attacked prediction is wrong (no label leaking: the "
+           f"attacks raise the loss of the model's own prediction). Columns: attack norm and strength ({unit}); "
+           "mean ± sd over finished runs (n).", ""]
+    rows = []
+    for (label, eps), per in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        row = [_setting(keys, label), eps_label(eps)]
+        for c in cols:
+            v = per.get(c, [])
+            m, sd = mean_sd(v)
+            row.append((f"{m:.3f}" + (f" ± {sd:.3f}" if len(v) > 1 else "") + f" ({len(v)})") if v else "")
+        rows.append(row)
+    return out + _md_table(["setting", "eps"] + [f"{short} {eps_label(st)}" for short, st in cols], rows)
