@@ -284,3 +284,19 @@ def test_objects_named_in_the_packages_strings_exist():
     for dotted in sorted(named):
         module, _, attr = dotted.rpartition(".")
         assert hasattr(importlib.import_module(module), attr), dotted
+
+
+#: rows of the tables ``python -m lstm_adv.results`` writes, as the docs paste them
+RESULT_ROW = re.compile(r"^\| (dev|test|average|(?:wemb_init|adv_norm)=[^|]*) \|")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_result_rows_in_the_docs_match_the_committed_tables(doc):
+    """A table row pasted from a committed table1.md or ablation.md is still in one: no stale numbers."""
+    committed = set()
+    for name in ("table1.md", "ablation.md"):
+        for f in (ROOT / "experiments" / "results").rglob(name):
+            committed.update(line.strip() for line in f.read_text().splitlines())
+    rows = [line.strip() for line in doc.read_text().splitlines() if RESULT_ROW.match(line)]
+    stale = [row[:120] for row in rows if row not in committed]
+    assert not stale, f"{doc.name}: rows not in any committed table1.md/ablation.md (rerun lstm_adv.results, paste again): {stale}"
