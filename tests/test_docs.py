@@ -287,7 +287,7 @@ def test_objects_named_in_the_packages_strings_exist():
 
 
 #: rows of the tables ``python -m lstm_adv.results`` writes, as the docs paste them
-RESULT_ROW = re.compile(r"^\| (dev|test|average|(?:wemb_init|adv_norm)=[^|]*) \|")
+RESULT_ROW = re.compile(r"^\| (dev|test|average|(?:wemb_init|adv_norm)=[^|]*|[0-9.]+ \| [0-9]+ \| [0-9]+ \| s[0-9]+:[^|]*) \|")
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())

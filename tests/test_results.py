@@ -312,7 +312,7 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     assert s["relative"][0.01] == 2.0
     md = tables.to_markdown(s)
     assert "## Leaving the one-class plateau" in md and "s1: never" in md
-    assert "iterative sign attack" in md and "0.01 (x2)" in md
+    assert "iterative sign attack (10 steps, L-inf ball)" in md and "0.01 (x2)" in md
     table = tables.ablation_markdown(s["runs"], ["wemb_init"])
     assert "| wemb_init=random | 0.5 | 1/1 | 0 | s0: 8 |" in table
     assert "| wemb_init=word2vec | 0.5 | 1/1 | 1 | s1: never |" in table

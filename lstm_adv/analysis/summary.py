@@ -191,6 +191,9 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
                             round(float(strength), 9), []).append(fig["robust_err"])
     attacks = {name: {e: {st: dict(zip(("mean", "sd"), mean_sd(v)), n=len(v)) for st, v in sorted(d.items())}
                       for e, d in per_eps.items()} for name, per_eps in attacks.items()}
+    # The iterative attacks' step counts (attack_k), for the tables' titles.
+    attack_k = sorted({r["attacks"]["k"] for r in runs if r["status"] == "ok" and isinstance(r["attacks"].get("k"), int)
+                       and r["attacks"]["k"] > 0})
     relative = {}
     for r in runs:
         for st, rel in ((r["attacks"] or {}).get("relative") or {}).items():
@@ -199,5 +202,5 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
     relative = {st: float(np.median(v)) for st, v in relative.items()}
 
     return {"alpha": alpha, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
-            "plateau": plateau, "attacks": attacks, "relative": relative,
+            "plateau": plateau, "attacks": attacks, "relative": relative, "attack_k": attack_k,
             "other_alpha": other_alpha, "shared": shared, "mixed": mixed, "warnings": notes, "runs": runs}

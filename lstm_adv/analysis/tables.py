@@ -115,7 +115,8 @@ def to_markdown(summary):
         out += _md_table(["eps", "ok runs", "never left", "epoch left (by seed)", "test err, runs that left"],
                          rows)
 
-    for name, title in (("iter_sign_pred", "iterative sign attack (10 steps, L-inf ball) on the predicted label"),
+    steps = "/".join(map(str, s.get("attack_k", []))) or "k"
+    for name, title in (("iter_sign_pred", f"iterative sign attack ({steps} steps, L-inf ball) on the predicted label"),
                         ("onestep_pred", "one-step attack on the predicted label"),
                         ("onestep_true", "one-step attack on the TRUE label (leaks the label; for comparison)")):
         if name not in s["attacks"]:
