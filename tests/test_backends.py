@@ -173,3 +173,19 @@ def test_device_gpu_is_a_clear_error_without_a_gpu_backend():
     cfg = parse_args(["device=gpu"])
     with pytest.raises(UserError, match="device=gpu"):
         get_mode(cfg)
+
+
+def test_mode_jax_without_jax_is_one_message_from_the_entry_check_and_from_get_mode(monkeypatch):
+    import importlib.util
+
+    from lstm_adv.common import checks
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    cfg = parse_args(["mode=JAX"])
+    with pytest.raises(UserError) as at_entry:
+        checks.backend(cfg)
+    with pytest.raises(UserError) as at_compile:
+        get_mode(cfg)
+    assert str(at_entry.value) == str(at_compile.value) and "mode=JAX needs jax" in str(at_entry.value)
+    assert checks.mode_name(parse_args(["device=gpu"])) == "JAX" and checks.mode_name(parse_args([])) == "C"

@@ -189,13 +189,25 @@ def model_fits(cfg):
                    "use smaller wdim/hdim")
 
 
+def mode_name(cfg):
+    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    # C, not NUMBA (PyTensor 3's default): with the C kernels of the LSTM step
+    # (`lstm_adv.core.kernels.LSTMCell`) and the manual backward pass, C is about 2x faster per
+    # update, because NUMBA's LLVM code computes every sigmoid and tanh with scalar libm calls
+    # (`python -m lstm_adv.bench` prints the figures; experiments/README.md, "CPU backends").
+    # JAX stays opt-in on the CPU (an optional extra, and static shapes).
+    return "JAX" if cfg.device == "gpu" else "C"
+
+
 def backend(cfg):
     """Refuse ``mode=JAX`` / ``device=gpu`` where JAX (or its GPU) is missing, without importing PyTensor.
 
-    The same messages as `lstm_adv.core.backend.get_mode`, which checks again when compiling.
+    The entry points call it before any work; `lstm_adv.core.backend.get_mode` calls it again
+    when compiling (a model built from Python).
     """
-    mode = cfg.mode if cfg.mode != "auto" else ("JAX" if cfg.device == "gpu" else "C")  # backend.resolve_mode_name
-    if mode != "JAX":
+    if mode_name(cfg) != "JAX":
         return
     if importlib.util.find_spec("jax") is None:
         if cfg.device == "gpu":

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
+from ..common import checks
 from ..common.errors import UserError
 
 # User-facing mode names -> PyTensor's predefined modes.
@@ -20,15 +21,8 @@ MODES = {"NUMBA": "NUMBA", "C": "CVM", "JAX": "JAX", "FAST_COMPILE": "FAST_COMPI
 
 
 def resolve_mode_name(cfg):
-    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C."""
-    if cfg.mode != "auto":
-        return cfg.mode
-    # C, not NUMBA (PyTensor 3's default): with the C kernels of the LSTM step
-    # (`lstm_adv.core.kernels.LSTMCell`) and the manual backward pass, C is about 2x faster per
-    # update, because NUMBA's LLVM code computes every sigmoid and tanh with scalar libm calls
-    # (`python -m lstm_adv.bench` prints the figures; experiments/README.md, "CPU backends").
-    # JAX stays opt-in on the CPU (an optional extra, and static shapes).
-    return "JAX" if cfg.device == "gpu" else "C"
+    """The backend a configuration asks for: ``auto`` is JAX on device=gpu, else C (`checks.mode_name`)."""
+    return checks.mode_name(cfg)
 
 
 def get_mode(cfg):
@@ -41,26 +35,15 @@ def get_mode(cfg):
 
     name = resolve_mode_name(cfg)
     if name == "JAX":
+        checks.backend(cfg)   # jax installed, and a GPU for device=gpu: one line if not
         try:
-            import jax  # an optional dependency, and slow to import: only for mode=JAX
-        except ImportError:
-            if cfg.device == "gpu":
-                raise UserError("device=gpu needs jax with a CUDA jaxlib (pip install -e '.[jax]' and "
-                                "pip install 'jax[cuda12]'); none is installed here, so use device=cpu") from None
-            raise UserError("mode=JAX needs jax: pip install -e '.[jax]' (a CUDA jaxlib for device=gpu), "
-                            "or use mode=NUMBA") from None
-        from .jax_backend import enable_compilation_cache, set_x64  # imports jax: only for mode=JAX
+            from .jax_backend import enable_compilation_cache, set_x64  # imports jax: only for mode=JAX
+        except ImportError as err:   # installed but broken (e.g. a jaxlib that does not match jax)
+            raise UserError(f"mode=JAX: jax is installed but does not import ({err}); reinstall it with "
+                            "pip install -e '.[jax]', or use mode=NUMBA") from None
 
         set_x64(cfg.floatX)
         enable_compilation_cache()
-        if cfg.device == "gpu":
-            try:
-                gpus = jax.devices("gpu")
-            except RuntimeError:
-                gpus = []
-            if not gpus:
-                raise UserError("device=gpu but JAX sees no GPU (install a CUDA jaxlib, e.g. "
-                                "pip install 'jax[cuda12]'), or use device=cpu")
     if name == "C" and not pytensor.config.cxx:
         raise UserError("mode=C needs a C++ compiler (g++) that PyTensor can find; or use mode=NUMBA")
     # The model writes its softmax out (`lstm_adv.core.model.softmax_rows`); do not let PyTensor fold
