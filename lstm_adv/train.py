@@ -23,7 +23,7 @@ from . import config as config_mod
 from .common import checks
 from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
-from .core.backend import limit_blas_threads
+from .core.backend import flush_denormals, limit_blas_threads
 from .data import BatchStream, load_dataset, prepare_data
 from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
 
@@ -79,6 +79,9 @@ def main(argv):
             try:
                 cleanup_temporary_files(run)
                 limit_blas_threads(1)
+                if cfg.denormals == "flush" and not flush_denormals():
+                    print("note: denormals=flush is not available here (needs x86-64 and a C++ compiler); "
+                          "training with gradual underflow", file=sys.stderr)
                 return train(cfg, run)
             finally:
                 run.unlock()

@@ -247,3 +247,27 @@ def test_signals_outside_the_loop_and_disk_full_at_the_first_write(tmp_path, mon
     assert "resumed from the checkpoint" in capsys.readouterr().out
     assert read_json(tmp_path / "run" / "metrics.json")["status"] == "ok"
     assert not any(p.exists() for p in stale)
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"), reason="FTZ/DAZ: x86-64")
+def test_flush_denormals_zeroes_subnormals_on_the_calling_thread():
+    code = ("import numpy as np\nfrom lstm_adv.core.backend import flush_denormals\n"
+            "a = np.array([1e-39], dtype=np.float32)\n"
+            "print(float((a * np.float32(1))[0]), flush_denormals(), float((a * np.float32(1))[0]))")
+    # A fresh process: the setting would otherwise stay with this test worker.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    before, ok, after = out.stdout.split()
+    assert float(before) > 0 and ok == "True" and float(after) == 0.0, out.stderr
+
+
+@pytest.mark.slow
+def test_denormals_flush_and_keep_train_the_same_parameters_at_large_eps(tmp_path):
+    """The README's claim for denormals=flush: at eps=15 (saturated gates) the parameters match IEEE's bit for bit."""
+    params = {}
+    for mode in ("flush", "keep"):
+        r = run_cli("lstm_adv.train", merge(TINY, ["eps=15", "max_epochs=1", f"denormals={mode}",
+                                                  f"saveto={tmp_path / mode}"]), tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        params[mode] = load_npz(tmp_path / mode / "params.npz")
+    for k in params["keep"]:
+        np.testing.assert_array_equal(params["flush"][k], params["keep"][k], err_msg=k)

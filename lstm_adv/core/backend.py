@@ -110,6 +110,56 @@ def limit_blas_threads(n=1):
     return sorted(lib.filepath for lib in blas.lib_controllers)
 
 
+# Sets the SSE control register's flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits.
+_FTZ_SOURCE = """#include <xmmintrin.h>
+extern "C" unsigned int lstm_adv_flush_denormals(void) {
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+    return _mm_getcsr();
+}
+"""
+
+
+def flush_denormals():
+    """Treat subnormal floats as zero on this thread (x86-64: MXCSR's FTZ and DAZ bits).
+
+    With large eps the perturbed inputs saturate the LSTM gates; their derivatives and the
+    products that use them underflow into subnormal floats, which x86 CPUs compute in microcode:
+    a table1 run at eps=15 took 247 ms an update instead of 57 (`experiments/README.md`, "CPU
+    backends"). Flushing them changed no bit of the parameters in our checks (42 updates from a
+    trained eps=15 and eps=1 checkpoint; a toy run). NumPy, BLAS and PyTensor's C code run on the
+    calling thread (one BLAS thread, `limit_blas_threads`), and threads started later inherit the
+    setting. The two-line helper is compiled with PyTensor's C++ compiler and loaded with ctypes.
+
+    Returns
+    -------
+    bool
+        Whether the bits are now set (False where the machine is not x86-64 or there is no compiler).
+    """
+    import ctypes
+    import platform
+    import subprocess
+    import tempfile
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    import pytensor  # its configured C++ compiler
+
+    cxx = pytensor.config.cxx
+    if not cxx:
+        return False
+    with tempfile.TemporaryDirectory(prefix="lstm_adv_ftz_") as tmp:
+        src, lib = os.path.join(tmp, "ftz.cpp"), os.path.join(tmp, "libftz.so")
+        with open(src, "w") as fh:
+            fh.write(_FTZ_SOURCE)
+        try:
+            subprocess.run([cxx, "-O1", "-shared", "-fPIC", src, "-o", lib], check=True, capture_output=True, timeout=120)
+            fn = ctypes.CDLL(lib).lstm_adv_flush_denormals   # the mapping outlives the deleted file
+        except (OSError, subprocess.SubprocessError):
+            return False
+    fn.restype = ctypes.c_uint
+    return (fn() & 0x8040) == 0x8040
+
+
 @contextmanager
 def blas_threads(n=None):
     """Inside the block, the BLAS libraries run ``n`` threads (None: one per CPU this process may
