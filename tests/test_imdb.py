@@ -201,6 +201,19 @@ def test_pool_gives_the_same_tokens():
     assert imdb_source.tokenize_texts(texts, workers=2, progress=False) == [imdb_source.tokenize(t) for t in texts]
 
 
+def test_pool_workers_end_quietly_under_the_trainings_signal_handlers():
+    # The training installs handlers that raise; forked workers used to inherit them and print a
+    # traceback each when the pool terminated them (SIGTERM) at the end of the with block.
+    code = ("import signal\nfrom lstm_adv.data import imdb_source\n"
+            "def stop(signum, frame):\n    raise RuntimeError(f'signal {signum}')\n"
+            "signal.signal(signal.SIGTERM, stop)\nsignal.signal(signal.SIGINT, stop)\n"
+            "texts = ['a fine film , really .'] * (4 * imdb_source.POOL_MIN_REVIEWS)\n"
+            "print(len(imdb_source.tokenize_texts(texts, workers=2, progress=False)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == str(4 * imdb_source.POOL_MIN_REVIEWS), r.stderr
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
 # --- the cache ----------------------------------------------------------------------------------
 
 def test_cache_reused(tarball, monkeypatch, tmp_path):

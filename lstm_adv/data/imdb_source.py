@@ -21,6 +21,7 @@ import lzma
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import tarfile
 import urllib.error
@@ -394,6 +395,18 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+def _quiet_worker_signals():
+    """In a pool worker: die quietly on SIGTERM and leave SIGINT to the parent.
+
+    Forked workers inherit the training's signal handlers, which raise; the pool's own
+    ``terminate()`` (leaving the ``with`` block) sends SIGTERM, and a terminal's Ctrl-C reaches
+    every process of the group, so each worker printed a traceback. The parent still stops on
+    either signal and terminates the pool.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def tokenize_texts(texts, workers=None, progress=True, desc="tokenise"):
     """Tokenise many reviews with `tokenize`, on a process pool, with a progress bar.
 
@@ -421,7 +434,7 @@ def tokenize_texts(texts, workers=None, progress=True, desc="tokenise"):
             return out
         size = max(1, min(256, len(texts) // (workers * 16)))
         chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
-        with multiprocessing.Pool(workers) as pool:
+        with multiprocessing.Pool(workers, initializer=_quiet_worker_signals) as pool:
             for tokens in pool.imap(_tokenize_chunk, chunks):
                 out.extend(tokens)
                 bar.update(len(tokens))
