@@ -219,6 +219,15 @@ def test_cli_writes_files_and_prints_table(sweep, tmp_path):
     assert proc.returncode == 0 and (sweep / "table1.csv").exists() and not (sweep / "table1.png").exists()
 
 
+def test_plain_baseline_of_each_group():
+    a, b, c = ("a",), ("b",), ("c",)
+    groups = {(a, 0.0): [], (a, 0.5): [], (b, 1.0): [], (c, 0.0): [], (c, 2.0): []}
+    # Two settings with plain runs: a setting without its own has no baseline.
+    assert tables.plain_baseline(groups) == {(a, 0.5): (a, 0.0), (b, 1.0): None, (c, 2.0): (c, 0.0)}
+    del groups[(c, 0.0)]
+    assert tables.plain_baseline(groups) == {(a, 0.5): (a, 0.0), (b, 1.0): (a, 0.0), (c, 2.0): (a, 0.0)}
+
+
 def test_pick_selects_on_validation_error(tmp_path):
     make_run(tmp_path, "a", 1.0, 1, dev=0.20)
     make_run(tmp_path, "b", 5.0, 1, dev=0.10, test=0.4)   # selection ignores the test error
@@ -319,6 +328,10 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     # Wall time in minutes (600 s x (seed + 1)), and the iterative attacks per group: sign then L2.
     assert table.split("\n")[[i for i, l in enumerate(table.split("\n")) if "wemb_init=word2vec | 0.0" in l][0]].endswith(
         "| 30 |")
+    # Against the plain runs: word2vec's own eps=0 runs, and for random (no eps=0 of its own) the only plain setting.
+    plain = table.split("## Test error against the plain runs")[1].split("## Robust")[0]
+    assert "| wemb_init=word2vec | 0.5 | wemb_init=word2vec | 1 vs 1 | +0.320 | n/a | n/a |" in plain
+    assert "| wemb_init=random | 0.5 | wemb_init=word2vec | 1 vs 1 | +0.010 | n/a | n/a |" in plain
     attack_rows = table.split("## Robust test error under the predicted-label iterative attacks")[1]
     assert "| setting | eps | sign 0.01 | L2 0.01 |" in attack_rows and "(absolute)" in attack_rows
     assert "| wemb_init=word2vec | 0.5 | 0.700 (1) | 0.300 (1) |" in attack_rows

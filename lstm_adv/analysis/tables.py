@@ -8,7 +8,7 @@ import numpy as np
 
 from ..common.paper import PAPER
 from .runs import PLATEAU_MARGIN, is_finite
-from .summary import SPLITS, eps_label, mean_sd
+from .summary import SPLITS, compare, eps_label, mean_sd
 
 def _num(x, digits=3):
     return f"{x:.{digits}f}" if is_finite(x) else ""
@@ -218,8 +218,43 @@ def ablation_markdown(runs, keys):
     out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
                       "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)"],
                      rows)
+    out += _against_plain(groups, keys)
     out += _grouped_attacks(groups, keys)
     return "\n".join(out) + "\n"
+
+
+def plain_baseline(groups):
+    """For each group (setting, eps > 0), the group of plain runs (eps = 0) it is compared with.
+
+    The eps = 0 group of the same setting; where the setting has none, the eps = 0 group of the
+    only setting that has one (the VAT comparison's single plain model); else none.
+    """
+    plain = {label: key for key in groups for label, eps in [key] if eps == 0}
+    only = next(iter(plain.values())) if len(plain) == 1 else None
+    return {key: plain.get(key[0], only) for key in groups if key[1] != 0}
+
+
+def _against_plain(groups, keys):
+    """Test error of each adversarial group against its plain runs: difference and Welch / Mann-Whitney p."""
+    rows = []
+    for key, base in sorted(plain_baseline(groups).items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        if base is None:
+            continue
+        a = [r["test"] for r in groups[key] if r["status"] == "ok"]
+        b = [r["test"] for r in groups[base] if r["status"] == "ok"]
+        if not a or not b:
+            continue
+        p_welch, p_mwu = compare(a, b)
+        rows.append([_setting(keys, key[0]), eps_label(key[1]), _setting(keys, base[0]), f"{len(a)} vs {len(b)}",
+                     f"{np.mean(a) - np.mean(b):+.3f}", _p(p_welch), _p(p_mwu)])
+    if not rows:
+        return []
+    return ["", "## Test error against the plain runs", "",
+            "Each setting's eps > 0 runs against the eps = 0 runs of the same setting (or, where it has none, "
+            "of the only setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
+            "test error, not corrected for the number of rows; n/a with fewer than 2 runs on a side.", ""] + \
+        _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "Welch p", "Mann-Whitney p"],
+                  rows)
 
 
 def _setting(keys, label):
