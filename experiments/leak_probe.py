@@ -12,6 +12,7 @@ experiments/label_leak.sh). The attacks are `lstm_adv.evaluate.attack_report`'s 
     LSTM_ADV_DATA=../shared/data/aclImdb.tar.gz python experiments/leak_probe.py RUN_DIR [RUN_DIR ...]
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,11 +28,16 @@ from lstm_adv.evaluate import attack_report, eval_batches
 
 N_REVIEWS, BATCH = 1000, 100
 
+runs = [Path(a).resolve() for a in sys.argv[1:]]
+# Rows named from the folder the runs share: table1/eps=0.3/seed=1 and ablation/tutorial_eps=0.5_seed=1,
+# not eps=0.3/seed=1 (which a tutorial-init sweep would name the same).
+root = Path(os.path.commonpath([r.parent.parent for r in runs])) if runs else Path()
+
 limit_blas_threads(1)
 print("| run | eps | clean error | true-label perturbation | predicted-label perturbation "
       "| random signs |")
 print("|---|---|---|---|---|---|")
-for run in map(Path, sys.argv[1:]):
+for run in runs:
     cfg = from_dict(json.loads((run / "config.json").read_text())["config"])
     if cfg.eps == 0:
         continue  # no perturbation to probe
@@ -51,5 +57,5 @@ for run in map(Path, sys.argv[1:]):
         emb = model.f_embed(x)
         noise = perturbation(rng.standard_normal(emb.shape), mask, cfg.eps, cfg.adv_norm)
         wrong += int((model.f_prob_emb((emb + noise).astype(emb.dtype), mask).argmax(axis=1) != y).sum())
-    print(f"| {run.parent.name}/{run.name} | {cfg.eps:g} | {report['clean_err']:.3f} | {true:.3f} | {pred:.3f} "
+    print(f"| {run.relative_to(root).as_posix()} | {cfg.eps:g} | {report['clean_err']:.3f} | {true:.3f} | {pred:.3f} "
           f"| {wrong / len(reviews):.3f} |", flush=True)
