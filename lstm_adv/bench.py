@@ -52,7 +52,7 @@ from .common import checks
 from .common.errors import UserError, cli_entry
 from .common.options import help_text, option, parse, wants_help
 from .config import parse_args
-from .core.backend import limit_blas_threads
+from .core.backend import flush_denormals, limit_blas_threads
 from .data import prepare_data
 
 B, T, N_WORDS, DIM = 16, 100, 10000, 128
@@ -124,6 +124,7 @@ def worker(mode, floatX, reps, shapes=None):
 
     from .core.compiled import Model  # PyTensor: worker process only
     blas_set = limit_blas_threads(1)   # as the entry points run the model
+    flushed = flush_denormals()        # as train's default denormals=flush
 
     res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {},
            "shapes": {"wdim": WDIM, "hdim": HDIM, "n_words": N_WORDS, "wemb_update": WEMB_UPDATE}}
@@ -180,6 +181,7 @@ def worker(mode, floatX, reps, shapes=None):
         res["update"][name]["fraction_of_matmul_peak"] = round(floor / res["update"][name]["cpu_ms_median"], 3)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     res["blas_threads_set_to_1"] = [os.path.basename(p) for p in blas_set]
+    res["denormals_flushed"] = flushed
     res["pytensor"] = {"version": pytensor.__version__, "blas__ldflags": pytensor.config.blas__ldflags,
                        "linker": str(m.mode.linker)}
     if (shapes or {}).get("breakdown", True):
