@@ -83,7 +83,10 @@ if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
 COMMANDS2="$DIR/commands-seeds.txt"
 : > "$COMMANDS2.tmp"
 for method in $METHODS; do
-  eps=$("$PYTHON" -m lstm_adv.results "$RESULTS"/vat_comparison/"${method}"_eps=*_seed="$SELECT_SEED" pick=eps)
+  if ! eps=$("$PYTHON" -m lstm_adv.results "$RESULTS"/vat_comparison/"${method}"_eps=*_seed="$SELECT_SEED" pick=eps); then
+    echo "$method: no finished seed-$SELECT_SEED run to select eps from; its other seeds are not run" >&2
+    status=1; continue
+  fi
   echo "$method: eps=$eps selected on the validation split (seed $SELECT_SEED)" >&2
   for seed in $SEEDS; do line "$method" "$eps" "$seed" "$@" >> "$COMMANDS2.tmp"; done
 done
