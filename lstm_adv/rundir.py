@@ -321,8 +321,8 @@ class LoopState:
     """Where the training loop stands: what a checkpoint saves and a resumed run continues from.
 
     The fields from ``uidx`` to ``estop`` (the tutorial's names) are the checkpoint's ``state_json``
-    (`STATE_KEYS`); ``epoch_perm``, ``best_p`` and ``shuffle_rng`` are saved beside them
-    (`save_loop_state`); the last three fields belong to one attempt and are never saved.
+    (`STATE_KEYS`); ``cpu_elapsed``, ``epoch_perm``, ``best_p`` and ``shuffle_rng`` are saved beside
+    them (`save_loop_state`); the last four fields belong to one attempt and are never saved.
     """
 
     uidx: int = 0                      # updates done
@@ -335,16 +335,24 @@ class LoopState:
     cost_n: int = 0                    # ... over this many updates
     elapsed: float = 0.0               # wall seconds of the earlier attempts
     estop: bool = False                # the patience rule stopped the run
+    # CPU seconds of the earlier attempts (all threads of the training process); None when a resumed
+    # checkpoint predates it. Unlike wall time it excludes waiting for a shared core or a SIGSTOP pause.
+    cpu_elapsed: Optional[float] = 0.0
     epoch_perm: Optional[np.ndarray] = None   # this epoch's order of the training reviews
     best_p: Optional[dict] = None             # the best-on-valid parameters so far
     shuffle_rng: Optional[np.random.Generator] = None
     t_start: float = 0.0                      # time.time() when this attempt's loop began
+    c_start: float = 0.0                      # time.process_time() then
     step_time: list = field(default_factory=lambda: [0.0, 0])  # seconds in updates (no compiling), updates
     disp_mark: list = field(default_factory=lambda: [0.0, 0])  # step_time at the last dispFreq line
 
     def wall_time(self):
         """Seconds of training over all attempts, up to now."""
         return self.elapsed + time.time() - self.t_start
+
+    def cpu_time(self):
+        """CPU seconds of the training process over all attempts, up to now; None if unknown."""
+        return None if self.cpu_elapsed is None else self.cpu_elapsed + time.process_time() - self.c_start
 
     def ms_per_update(self):
         """Milliseconds per update in this attempt."""
@@ -356,6 +364,8 @@ class LoopState:
         out = {"status": status, "train_err": None, "valid_err": None, "test_err": None,
                "best_update": self.best_update, "n_updates": self.uidx, "n_epochs": self.eidx,
                "wall_time_s": round(self.wall_time(), 2), "ms_per_update": round(self.ms_per_update(), 2)}
+        cpu = self.cpu_time()
+        out["cpu_time_s"] = None if cpu is None else round(cpu, 2)
         out.update(extra)
         return out
 
@@ -369,7 +379,8 @@ def save_loop_state(run, model, state, unlab=None):
 
     The checkpoint holds the arrays ``param/<name>``, ``opt/<name>``, ``best/<name>`` (once there
     are best parameters), ``epoch_perm`` (inside an epoch) and ``unlab/perm`` (``unlabelled=N``),
-    and ``state_json``: the `STATE_KEYS` of ``state`` (``elapsed`` up to now), ``unlab`` (the
+    and ``state_json``: the `STATE_KEYS` of ``state`` (``elapsed`` up to now), ``cpu_elapsed`` (CPU
+    seconds up to now; left out when unknown, after resuming a checkpoint without it), ``unlab`` (the
     unlabelled stream's position and RNG, ``unlabelled=N`` only), ``rng_shuffle`` and one
     ``rng_<name>`` per random stream of the model (NumPy bit-generator states), in this order.
 
@@ -390,6 +401,8 @@ def save_loop_state(run, model, state, unlab=None):
         arrays["epoch_perm"] = state.epoch_perm
     saved = {k: getattr(state, k) for k in STATE_KEYS}
     saved["elapsed"] = state.wall_time()
+    if state.cpu_time() is not None:
+        saved["cpu_elapsed"] = state.cpu_time()
     if unlab is not None:
         unlab_arrays, saved["unlab"] = unlab.state()
         arrays.update(("unlab/" + k, v) for k, v in unlab_arrays.items())
@@ -426,7 +439,8 @@ def restore_loop_state(run, model, unlab=None):
         var.set_value(_generator(saved["rng_" + name]))
     if unlab is not None:
         unlab.restore(_prefixed(arrays, "unlab/"), saved["unlab"])
-    return LoopState(**{k: saved[k] for k in STATE_KEYS}, epoch_perm=arrays.get("epoch_perm"),
+    return LoopState(**{k: saved[k] for k in STATE_KEYS}, cpu_elapsed=saved.get("cpu_elapsed"),
+                     epoch_perm=arrays.get("epoch_perm"),
                      best_p=_prefixed(arrays, "best/") or None, shuffle_rng=_generator(saved["rng_shuffle"]))
 
 

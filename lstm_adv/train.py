@@ -158,7 +158,7 @@ def train(cfg, run):
     # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
     stop = []
     with _on_signals(lambda signum, frame: stop.append(signum)):
-        state.t_start = time.time()
+        state.t_start, state.c_start = time.time(), time.process_time()
         run.write_metrics(state.metrics("running"))
         try:
             status = run_loop(cfg, run, model, data, unlab, state, stop)

@@ -100,9 +100,10 @@ def _mid_run(run_path):
     unlab = BatchStream(7, 3, make_rng(1, "unlabelled"))
     unlab.next()
     state = LoopState(uidx=12, eidx=1, batch_pos=4, history=[_row(5, 0.4), _row(10, 0.35)], bad_counter=2,
-                      best_update=10, cost_sum=1.25, cost_n=2, elapsed=100.0, estop=False,
+                      best_update=10, cost_sum=1.25, cost_n=2, elapsed=100.0, estop=False, cpu_elapsed=50.0,
                       epoch_perm=np.arange(9)[::-1].copy(), best_p=model.get_params(),
-                      shuffle_rng=make_rng(1, "shuffle"), t_start=time.time() - 5)
+                      shuffle_rng=make_rng(1, "shuffle"), t_start=time.time() - 5,
+                      c_start=time.process_time() - 2)
     state.shuffle_rng.permutation(9)
     run = RunDir(run_path)
     run.path.mkdir(exist_ok=True)
@@ -119,6 +120,7 @@ def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
         if key != "elapsed":
             assert getattr(back, key) == getattr(state, key), key
     assert 105 <= back.elapsed < 165  # the earlier attempts' 100 s and this one's 5 s (and the save)
+    assert 52 <= back.cpu_elapsed < 60  # 50 CPU seconds before, 2 in this attempt
     np.testing.assert_array_equal(back.epoch_perm, state.epoch_perm)
     for k in FakeModel.NAMES:
         np.testing.assert_array_equal(back.best_p[k], state.best_p[k])
@@ -145,7 +147,7 @@ def test_checkpoint_layout_and_no_best_parameters_before_the_first_validation(tm
     names = list(FakeModel.NAMES)
     assert files == (["param/" + k for k in names] + ["opt/" + k for k in model.opt] + ["best/" + k for k in names]
                      + ["epoch_perm", "unlab/perm", "state_json"])
-    assert list(saved) == [*STATE_KEYS, "unlab", "rng_shuffle", "rng_clean", "rng_adv", "rng_vat"]
+    assert list(saved) == [*STATE_KEYS, "cpu_elapsed", "unlab", "rng_shuffle", "rng_clean", "rng_adv", "rng_vat"]
     assert set(saved["unlab"]) == {"pos", "rng"} and saved["rng_shuffle"]["bit_generator"] == "PCG64"
 
     # Between epochs, before a validation, without unlabelled reviews: none of those arrays.
@@ -200,6 +202,7 @@ def test_a_checkpoint_of_the_earlier_loop_resumes_and_is_written_back_alike(tmp_
     assert (state.uidx, state.eidx, state.batch_pos, state.bad_counter, state.best_update, state.estop) == \
            (40, 0, 40, 0, 40, False)
     assert state.history == old["history"] and state.elapsed == pytest.approx(12.906141757965088)
+    assert state.cpu_elapsed is None and state.metrics("running")["cpu_time_s"] is None   # not recorded then
     np.testing.assert_array_equal(state.epoch_perm, arrays["epoch_perm"])
     np.testing.assert_array_equal(state.best_p["U"], model.params["U"] + 1)
     np.testing.assert_array_equal(other.params["lstm_W"], model.params["lstm_W"])
@@ -224,10 +227,14 @@ def test_a_checkpoint_of_the_earlier_loop_resumes_and_is_written_back_alike(tmp_
 
 
 def test_metrics_record_of_a_loop_state():
-    state = LoopState(uidx=7, eidx=1, best_update=5, elapsed=10.0, t_start=time.time() - 2, step_time=[0.5, 100])
+    state = LoopState(uidx=7, eidx=1, best_update=5, elapsed=10.0, cpu_elapsed=3.0, t_start=time.time() - 2,
+                      c_start=time.process_time() - 1, step_time=[0.5, 100])
     out = state.metrics("nan")
     assert list(out) == ["status", "train_err", "valid_err", "test_err", "best_update", "n_updates", "n_epochs",
-                         "wall_time_s", "ms_per_update"]
+                         "wall_time_s", "ms_per_update", "cpu_time_s"]
+    assert 4 <= out["cpu_time_s"] < 10
+    state.cpu_elapsed = None   # resumed from a checkpoint that did not record it: unknown, not a guess
+    assert state.metrics("ok")["cpu_time_s"] is None
     assert (out["status"], out["test_err"], out["best_update"], out["n_updates"], out["n_epochs"]) == \
            ("nan", None, 5, 7, 1)
     assert out["ms_per_update"] == 5.0 and 12 <= out["wall_time_s"] < 60

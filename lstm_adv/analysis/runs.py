@@ -31,7 +31,8 @@ def from_record(rec):
         ``dir`` (resolved), ``config`` (the saved ``config`` entry), ``eps``, ``alpha``, ``seed``,
         ``status`` (``ok``, ``nan``, ``interrupted``, ``failed``, ``running``, ``no metrics``
         or ``corrupt``), ``dev``, ``test``, ``average`` (floats, or None unless status is ok),
-        ``attack`` ({attack eps: test error}), ``wall_time_s``, ``problem`` (why a run
+        ``attack`` ({attack eps: test error}), ``wall_time_s``, ``cpu_time_s`` (None where the run
+        did not record it), ``problem`` (why a run
         is ``corrupt``, else None), ``history`` (`history_floats`), ``escape_epoch``, ``plateau_err``.
 
     Raises
@@ -45,7 +46,8 @@ def from_record(rec):
         raise UserError(f"{cfg_path} has eps={eps!r}, alpha={alpha!r}; both must be numbers")
     run = {"dir": str(rec.path.resolve()), "config": cfg, "eps": round(float(eps), 9),
            "alpha": round(float(alpha), 9), "seed": cfg.get("seed"), "status": rec.status, "dev": None,
-           "test": None, "average": None, "attack": {}, "attacks": {}, "wall_time_s": None, "problem": rec.problem}
+           "test": None, "average": None, "attack": {}, "attacks": {}, "wall_time_s": None, "cpu_time_s": None,
+           "problem": rec.problem}
     run["history"] = history_floats(rec.history)
     data = rec.saved.get("data")
     pos = data.get("train_pos_fraction") if isinstance(data, dict) else None
@@ -53,7 +55,8 @@ def from_record(rec):
     metrics = rec.metrics
     if metrics is None:
         return run
-    run["wall_time_s"] = metrics.get("wall_time_s") if is_finite(metrics.get("wall_time_s")) else None
+    for key in ("wall_time_s", "cpu_time_s"):
+        run[key] = metrics.get(key) if is_finite(metrics.get(key)) else None
     if run["status"] != "ok":
         return run
     dev, test = metrics.get("valid_err"), metrics.get("test_err")

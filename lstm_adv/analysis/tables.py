@@ -196,7 +196,8 @@ def ablation_markdown(runs, keys):
     out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
            f"Left the plateau: epoch of the first validation with training error below the minority-class "
            f"rate minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
-           "finished). Errors: mean ± sd over finished runs (n).", ""]
+           "finished). Errors: mean ± sd over finished runs (n). CPU time: the training process's, which "
+           "unlike wall time leaves out waiting for a shared core (n where fewer runs recorded it).", ""]
     rows = []
     for (label, eps), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         ok = [r for r in rs if r["status"] == "ok"]
@@ -211,13 +212,15 @@ def ablation_markdown(runs, keys):
 
         last = [int(r["history"][-1]["epoch"]) for r in ok if r["history"]]
         wall = [r["wall_time_s"] / 60 for r in ok if is_finite(r["wall_time_s"])]
+        cpu = [r["cpu_time_s"] / 60 for r in ok if is_finite(r.get("cpu_time_s"))]
         rows.append([_setting(keys, label), eps_label(eps), f"{len(ok)}/{len(rs)}",
                      len(ok) - len(learned), epochs, stat([r["dev"] for r in ok]), stat([r["test"] for r in ok]),
                      stat([r["test"] for r in learned]), max(last) if last else "-",
-                     f"{np.mean(wall):.0f}" if wall else "-"])
+                     f"{np.mean(wall):.0f}" if wall else "-",
+                     (f"{np.mean(cpu):.0f}" + (f" ({len(cpu)})" if len(cpu) < len(ok) else "")) if cpu else "-"])
     out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
-                      "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)"],
-                     rows)
+                      "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)",
+                      "CPU time (min, mean)"], rows)
     out += _against_plain(groups, keys)
     out += _grouped_attacks(groups, keys)
     return "\n".join(out) + "\n"
