@@ -333,6 +333,10 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
         rows[" | ".join(line.split(" | ")[:2])] = line
     assert rows["| wemb_init=word2vec | 0.0"].endswith("| 30 | 5 |")
     assert rows["| wemb_init=word2vec | 0.5"].endswith("| 20 | - |")
+    # Runs without the field (all made before it): no CPU column at all.
+    for r in s["runs"]:
+        r["cpu_time_s"] = None
+    assert "CPU time" not in tables.ablation_markdown(s["runs"], ["wemb_init"])
     # Against the plain runs: word2vec's own eps=0 runs, and for random (no eps=0 of its own) the only plain setting.
     plain = table.split("## Test error against the plain runs")[1].split("## Robust")[0]
     assert "| wemb_init=word2vec | 0.5 | wemb_init=word2vec | 1 vs 1 | +0.320 | n/a | n/a |" in plain

@@ -196,8 +196,12 @@ def ablation_markdown(runs, keys):
     out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
            f"Left the plateau: epoch of the first validation with training error below the minority-class "
            f"rate minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
-           "finished). Errors: mean ± sd over finished runs (n). CPU time: the training process's, which "
-           "unlike wall time leaves out waiting for a shared core (n where fewer runs recorded it).", ""]
+           "finished). Errors: mean ± sd over finished runs (n).", ""]
+    # CPU time (cpu_time_s), unlike wall time, leaves out waiting for a shared core or a pause;
+    # its column appears once some run recorded it.
+    with_cpu = any(is_finite(r.get("cpu_time_s")) for r in runs)
+    if with_cpu:
+        out[-2] += " CPU time: the training process's (n where fewer runs recorded it)."
     rows = []
     for (label, eps), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         ok = [r for r in rs if r["status"] == "ok"]
@@ -216,11 +220,12 @@ def ablation_markdown(runs, keys):
         rows.append([_setting(keys, label), eps_label(eps), f"{len(ok)}/{len(rs)}",
                      len(ok) - len(learned), epochs, stat([r["dev"] for r in ok]), stat([r["test"] for r in ok]),
                      stat([r["test"] for r in learned]), max(last) if last else "-",
-                     f"{np.mean(wall):.0f}" if wall else "-",
-                     (f"{np.mean(cpu):.0f}" + (f" ({len(cpu)})" if len(cpu) < len(ok) else "")) if cpu else "-"])
+                     f"{np.mean(wall):.0f}" if wall else "-"]
+                    + ([(f"{np.mean(cpu):.0f}" + (f" ({len(cpu)})" if len(cpu) < len(ok) else "")) if cpu else "-"]
+                       if with_cpu else []))
     out += _md_table(["setting", "eps", "finished", "never left", "left the plateau at epoch",
-                      "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)",
-                      "CPU time (min, mean)"], rows)
+                      "dev err", "test err", "test err (runs that left)", "last epoch", "wall time (min, mean)"]
+                     + (["CPU time (min, mean)"] if with_cpu else []), rows)
     out += _against_plain(groups, keys)
     out += _grouped_attacks(groups, keys)
     return "\n".join(out) + "\n"
