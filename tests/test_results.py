@@ -125,8 +125,10 @@ def test_welch_and_mann_whitney_equal_scipy(sweep):
     md = tables.to_markdown(s)
     sig = md.split("## Does any eps differ")[1].split("\n## ")[0]
     rows = {r[0]: r for r in md_table("|" + sig.split("\n|", 1)[1])[1:]}
-    assert rows["0.05"][3:] == ["n/a", "n/a", "n/a"]
-    assert rows["15.0"][3] == "<0.001"
+    assert rows["0.05"][3:] == ["n/a", "n/a", "n/a", "n/a"]
+    assert rows["15.0"][4] == "<0.001"
+    low, high = summary.welch_ci(TEST_ERR[15.0], TEST_ERR[0.0])
+    assert rows["15.0"][3] == f"[{low:+.3f}, {high:+.3f}]" and 0 < low < high
     assert "eps=15.0 (worse)" in sig
 
 
@@ -139,6 +141,20 @@ def test_identical_and_degenerate_groups():
     assert p_welch == pytest.approx(1.0) and p_mwu == pytest.approx(1.0)
     assert all(math.isnan(p) for p in summary.compare([0.1], [0.2, 0.3]))
     assert tables._p(math.nan) == "n/a"
+
+
+def test_welch_interval_is_the_textbook_one():
+    a, b = [0.18, 0.17, 0.20, 0.19, 0.175], [0.171, 0.174, 0.185]
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))   # Welch-Satterthwaite
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    d = np.mean(a) - np.mean(b)
+    assert summary.welch_ci(a, b) == pytest.approx((d - half, d + half), rel=1e-9)
+    low, high = summary.welch_ci(b, a)                      # the difference's sign follows the order
+    assert (low, high) == pytest.approx((-d - half, -d + half), rel=1e-9)
+    assert summary.welch_ci(a, b, 0.5)[1] - summary.welch_ci(a, b, 0.5)[0] < 2 * half
+    assert all(math.isnan(v) for v in summary.welch_ci([0.1], a))
+    assert all(math.isnan(v) for v in summary.welch_ci([0.25, 0.25], [0.25, 0.25]))
 
 
 def test_holm():
@@ -279,7 +295,7 @@ def test_identical_groups_through_the_table(tmp_path):
     t = s["cells"][0.5]["test"]
     assert math.isnan(t["p_welch"]) and t["p_mwu"] == pytest.approx(1.0)
     md = tables.to_markdown(s)
-    assert "| 0.5 | 3 vs 3 | +0.000 | n/a | n/a | 1.000 |" in md
+    assert "| 0.5 | 3 vs 3 | +0.000 | n/a | n/a | n/a | 1.000 |" in md
     assert "No eps differs from eps = 0" in md
     assert "0.250 ± 0.000 (paper .18)" in md
 

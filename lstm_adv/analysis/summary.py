@@ -53,6 +53,24 @@ def compare(a, b):
     return p_welch, p_mwu
 
 
+def welch_ci(a, b, level=0.95):
+    """Confidence interval of mean(a) - mean(b) from Welch's t (Welch-Satterthwaite degrees of freedom).
+
+    Says which differences the runs rule out, where a p-value says only whether 0 is ruled out.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        nan when either sample has fewer than 2 values or both have zero spread.
+    """
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):   # no spread: no degrees of freedom
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
+    return float(ci.low), float(ci.high)
+
+
 def holm(pvalues):
     """Holm-Bonferroni adjusted p-values (nan entries are left out of the family and stay nan)."""
     p = np.asarray(pvalues, dtype=float)

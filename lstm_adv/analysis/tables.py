@@ -8,7 +8,7 @@ import numpy as np
 
 from ..common.paper import PAPER
 from .runs import PLATEAU_MARGIN, is_finite
-from .summary import SPLITS, compare, eps_label, mean_sd
+from .summary import SPLITS, compare, eps_label, mean_sd, welch_ci
 
 def _num(x, digits=3):
     return f"{x:.{digits}f}" if is_finite(x) else ""
@@ -70,18 +70,20 @@ def to_markdown(summary):
     out += ["", "## Does any eps differ from eps = 0? (test error)", "",
             "Two-sided Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`) of each eps against "
             "eps = 0, its Holm-Bonferroni adjustment over all eps tested, and a Mann-Whitney U "
-            "test as a non-parametric check; n/a where either group has fewer than 2 ok runs.", ""]
+            "test as a non-parametric check; n/a where either group has fewer than 2 ok runs. The "
+            "95% interval of the difference (Welch, not adjusted) bounds the effects the runs leave possible.", ""]
     base = cells[0.0]["test"]
     rows, significant = [], []
     for e in (e for e in cols if e != 0.0):
         t = cells[e]["test"]
         diff = t["mean"] - base["mean"] if cells[e]["n_ok"] and cells[0.0]["n_ok"] else math.nan
         rows.append([eps_label(e), f"{cells[e]['n_ok']} vs {cells[0.0]['n_ok']}",
-                     f"{diff:+.3f}" if is_finite(diff) else "", _p(t["p_welch"]),
+                     f"{diff:+.3f}" if is_finite(diff) else "", _ci(welch_ci(t["values"], base["values"])),
+                     _p(t["p_welch"]),
                      _p(s["p_holm"].get(e)), _p(t["p_mwu"])])
         if is_finite(s["p_holm"].get(e)) and s["p_holm"][e] < 0.05:
             significant.append(f"eps={eps_label(e)} ({'worse' if diff > 0 else 'better'})")
-    out += _md_table(["eps", "n ok (eps vs 0)", "test err - eps 0", "Welch p", "Welch p (Holm)",
+    out += _md_table(["eps", "n ok (eps vs 0)", "test err - eps 0", "95% interval", "Welch p", "Welch p (Holm)",
                       "Mann-Whitney p"], rows)
     n_tested = sum(is_finite(p) for p in s["p_holm"].values())
     out += ["", (f"Differs from eps = 0 at the 5% level after Holm's correction: {', '.join(significant)}."
@@ -254,15 +256,21 @@ def _against_plain(groups, keys):
             continue
         p_welch, p_mwu = compare(a, b)
         rows.append([_setting(keys, key[0]), eps_label(key[1]), _setting(keys, base[0]), f"{len(a)} vs {len(b)}",
-                     f"{np.mean(a) - np.mean(b):+.3f}", _p(p_welch), _p(p_mwu)])
+                     f"{np.mean(a) - np.mean(b):+.3f}", _ci(welch_ci(a, b)), _p(p_welch), _p(p_mwu)])
     if not rows:
         return []
     return ["", "## Test error against the plain runs", "",
             "Each setting's eps > 0 runs against the eps = 0 runs of the same setting (or, where it has none, "
             "of the only setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
-            "test error, not corrected for the number of rows; n/a with fewer than 2 runs on a side.", ""] + \
-        _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "Welch p", "Mann-Whitney p"],
-                  rows)
+            "test error, not corrected for the number of rows, and the 95% interval of the difference (Welch); "
+            "n/a with fewer than 2 runs on a side.", ""] + \
+        _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "95% interval", "Welch p",
+                   "Mann-Whitney p"], rows)
+
+
+def _ci(interval):
+    low, high = interval
+    return f"[{low:+.3f}, {high:+.3f}]" if is_finite(low) and is_finite(high) else "n/a"
 
 
 def _setting(keys, label):
