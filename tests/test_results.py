@@ -340,6 +340,10 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     md = tables.to_markdown(s)
     assert "## Leaving the one-class plateau" in md and "s1: never" in md
     assert "iterative sign attack (10 steps, L-inf ball)" in md and "0.01 (x2)" in md
+    # The true-label attack by its adv_err (0.1): its robust error (0.2) is the predicted-label attack's.
+    assert "## Robust error: one-step attack on the TRUE" not in md
+    leak = md.split("## Error on the attacked reviews: one-step attack on the TRUE label")[1].split("\n## ")[0]
+    assert "| 0.5 | 0.100 ± 0.000 (2) |" in leak and "| 0.0 | 0.100 (1) |" in leak and "0.200" not in leak
     table = tables.ablation_markdown(s["runs"], ["wemb_init"])
     assert "| wemb_init=random | 0.5 | 1/1 | 0 | s0: 8 |" in table
     assert "| wemb_init=word2vec | 0.5 | 1/1 | 1 | s1: never |" in table

@@ -133,7 +133,11 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
         {``values``, ``mean``, ``sd`` (ddof=1), ``paper``, ``p_welch``, ``p_mwu``}} where the
         p-values test that eps against eps=0 (nan for eps=0 and where either side has < 2 ok
         runs); ``p_holm``: eps -> Holm-adjusted Welch p on test error; ``attack``: eps ->
-        attack eps -> {``mean``, ``sd``, ``n``}; ``other_alpha``: alpha -> eps -> cell;
+        attack eps -> {``mean``, ``sd``, ``n``} (the earlier runs' true-label attack);
+        ``plateau``: eps -> the escape epochs and never-left counts; ``attacks``: attack name ->
+        eps -> radius -> {``mean``, ``sd``, ``n``} of ``robust_err``, ``attacks_adv`` the same of
+        ``adv_err``; ``relative``: radius -> median multiple of a |Wemb| coordinate; ``attack_k``:
+        the iterative attacks' step counts; ``other_alpha``: alpha -> eps -> cell;
         ``shared``/``mixed``: the setting keys common to / differing between the table's runs;
         ``warnings``: lines worth showing the user; ``runs``: every run read.
     """
@@ -195,7 +199,7 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
                         "epochs": {str(r["seed"]): r["escape_epoch"] for r in done},
                         "test_learned": dict(zip(("mean", "sd"), mean_sd([r["test"] for r in learned])),
                                              n=len(learned))}
-    attacks = {}
+    attacks, attacks_adv = ({}, {})
     for eps in columns:
         for r in by_eps.get(eps, []):
             if r["status"] != "ok":
@@ -204,11 +208,15 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
                 if not isinstance(per, dict) or name in ("relative",):
                     continue
                 for strength, fig in per.items():
-                    if isinstance(fig, dict) and is_finite(fig.get("robust_err")):
-                        attacks.setdefault(name, {}).setdefault(eps, {}).setdefault(
-                            round(float(strength), 9), []).append(fig["robust_err"])
-    attacks = {name: {e: {st: dict(zip(("mean", "sd"), mean_sd(v)), n=len(v)) for st, v in sorted(d.items())}
-                      for e, d in per_eps.items()} for name, per_eps in attacks.items()}
+                    for figure, into in (("robust_err", attacks), ("adv_err", attacks_adv)):
+                        if isinstance(fig, dict) and is_finite(fig.get(figure)):
+                            into.setdefault(name, {}).setdefault(eps, {}).setdefault(
+                                round(float(strength), 9), []).append(fig[figure])
+
+    def cell_stats(figures):
+        return {name: {e: {st: dict(zip(("mean", "sd"), mean_sd(v)), n=len(v)) for st, v in sorted(d.items())}
+                       for e, d in per_eps.items()} for name, per_eps in figures.items()}
+    attacks, attacks_adv = cell_stats(attacks), cell_stats(attacks_adv)
     # The iterative attacks' step counts (attack_k), for the tables' titles.
     attack_k = sorted({r["attacks"]["k"] for r in runs if r["status"] == "ok" and isinstance(r["attacks"].get("k"), int)
                        and r["attacks"]["k"] > 0})
@@ -220,5 +228,5 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
     relative = {st: float(np.median(v)) for st, v in relative.items()}
 
     return {"alpha": alpha, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
-            "plateau": plateau, "attacks": attacks, "relative": relative, "attack_k": attack_k,
+            "plateau": plateau, "attacks": attacks, "attacks_adv": attacks_adv, "relative": relative, "attack_k": attack_k,
             "other_alpha": other_alpha, "shared": shared, "mixed": mixed, "warnings": notes, "runs": runs}

@@ -118,18 +118,26 @@ def to_markdown(summary):
                          rows)
 
     steps = "/".join(map(str, s.get("attack_k", []))) or "k"
-    for name, title in (("iter_sign_pred", f"iterative sign attack ({steps} steps, L-inf ball) on the predicted label"),
-                        ("onestep_pred", "one-step attack on the predicted label"),
-                        ("onestep_true", "one-step attack on the TRUE label (leaks the label; for comparison)")):
-        if name not in s["attacks"]:
+    robust = ("Robust error: {}", "A review counts as wrong if its clean or its attacked prediction is wrong.")
+    for name, title, figures, (head, what) in (
+            ("iter_sign_pred", f"iterative sign attack ({steps} steps, L-inf ball) on the predicted label",
+             "attacks", robust),
+            ("onestep_pred", "one-step attack on the predicted label", "attacks", robust),
+            # Its robust error is the predicted-label attack's by construction: where the clean
+            # prediction is right, the predicted label is the true one. The leak shows in adv_err.
+            ("onestep_true", "one-step attack on the TRUE label (leaks the label; for comparison)", "attacks_adv",
+             ("Error on the attacked reviews: {}",
+              "The attacked prediction alone (adv_err): its robust error equals the predicted-label attack's "
+              "(where the clean prediction is right, the predicted label is the true one), while this error "
+              "falls below the clean one where the step gives the label away."))):
+        if name not in s.get(figures, {}):
             continue
-        d = s["attacks"][name]
+        d = s[figures][name]
         strengths = sorted({a for per in d.values() for a in per})
         rel = s["relative"]
-        out += ["", f"## Robust error: {title}", "",
-                "A review counts as wrong if its clean or its attacked prediction is wrong. Rows: training "
-                "eps; columns: attack radius (in brackets: x the median |Wemb| coordinate of the trained "
-                "models); mean ± sd over ok runs (n).", ""]
+        out += ["", "## " + head.format(title), "",
+                what + " Rows: training eps; columns: attack radius (in brackets: x the median |Wemb| coordinate "
+                "of the trained models); mean ± sd over ok runs (n).", ""]
         rows = [[eps_label(e)] + [(f"{per[a]['mean']:.3f}" + (f" ± {per[a]['sd']:.3f}" if per[a]["n"] > 1 else "")
                               + f" ({per[a]['n']})") if a in per else "" for a in strengths]
                 for e, per in d.items()]
