@@ -20,7 +20,7 @@ from lstm_adv.data import BatchStream, finalize_unlabelled, prepare_data
 from lstm_adv.common.errors import UserError
 from lstm_adv.core.backend import get_mode
 from lstm_adv.core.compiled import Model
-from lstm_adv.core.model import emb_norm_weights, init_params, normalize_embeddings, to_shared
+from lstm_adv.core.model import embed, emb_norm_weights, init_params, normalize_embeddings, to_shared
 from lstm_adv.common.utils import make_rng
 
 N_WORDS = 12
@@ -161,6 +161,25 @@ def test_embedding_normalisation_and_its_weights():
     np.testing.assert_allclose(normalize_embeddings(7 * W, w), Z, rtol=1e-3)  # the scale is gone
     with pytest.raises(UserError, match="word_counts"):
         Model(parse_args(BASE + ["emb_norm=1"]), N_WORDS)
+
+
+def test_embed_normalises_the_gathered_rows_as_the_whole_table():
+    # embed() normalises only the rows a batch uses; values and Wemb's gradient (which reaches every
+    # row through the mean and variance) must be those of normalising the whole table first.
+    rng = np.random.default_rng(2)
+    W = pytensor.shared(rng.normal(size=(N_WORDS, 5)) * 3 + 1, name="Wemb")
+    w = pt.constant(emb_norm_weights(COUNTS, N_WORDS))
+    x = pt.matrix("x", dtype="int64")
+    G = pt.constant(rng.normal(size=(4, 3, 5)))
+    xs = rng.integers(0, N_WORDS, size=(4, 3))
+    mine = embed({"Wemb": W}, x, w)
+    whole = normalize_embeddings(W, w)[x]
+    f = pytensor.function([x], [mine, whole, pytensor.grad((mine * G).sum(), W), pytensor.grad((whole * G).sum(), W)],
+                          mode=get_mode(parse_args(BASE)))
+    e_mine, e_whole, g_mine, g_whole = f(xs)
+    np.testing.assert_allclose(e_mine, e_whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g_mine, g_whole, rtol=1e-10, atol=1e-12)
+    assert np.count_nonzero(np.abs(g_mine).sum(axis=1)) == N_WORDS   # every row, used or not
 
 
 def test_unlabelled_keys_and_stream():
