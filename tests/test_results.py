@@ -157,6 +157,17 @@ def test_welch_interval_is_the_textbook_one():
     assert all(math.isnan(v) for v in summary.welch_ci([0.25, 0.25], [0.25, 0.25]))
 
 
+def test_robust_error_that_falls_with_the_radius_is_flagged():
+    def per(*means):
+        return {r: {"mean": m, "sd": 0.0, "n": 2} for r, m in zip((0.01, 0.1, 0.5), means)}
+    # eps 0.5: the Table 1 pattern (0.9 at radius 0.1, 0.15 at 0.5); eps 1.0 dips by 0.03 only.
+    note = tables._masking_note({0.0: per(0.3, 0.9, 1.0), 0.5: per(0.3, 0.9, 0.15), 1.0: per(0.5, 0.6, 0.57)})
+    assert "for train eps 0.5:" in note[-1] and "1.0" not in note[-1] and "gradient masking" in note[-1]
+    assert tables._masking_note({0.0: per(0.3, 0.9, 1.0)}) == []
+    # A fall after a rise counts from the highest value before it, not only the neighbour.
+    assert "eps 0.3" in tables._masking_note({0.3: per(0.9, 0.88, 0.8)})[-1]
+
+
 def test_holm():
     adj = summary.holm([0.01, math.nan, 0.04, 0.03])
     assert adj[0] == pytest.approx(0.03) and math.isnan(adj[1])

@@ -143,6 +143,8 @@ def to_markdown(summary):
                 for e, per in d.items()]
         out += _md_table(["train eps \\ attack"] + [eps_label(a) + (f" (x{rel[a]:.2g})" if a in rel else "")
                                                      for a in strengths], rows)
+        if figures == "attacks":
+            out += _masking_note(d)
 
     if s["attack"] and not s["attacks"]:
         strengths = sorted({a for d in s["attack"].values() for a in d})
@@ -274,6 +276,28 @@ def _against_plain(groups, keys):
             "n/a with fewer than 2 runs on a side.", ""] + \
         _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "95% interval", "Welch p",
                    "Mann-Whitney p"], rows)
+
+
+MASKING_DROP = 0.05
+
+
+def _masking_note(per_eps):
+    """A line naming the training eps whose mean robust error falls as the attack radius grows.
+
+    A stronger attack of the same kind can always do what a weaker one did, so a robust error that
+    falls (by more than `MASKING_DROP`) from a smaller radius to a larger one says the attack failed
+    to find what exists: the sign of gradient masking (Athalye, Carlini & Wagner 2018).
+    """
+    flagged = []
+    for e, per in per_eps.items():
+        means = [per[a]["mean"] for a in sorted(per)]
+        if any(later < max(means[:i + 1]) - MASKING_DROP for i, later in enumerate(means[1:])):
+            flagged.append(eps_label(e))
+    if not flagged:
+        return []
+    return ["", f"**Robust error falls as the radius grows** (by more than {MASKING_DROP}) for train eps "
+            f"{', '.join(flagged)}: a larger radius allows every perturbation a smaller one does, so this "
+            "attack misses adversarial examples there (gradient masking); trust the iterative attack."]
 
 
 def _ci(interval):
