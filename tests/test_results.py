@@ -158,14 +158,24 @@ def test_welch_interval_is_the_textbook_one():
 
 
 def test_robust_error_that_falls_with_the_radius_is_flagged():
-    def per(*means):
-        return {r: {"mean": m, "sd": 0.0, "n": 2} for r, m in zip((0.01, 0.1, 0.5), means)}
-    # eps 0.5: the Table 1 pattern (0.9 at radius 0.1, 0.15 at 0.5); eps 1.0 dips by 0.03 only.
-    note = tables._masking_note({0.0: per(0.3, 0.9, 1.0), 0.5: per(0.3, 0.9, 0.15), 1.0: per(0.5, 0.6, 0.57)})
-    assert "for train eps 0.5:" in note[-1] and "1.0" not in note[-1] and "gradient masking" in note[-1]
-    assert tables._masking_note({0.0: per(0.3, 0.9, 1.0)}) == []
+    # "b": the Table 1 pattern (0.9 at radius 0.1, 0.15 at 0.5); "c" dips by 0.03 only.
+    note = tables._masking_note({"a": [0.3, 0.9, 1.0], "b": [0.3, 0.9, 0.15], "c": [0.5, 0.6, 0.57]})
+    assert "for b:" in note[-1] and "c" not in note[-1].split(":")[0] and "gradient masking" in note[-1]
+    assert tables._masking_note({"a": [0.3, 0.9, 1.0]}) == []
     # A fall after a rise counts from the highest value before it, not only the neighbour.
-    assert "eps 0.3" in tables._masking_note({0.3: per(0.9, 0.88, 0.8)})[-1]
+    assert "for d:" in tables._masking_note({"d": [0.9, 0.88, 0.8]})[-1]
+
+
+def test_grouped_attack_table_flags_a_robust_error_that_falls_with_the_radius():
+    def run(sign, l2):
+        return {"status": "ok", "attacks": {"iter_sign_pred": {str(r): {"robust_err": v} for r, v in zip((0.1, 1), sign)},
+                                            "iter_l2_pred": {str(r): {"robust_err": v} for r, v in zip((0.1, 1), l2)}}}
+    groups = {(("l2",), 1.0): [run([0.4, 0.9], [0.3, 0.2]), run([0.5, 0.9], [0.3, 0.1])],   # L2 falls 0.3 -> 0.15
+              (("sign",), 0.5): [run([0.4, 0.42], [0.3, 0.5])]}
+    out = "\n".join(tables._grouped_attacks(groups, ["adv_norm"]))
+    # Columns: sign 0.1, sign 1, L2 0.1, L2 1.
+    assert "| adv_norm=l2 | 1.0 | 0.450 ± 0.071 (2) | 0.900 ± 0.000 (2) | 0.300 ± 0.000 (2) | 0.150 ± 0.071 (2) |" in out
+    assert "falls as the radius grows** (by more than 0.05) for adv_norm=l2, eps 1.0 (L2):" in out
 
 
 def test_holm():

@@ -144,7 +144,8 @@ def to_markdown(summary):
         out += _md_table(["train eps \\ attack"] + [eps_label(a) + (f" (x{rel[a]:.2g})" if a in rel else "")
                                                      for a in strengths], rows)
         if figures == "attacks":
-            out += _masking_note(d)
+            out += _masking_note({eps_label(e): [per[a]["mean"] for a in sorted(per)] for e, per in d.items()},
+                                 "train eps ")
 
     if s["attack"] and not s["attacks"]:
         strengths = sorted({a for d in s["attack"].values() for a in d})
@@ -281,23 +282,21 @@ def _against_plain(groups, keys):
 MASKING_DROP = 0.05
 
 
-def _masking_note(per_eps):
-    """A line naming the training eps whose mean robust error falls as the attack radius grows.
+def _masking_note(rows, prefix=""):
+    """A line naming the rows whose mean robust error falls as the attack radius grows.
 
-    A stronger attack of the same kind can always do what a weaker one did, so a robust error that
-    falls (by more than `MASKING_DROP`) from a smaller radius to a larger one says the attack failed
-    to find what exists: the sign of gradient masking (Athalye, Carlini & Wagner 2018).
+    ``rows``: row name -> the robust errors in the order of increasing radius. A stronger attack of
+    the same kind can always do what a weaker one did, so a robust error that falls (by more than
+    `MASKING_DROP`) from a smaller radius to a larger one says the attack failed to find what
+    exists: the sign of gradient masking (Athalye, Carlini & Wagner 2018).
     """
-    flagged = []
-    for e, per in per_eps.items():
-        means = [per[a]["mean"] for a in sorted(per)]
-        if any(later < max(means[:i + 1]) - MASKING_DROP for i, later in enumerate(means[1:])):
-            flagged.append(eps_label(e))
+    flagged = [name for name, means in rows.items()
+               if any(later < max(means[:i + 1]) - MASKING_DROP for i, later in enumerate(means[1:]))]
     if not flagged:
         return []
-    return ["", f"**Robust error falls as the radius grows** (by more than {MASKING_DROP}) for train eps "
-            f"{', '.join(flagged)}: a larger radius allows every perturbation a smaller one does, so this "
-            "attack misses adversarial examples there (gradient masking); trust the iterative attack."]
+    return ["", f"**Robust error falls as the radius grows** (by more than {MASKING_DROP}) for "
+            f"{prefix}{', '.join(flagged)}: a larger radius allows every perturbation a smaller one does, so the "
+            "attack misses adversarial examples there (gradient masking)."]
 
 
 def _ci(interval):
@@ -340,4 +339,9 @@ def _grouped_attacks(groups, keys):
             m, sd = mean_sd(v)
             row.append((f"{m:.3f}" + (f" ± {sd:.3f}" if len(v) > 1 else "") + f" ({len(v)})") if v else "")
         rows.append(row)
-    return out + _md_table(["setting", "eps"] + [f"{short} {eps_label(st)}" for short, st in cols], rows)
+    trend = {f"{_setting(keys, label)}, eps {eps_label(eps)} ({short})":
+             [mean_sd(per[c])[0] for c in cols if c[0] == short and c in per]
+             for (label, eps), per in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+             for short in sorted({c[0] for c in per})}
+    return out + _md_table(["setting", "eps"] + [f"{short} {eps_label(st)}" for short, st in cols], rows) + \
+        _masking_note(trend)
