@@ -285,10 +285,10 @@ MASKING_DROP = 0.05
 def _masking_note(rows, prefix=""):
     """A line naming the rows whose mean robust error falls as the attack radius grows.
 
-    ``rows``: row name -> the robust errors in the order of increasing radius. A stronger attack of
-    the same kind can always do what a weaker one did, so a robust error that falls (by more than
-    `MASKING_DROP`) from a smaller radius to a larger one says the attack failed to find what
-    exists: the sign of gradient masking (Athalye, Carlini & Wagner 2018).
+    ``rows``: row name -> the robust errors in the order of increasing radius. The larger ball holds
+    every perturbation of the smaller one, so a robust error that falls (by more than
+    `MASKING_DROP`) from a smaller radius to a larger one says the attack missed adversarial
+    examples that exist: the sign of gradient masking (Athalye, Carlini & Wagner 2018).
     """
     flagged = [name for name, means in rows.items()
                if any(later < max(means[:i + 1]) - MASKING_DROP for i, later in enumerate(means[1:]))]
