@@ -401,8 +401,9 @@ def save_loop_state(run, model, state, unlab=None):
         arrays["epoch_perm"] = state.epoch_perm
     saved = {k: getattr(state, k) for k in STATE_KEYS}
     saved["elapsed"] = state.wall_time()
-    if state.cpu_time() is not None:
-        saved["cpu_elapsed"] = state.cpu_time()
+    cpu = state.cpu_time()
+    if cpu is not None:
+        saved["cpu_elapsed"] = cpu
     if unlab is not None:
         unlab_arrays, saved["unlab"] = unlab.state()
         arrays.update(("unlab/" + k, v) for k, v in unlab_arrays.items())

@@ -199,7 +199,7 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
                         "epochs": {str(r["seed"]): r["escape_epoch"] for r in done},
                         "test_learned": dict(zip(("mean", "sd"), mean_sd([r["test"] for r in learned])),
                                              n=len(learned))}
-    attacks, attacks_adv = ({}, {})
+    attacks, attacks_adv = {}, {}
     for eps in columns:
         for r in by_eps.get(eps, []):
             if r["status"] != "ok":
