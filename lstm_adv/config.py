@@ -115,6 +115,9 @@ class Config:
                        role="output")
     valid_test: int = _key(0, "also evaluate the test split at every validation (slow; selection ignores it)",
                            (0, 1), group="run", role="output")
+    train_err_size: int = _key(-1, "the train error at each validation on N training reviews evenly spaced over the "
+                               "length-sorted split (-1 = all, the tutorial's; the final evaluation uses all)",
+                               group="run", role="output")
     attack_eps: str = _key("0.001,0.01,0.1,0.5", "after training: clean, adversarial and robust test error under "
                            "gradient attacks of these radii (comma list; empty = none; see lstm_adv.evaluate)",
                            group="run", role="eval")
@@ -229,7 +232,7 @@ NEUTRAL_KEYS = keys_with_role("backend", "output")
 #: ``reload_model`` is a path: two runs differing only in it share a derived directory, and resuming
 #: the second one refuses (it is an identity key).
 RUN_DIR_NAME_SKIP = ("saveto", "runs_dir", "resume", "progress", "data_path", "download", "reload_model",
-                     "valid_test")
+                     "valid_test", "train_err_size")
 
 
 def _convert(name, raw):
@@ -252,6 +255,8 @@ def validate(cfg):
         (cfg.maxlen >= 0, f"maxlen={cfg.maxlen} must be >= 0 (0 = no limit)"),
         (0.0 < cfg.valid_portion < 1.0, f"valid_portion={cfg.valid_portion} must be in (0, 1)"),
         (cfg.test_size == -1 or cfg.test_size > 0, f"test_size={cfg.test_size} must be -1 (all) or positive"),
+        (cfg.train_err_size == -1 or cfg.train_err_size > 0,
+         f"train_err_size={cfg.train_err_size} must be -1 (all) or positive"),
         (cfg.lrate > 0, f"lrate={cfg.lrate} must be positive"),
         (cfg.seed >= 0, f"seed={cfg.seed} must be >= 0"),
         (cfg.w2v_std >= 0 and cfg.w2v_std < 1e6, f"w2v_std={cfg.w2v_std} must be >= 0 (0 = keep the file's scale)"),

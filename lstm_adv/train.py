@@ -440,15 +440,40 @@ def _init_note(info):
 
 
 def validate(cfg, model, data, state):
-    """One history row: errors with the current parameters (test only if ``valid_test=1``)."""
+    """One history row: errors with the current parameters (test only if ``valid_test=1``; the train
+    error on ``train_err_size`` reviews, `train_err_split`)."""
     from .evaluate import pred_error  # imports PyTensor: keep --help fast
 
     row = {"update": state.uidx, "epoch": state.eidx, "train_cost": state.cost_sum / max(state.cost_n, 1),
-           "train_err": pred_error(model, data.train, cfg.valid_batch_size),
+           "train_err": pred_error(model, train_err_split(data.train, cfg.train_err_size), cfg.valid_batch_size),
            "valid_err": pred_error(model, data.valid, cfg.valid_batch_size),
            "test_err": pred_error(model, data.test, cfg.valid_batch_size) if cfg.valid_test else None}
     state.cost_sum, state.cost_n = 0.0, 0
     return row
+
+
+def train_err_split(train, size):
+    """The training reviews a validation's train error is measured on.
+
+    Deviation from the tutorial (which always uses the whole train split), only with ``size >= 0``:
+    on all 23,750 reviews cut to 100 tokens, that evaluation took about as long as the 370 plain
+    updates between two validations.
+
+    Parameters
+    ----------
+    train : lstm_adv.data.Split
+        Sorted by length, so evenly spaced reviews cover every length (and keep batches short).
+    size : int
+        ``cfg.train_err_size``; -1 (or at least ``len(train)``): the whole split.
+
+    Returns
+    -------
+    lstm_adv.data.Split
+        ``min(size, len(train))`` reviews in their order, the first and the last among them.
+    """
+    if size < 0 or size >= len(train):
+        return train
+    return train.subset(np.unique(np.linspace(0, len(train) - 1, size).round().astype(np.int64)))
 
 
 def _valid_line(row, state):

@@ -55,6 +55,7 @@ def test_a_saved_configuration_outside_a_keys_choices_is_refused(key, value):
     (["eps"], "not key=value"),
     (["attack_eps=a,b"], "comma-separated numbers"),
     (["device=gpu", "floatX=float64"], "float32"),
+    (["train_err_size=0"], "train_err_size=0 must be -1 (all) or positive"),
 ])
 def test_bad_input_is_refused_with_the_fix(argv, fragment):
     with pytest.raises(UserError, match=None) as err:

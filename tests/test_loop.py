@@ -239,3 +239,27 @@ def test_metrics_record_of_a_loop_state():
            ("nan", None, 5, 7, 1)
     assert out["ms_per_update"] == 5.0 and 12 <= out["wall_time_s"] < 60
     assert state.metrics("ok", test_err=0.25, eval_time_s=1.0)["test_err"] == 0.25
+
+
+def test_validation_measures_the_train_error_on_train_err_size_evenly_spaced_reviews():
+    from types import SimpleNamespace
+
+    from lstm_adv.config import parse_args
+    from lstm_adv.data.base import Dataset, Split
+    from lstm_adv.train import train_err_split, validate
+
+    # 100 reviews sorted by length; only the first is positive, and the stand-in model says
+    # "negative" for everything: the train error is the share of the first review in the set used.
+    train = Split([[2] * (1 + i // 10) for i in range(100)], np.array([1] + [0] * 99, dtype=np.int64))
+    sub = train_err_split(train, 10)
+    assert len(sub) == 10 and sub.seqs[0] == train.seqs[0] and sub.seqs[-1] == train.seqs[-1]
+    assert [len(s) for s in sub.seqs] == sorted(len(s) for s in sub.seqs)
+    assert train_err_split(train, -1) is train and train_err_split(train, 100) is train
+    model = SimpleNamespace(cfg=SimpleNamespace(floatX="float32"),
+                            f_pred=lambda x, mask: np.zeros(x.shape[1], dtype=np.int64))
+    data = Dataset(train, train.subset(range(1, 5)), train.subset(range(1, 5)), ["<pad>", "<unk>", "w"])
+    state = SimpleNamespace(uidx=7, eidx=0, cost_sum=1.0, cost_n=2)
+    assert validate(parse_args(["data=toy", "train_err_size=10"]), model, data, state)["train_err"] == 0.1
+    state = SimpleNamespace(uidx=7, eidx=0, cost_sum=1.0, cost_n=2)
+    row = validate(parse_args(["data=toy"]), model, data, state)
+    assert row["train_err"] == 0.01 and row["valid_err"] == 0.0 and row["test_err"] is None

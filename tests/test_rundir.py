@@ -111,7 +111,7 @@ def test_every_key_has_a_role_and_the_lists_derive_from_it():
     # The choices this project made: the backend, budget, attacks and output keys are not identity.
     assert {"mode", "device", "max_epochs", "attack_eps", "attack_k", "attack_size", "attack_relative", "saveto",
             "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path", "download", "valid_test",
-            "denormals"} == \
+            "train_err_size", "denormals"} == \
         set(config.FIELDS) - set(config.IDENTITY_KEYS)
     # A derived run directory is named by every identity key but the path reload_model.
     assert set(config.RUN_DIR_NAME_SKIP) - {"reload_model"} <= set(config.NEUTRAL_KEYS)
