@@ -3,16 +3,18 @@
 # authors' configuration, preset=authors), all 25,000 training reviews cut to 100 tokens
 # (maxlen_mode=truncate).
 #
-#   bash experiments/vat_comparison.sh                    # 5 methods: eps selection (seed 1), then seeds 2-3
+#   bash experiments/vat_comparison.sh                    # 6 methods: eps selection (seed 1), then seeds 2-3
 #   SEEDS="" METHODS="plain vat" JOBS=2 bash experiments/vat_comparison.sh max_epochs=2   # a quick look
 #   VAT_DIR=/tmp/v RESULTS_DIR=/tmp/r bash experiments/vat_comparison.sh data=toy   # key=value: every run
 #
 # Two stages, so that eps is chosen on the validation split and the test split is not looked at:
-#   1. SELECT_SEED (default 1): every method at every eps of its grid (13 runs).
+#   1. SELECT_SEED (default 1): every method at every eps of its grid (14 runs).
 #   2. For each method, the eps whose stage-1 run has the lowest validation error
-#      (`python -m lstm_adv.results ... pick=eps`), and SEEDS (default "2 3") at that eps (10 runs).
+#      (`python -m lstm_adv.results ... pick=eps`), and SEEDS (default "2 3") at that eps (12 runs).
 # Methods (keys after the method name; eps from the method's grid, EPS_<method> overrides it):
 #   plain      eps=0
+#   plain_norm eps=0 emb_norm=1                            (the normalisation alone: what Miyato's and
+#                                                           VAT's runs gain from it, not from the perturbation)
 #   paper      adv_norm=sign                               (Caswell et al. 2015)
 #   miyato_at  adv_norm=l2 emb_norm=1 adv_emb_grad=1       (Miyato's adversarial training)
 #   vat        vat=1 emb_norm=1 adv_emb_grad=1             (virtual adversarial training)
@@ -32,12 +34,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 SELECT_SEED=${SELECT_SEED:-1}
 SEEDS=${SEEDS-2 3}
-METHODS=${METHODS:-plain paper miyato_at vat vat_unlab}
+METHODS=${METHODS:-plain plain_norm paper miyato_at vat vat_unlab}
 JOBS=${JOBS:-1}
 DIR=${VAT_DIR:-runs/vat_comparison}
 RESULTS=${RESULTS_DIR:-experiments/results}
 # Written as `python -m lstm_adv.results pick=eps` prints them (0.5, 3.0), so both stages' folders match.
 EPS_plain=${EPS_plain:-0.0}
+EPS_plain_norm=${EPS_plain_norm:-0.0}
 EPS_paper=${EPS_paper:-0.2 0.5 1.0}
 EPS_miyato_at=${EPS_miyato_at:-1.0 3.0 10.0}
 EPS_vat=${EPS_vat:-1.0 3.0 10.0}
@@ -54,11 +57,12 @@ BY=adv_norm,emb_norm,vat,unlabelled
 keys_of() {
   case $1 in
     plain) echo "" ;;
+    plain_norm) echo "emb_norm=1" ;;
     paper) echo "adv_norm=sign" ;;
     miyato_at) echo "adv_norm=l2 emb_norm=1 adv_emb_grad=1" ;;
     vat) echo "vat=1 emb_norm=1 adv_emb_grad=1" ;;
     vat_unlab) echo "vat=1 emb_norm=1 adv_emb_grad=1 unlabelled=50000" ;;
-    *) echo "unknown method $1 (plain, paper, miyato_at, vat, vat_unlab)" >&2; return 2 ;;
+    *) echo "unknown method $1 (plain, plain_norm, paper, miyato_at, vat, vat_unlab)" >&2; return 2 ;;
   esac
 }
 line() {   # method eps seed [key=value ...]

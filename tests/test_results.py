@@ -259,10 +259,13 @@ def test_cli_writes_files_and_prints_table(sweep, tmp_path):
 def test_plain_baseline_of_each_group():
     a, b, c = ("a",), ("b",), ("c",)
     groups = {(a, 0.0): [], (a, 0.5): [], (b, 1.0): [], (c, 0.0): [], (c, 2.0): []}
-    # Two settings with plain runs: a setting without its own has no baseline.
-    assert tables.plain_baseline(groups) == {(a, 0.5): (a, 0.0), (b, 1.0): None, (c, 2.0): (c, 0.0)}
+    # A setting with plain runs is compared with its own; one without, with every setting's.
+    assert tables.plain_baseline(groups) == {(a, 0.5): [(a, 0.0)], (b, 1.0): [(a, 0.0), (c, 0.0)],
+                                             (c, 2.0): [(c, 0.0)]}
     del groups[(c, 0.0)]
-    assert tables.plain_baseline(groups) == {(a, 0.5): (a, 0.0), (b, 1.0): (a, 0.0), (c, 2.0): (a, 0.0)}
+    assert tables.plain_baseline(groups) == {(a, 0.5): [(a, 0.0)], (b, 1.0): [(a, 0.0)], (c, 2.0): [(a, 0.0)]}
+    del groups[(a, 0.0)]
+    assert tables.plain_baseline(groups) == {(a, 0.5): [], (b, 1.0): [], (c, 2.0): []}
 
 
 def test_pick_selects_on_validation_error(tmp_path):
@@ -378,7 +381,7 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     for r in s["runs"]:
         r["cpu_time_s"] = None
     assert "CPU time" not in tables.ablation_markdown(s["runs"], ["wemb_init"])
-    # Against the plain runs: word2vec's own eps=0 runs, and for random (no eps=0 of its own) the only plain setting.
+    # Against the plain runs: word2vec's own eps=0 runs, and for random (no eps=0 of its own) every plain setting.
     plain = table.split("## Test error against the plain runs")[1].split("## Robust")[0]
     assert "| wemb_init=word2vec | 0.5 | wemb_init=word2vec | 1 vs 1 | +0.320 | n/a | n/a |" in plain
     assert "| wemb_init=random | 0.5 | wemb_init=word2vec | 1 vs 1 | +0.010 | n/a | n/a |" in plain

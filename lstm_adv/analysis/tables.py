@@ -245,22 +245,23 @@ def ablation_markdown(runs, keys):
 
 
 def plain_baseline(groups):
-    """For each group (setting, eps > 0), the group of plain runs (eps = 0) it is compared with.
+    """For each group (setting, eps > 0), the groups of plain runs (eps = 0) it is compared with.
 
-    The eps = 0 group of the same setting; where the setting has none, the eps = 0 group of the
-    only setting that has one (the VAT comparison's single plain model); else none.
+    The eps = 0 group of the same setting; where the setting has none, every setting's eps = 0
+    group (in the VAT comparison: Miyato's and VAT's runs against the plain model and against the
+    plain model with normalised embeddings, which tells the normalisation's share from the
+    perturbation's).
     """
     plain = {label: key for key in groups for label, eps in [key] if eps == 0}
-    only = next(iter(plain.values())) if len(plain) == 1 else None
-    return {key: plain.get(key[0], only) for key in groups if key[1] != 0}
+    every = sorted(plain.values(), key=lambda k: str(k[0]))
+    return {key: [plain[key[0]]] if key[0] in plain else every for key in groups if key[1] != 0}
 
 
 def _against_plain(groups, keys):
     """Test error of each adversarial group against its plain runs: difference and Welch / Mann-Whitney p."""
     rows = []
-    for key, base in sorted(plain_baseline(groups).items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        if base is None:
-            continue
+    pairs = [(key, base) for key, bases in plain_baseline(groups).items() for base in bases]
+    for key, base in sorted(pairs, key=lambda kv: (str(kv[0][0]), kv[0][1], str(kv[1][0]))):
         a = [r["test"] for r in groups[key] if r["status"] == "ok"]
         b = [r["test"] for r in groups[base] if r["status"] == "ok"]
         if not a or not b:
@@ -272,7 +273,7 @@ def _against_plain(groups, keys):
         return []
     return ["", "## Test error against the plain runs", "",
             "Each setting's eps > 0 runs against the eps = 0 runs of the same setting (or, where it has none, "
-            "of the only setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
+            "of every setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
             "test error, not corrected for the number of rows, and the 95% interval of the difference (Welch); "
             "n/a with fewer than 2 runs on a side.", ""] + \
         _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "95% interval", "Welch p",
