@@ -227,6 +227,28 @@ RESULT_KEYS = keys_with_role("model", "budget", "eval")
 #: The keys that change nothing a run computes or reports (backend, paths, logging, resuming).
 NEUTRAL_KEYS = keys_with_role("backend", "output")
 
+#: Keys a setting makes inert: with vat=1 the KL term replaces the paper's objective, so alpha,
+#: adv_norm and adv_label are never read (`unused_keys`).
+INERT_UNDER = {"vat": ("alpha", "adv_norm", "adv_label")}
+
+
+def unused_keys(values):
+    """The keys whose value does nothing in a run with these settings.
+
+    Grouped tables show such a key as ``-`` so that a VAT row does not claim the paper's sign step.
+
+    Parameters
+    ----------
+    values : dict
+        A run's configuration (``config.json``); missing keys count as their defaults.
+
+    Returns
+    -------
+    set of str
+    """
+    return {k for switch, keys in INERT_UNDER.items() if values.get(switch) for k in keys}
+
+
 #: Keys left out of a derived run directory's name (`Config.run_dir`). Not derived from the roles:
 #: the names of existing run directories must not change, or resuming would not find them.
 #: ``reload_model`` is a path: two runs differing only in it share a derived directory, and resuming

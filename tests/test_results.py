@@ -393,3 +393,20 @@ def test_plateau_ablation_and_attack_tables(tmp_path):
     assert {"learning_curves.png", "attacks.png"} <= names
     for f in files:
         assert f.stat().st_size > 1000 or f.suffix != ".png"
+
+
+def test_grouped_table_marks_keys_vat_does_not_read(tmp_path):
+    # A VAT run ignores adv_norm and alpha: its row says "-", not the paper's sign step, and it is
+    # compared with every plain setting (it has no eps=0 runs of its own).
+    root = tmp_path / "runs"
+    make_run(root, "plain", 0.0, 1, test=0.20, emb_norm=0, vat=0)
+    make_run(root, "paper", 1.0, 1, test=0.22, emb_norm=0, vat=0)
+    make_run(root, "vat", 3.0, 1, test=0.15, emb_norm=1, vat=1, adv_norm="sign")
+    s = summary.summarise(root)
+    table = tables.ablation_markdown(s["runs"], ["adv_norm", "emb_norm", "vat"])
+    assert "| adv_norm=-, emb_norm=1, vat=1 | 3.0 | 1/1 |" in table
+    assert "| adv_norm=sign, emb_norm=0, vat=0 | 1.0 | 1/1 |" in table
+    assert "adv_norm=sign, emb_norm=1, vat=1" not in table
+    plain = table.split("## Test error against the plain runs")[1].split("## Robust")[0]
+    assert "| adv_norm=-, emb_norm=1, vat=1 | 3.0 | adv_norm=sign, emb_norm=0, vat=0 | 1 vs 1 | -0.050 |" in plain
+    assert "| adv_norm=sign, emb_norm=0, vat=0 | 1.0 | adv_norm=sign, emb_norm=0, vat=0 | 1 vs 1 | +0.020 |" in plain

@@ -27,6 +27,7 @@ from ..common.paper import PAPER
 from ..common.utils import atomic_write_bytes, atomic_write_text
 from ..config import NEUTRAL_KEYS
 from ..rundir import HISTORY_COLUMNS, find_runs, read_run
+from .runs import setting_label
 from .summary import eps_label
 
 
@@ -208,7 +209,7 @@ def plot_learning_curves(summary, path, keys=()):
     by_eps = {}
     for r in summary["runs"]:
         if r["history"] and (keys or r["alpha"] == summary["alpha"]):
-            label = tuple(str(r["config"].get(k)) for k in keys) + (r["eps"],)
+            label = tuple(str(v) for v in setting_label(r["config"], keys)) + (r["eps"],)
             by_eps.setdefault(label, []).append(r)
     eps_list = sorted(by_eps)
     if not eps_list:

@@ -10,11 +10,29 @@ from pathlib import Path
 from .. import rundir
 from ..common.errors import UserError
 from ..common.paper import TABLE1_ALPHA
+from ..config import unused_keys
 
 
 def is_finite(x):
     """Whether ``x`` is a finite int or float (not a bool)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def setting_label(config, keys):
+    """A run's values of ``keys``, ``"-"`` for those its settings make inert (`lstm_adv.config.unused_keys`).
+
+    Parameters
+    ----------
+    config : dict
+        The run's configuration.
+    keys : sequence of str
+
+    Returns
+    -------
+    tuple
+    """
+    unused = unused_keys(config)
+    return tuple("-" if k in unused else config.get(k) for k in keys)
 
 
 def read_run(run_dir):

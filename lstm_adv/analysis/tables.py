@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..common.paper import PAPER
-from .runs import PLATEAU_MARGIN, is_finite
+from .runs import PLATEAU_MARGIN, is_finite, setting_label
 from .summary import SPLITS, compare, eps_label, mean_sd, welch_ci
 
 def _num(x, digits=3):
@@ -204,7 +204,7 @@ def ablation_markdown(runs, keys):
     """
     groups = {}
     for r in runs:
-        label = tuple(r["config"].get(k) for k in keys)
+        label = setting_label(r["config"], keys)
         groups.setdefault((label, r["eps"]), []).append(r)
     out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
            f"Left the plateau: epoch of the first validation with training error below the minority-class "
