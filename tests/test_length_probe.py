@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY, assert_one_line_error, merge, read_json, run_cli
 
 PROBE = Path(__file__).resolve().parents[1] / "experiments" / "length_probe.py"
@@ -15,6 +17,7 @@ def probe(*args, cwd):
                           timeout=900, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_probe_reproduces_the_runs_dev_and_test_errors_and_reads_whole_reviews(tmp_path):
     run = tmp_path / "cut"
     proc = run_cli("lstm_adv.train", merge(TINY, ["maxlen=6", "maxlen_mode=truncate", f"saveto={run}"]), tmp_path)
