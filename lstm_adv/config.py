@@ -63,7 +63,7 @@ class Config:
     emb_norm: int = _key(0, "1: embed with Wemb's rows normalised by the training-frequency-weighted mean and "
                          "variance over the vocabulary (Miyato et al. 2017), before both branches", (0, 1))
     vat: int = _key(0, "1: the adversarial term is virtual adversarial training, vat_weight*KL(p(e)||p(e+r)), "
-                    "r = eps*g/||g||_2 per review from vat_iters power iterations (alpha and adv_norm unused)",
+                    "r = eps*g/||g||_2 per review from vat_iters power iterations (alpha, adv_norm, adv_label unused)",
                     (0, 1))
     vat_weight: float = _key(1.0, "vat=1: weight of the KL term; objective L(e) + vat_weight*KL")
     vat_iters: int = _key(1, "vat=1: power iterations for r's direction (0 = a random direction)")
