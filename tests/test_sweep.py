@@ -461,6 +461,58 @@ def test_a_run_locked_by_a_live_process_is_waited_for(tmp_path):
     assert not (run_dir / "stdout.log").exists()   # never started by the launcher
 
 
+def test_publish_copies_each_run_as_it_ends(tmp_path):
+    """``sweep run publish=DIR``: a run finished earlier is published at the start, a run that ends
+    ok is published at once while the others still run (its small files only, no local paths),
+    and a run still training is not. The test holds the runs' locks itself: no training."""
+    from lstm_adv.rundir import RunDir
+
+    root, results = tmp_path / "r", tmp_path / "results"
+    a, b, c = root / "a", root / "b", root / "c"
+    cmds = root / "commands.txt"
+    root.mkdir()
+    cmds.write_text("".join(train_line(*TINY, f"seed={k}", f"saveto={d}") + "\n" for k, d in enumerate((a, b, c))))
+    r = sweep_cli("run", cmds, f"publish={cmds}", cwd=tmp_path)   # a file, not a folder: refused first
+    assert r.returncode == 2 and r.stderr.strip() == f"error: publish={cmds} is a file, not a folder", r.stderr
+    RunDir(c).write_metrics({"status": "ok", "test_err": 0.25})
+    held = {d: RunDir(d) for d in (a, b)}
+    for run in held.values():
+        run.lock()
+    log = open(tmp_path / "sweep.out", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=2", "retries=0",
+                             f"publish={results}", f"compiledir={tmp_path / 'cc'}"], cwd=tmp_path, env=env(),
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_for(text):
+        deadline = time.time() + 60
+        while text not in (tmp_path / "sweep.out").read_text():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.out").read_text()
+            time.sleep(0.05)
+
+    try:
+        wait_for("b: being trained by pid")
+        assert (results / "c" / "metrics.json").exists()   # finished earlier: published at the start
+        run = held[a]
+        run.write_config({"config": {"data_path": str(tmp_path / "data.tar.gz"), "seed": 0}})
+        run.write_history([])
+        (a / "params.npz").write_bytes(b"not published")
+        run.write_metrics({"status": "ok", "test_err": 0.125})
+        run.unlock()
+        wait_for(f"a: published to {results / 'a'}")
+        assert proc.poll() is None and not (results / "b").exists()   # b is still training
+        assert sorted(p.name for p in (results / "a").iterdir()) == ["config.json", "history.csv", "metrics.json"]
+        assert json.loads((results / "a" / "metrics.json").read_text()) == {"status": "ok", "test_err": 0.125}
+        assert str(tmp_path) not in (results / "a" / "config.json").read_text()
+        held[b].write_metrics({"status": "ok"})
+    finally:
+        for run in held.values():
+            run.unlock()
+    assert proc.wait(timeout=60) == 0, (tmp_path / "sweep.out").read_text()
+    log.close()
+    assert json.loads((results / "b" / "metrics.json").read_text()) == {"status": "ok"}
+    assert "summary: 3 of 3 runs ok, 0 failed" in (tmp_path / "sweep.out").read_text()
+
+
 @pytest.mark.slow
 def test_vat_comparison_selects_eps_on_validation_then_runs_more_seeds(tmp_path):
     """experiments/vat_comparison.sh on data=toy: stage 1 runs each method's eps grid at seed 1,

@@ -58,6 +58,10 @@ def publishable_config(record, root=None):
     return clean(record)
 
 
+#: The small files of a run that are published (never the ``.npz`` parameters and checkpoints).
+RUN_FILES = ("config.json", "metrics.json", "history.csv")
+
+
 def publish(src, dest, root=None):
     """Copy a run file (``config.json``, a commands file, a log ...) to ``dest`` without local paths."""
     src, dest = Path(src), Path(dest)
@@ -66,3 +70,16 @@ def publish(src, dest, root=None):
     else:
         atomic_write_text(dest, publishable_text(src.read_text(encoding="utf-8"), root))
     return dest
+
+
+def publish_run(run_dir, dest_dir, root=None):
+    """Copy a run directory's `RUN_FILES` that exist into ``dest_dir`` (created), without local paths.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    run_dir, dest_dir = Path(run_dir), Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return [publish(run_dir / name, dest_dir / name, root) for name in RUN_FILES if (run_dir / name).is_file()]

@@ -4,7 +4,7 @@ Usage::
 
     python -m lstm_adv.sweep plan table1 [seeds=5] [eps_grid=0,0.1,...] [sweep_dir=DIR] [out=FILE] [key=value ...]
     python -m lstm_adv.sweep plan random [draws=20] [search_seed=0] [sweep_dir=DIR] [out=FILE] [key=value ...]
-    python -m lstm_adv.sweep run COMMANDS_FILE [jobs=2] [retries=2] [compiledir=ROOT]
+    python -m lstm_adv.sweep run COMMANDS_FILE [jobs=2] [retries=2] [compiledir=ROOT] [publish=DIR]
     python -m lstm_adv.sweep slurm COMMANDS_FILE [max_parallel=4] [time=24:00:00] [cpus=1] [mem=]
                                    [partition=] [job_name=] [compiledir=ROOT] [out=FILE]
     python -m lstm_adv.sweep summary SWEEP_DIR      # the random search: best adversarial vs best plain
@@ -36,6 +36,9 @@ a copy of a used one). Runs already finished are skipped; runs that ended in NaN
 (status nan) are reported, not rerun (delete the run directory to try again), and so is a run
 directory holding a run of another configuration. A run that crashes or is killed is retried up
 to ``retries`` times (it resumes from its checkpoint); exit 2 (bad input) and exit 3 (NaN cost) are reported, never
-retried. Exit status: 0 all ok, 1 some runs failed (listed at the end), 2 refused,
+retried. With ``publish=DIR`` each run that ends ok (and each one finished earlier) has its small
+files copied to DIR at once, at its path below the commands file's folder, with no local paths
+(`lstm_adv.common.publish.publish_run`), so that another launcher that skips published runs
+sees it while this one is still running. Exit status: 0 all ok, 1 some runs failed (listed at the end), 2 refused,
 130/143 interrupted (SIGINT/SIGTERM reach the runs, which checkpoint; run again to resume).
 """

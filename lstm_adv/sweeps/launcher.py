@@ -20,6 +20,7 @@ import numpy as np
 from ..common import checks
 from ..common.errors import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, UserError, exit_for_signal
 from ..common.options import positional_arg
+from ..common.publish import publish_run
 from ..rundir import RunDir, lock_holder, run_status
 from .commands import RunOptions, default_compiledir_root, read_commands, sweep_options
 
@@ -156,8 +157,11 @@ class _Adopted:
 class Launcher:
     """Runs `Command` s ``jobs`` at a time; see the module docstring for the policy."""
 
-    def __init__(self, commands, jobs=2, retries=2, compiledir=None, out=sys.stdout):
+    def __init__(self, commands, jobs=2, retries=2, compiledir=None, out=sys.stdout, publish=None, base=None):
         self.commands, self.jobs, self.retries = commands, jobs, retries
+        # publish: each run that ends ok is copied there at once, at its path below base (the
+        # commands file's folder), so a launcher started elsewhere meanwhile sees it as published.
+        self.publish, self.base = (Path(publish), Path(os.path.abspath(base or "."))) if publish else (None, None)
         self.compiledir = Path(compiledir) if compiledir else default_compiledir_root()
         self.out = out
         self.stopping = None
@@ -170,6 +174,23 @@ class Launcher:
             self.root = os.path.dirname(self.root)
         for cmd, d in zip(commands, dirs):
             cmd.name = os.path.relpath(d, self.root)
+
+    def _publish(self, cmd):
+        """Publish a finished run's small files (``publish=``); a failure is said, not raised."""
+        if self.publish is None:
+            return
+        run_dir = Path(os.path.abspath(cmd.run_dir))
+        try:
+            rel = run_dir.relative_to(self.base)
+        except ValueError:
+            self.say(f"       {cmd.name}: not published (its folder is not below {self.base})")
+            return
+        try:
+            publish_run(run_dir, self.publish / rel)
+        except (OSError, ValueError) as err:
+            self.say(f"       {cmd.name}: not published to {self.publish / rel}: {err}")
+            return
+        self.say(f"       {cmd.name}: published to {self.publish / rel}")
 
     def say(self, line):
         print(line, file=self.out, flush=True)
@@ -184,7 +205,7 @@ class Launcher:
 
     def run(self):
         total = len(self.commands)
-        todo, failed_before = [], 0
+        todo, finished, failed_before = [], [], 0
         for cmd in self.commands:
             # As lstm_adv.train decides (resume=1): a folder holding another configuration is bad
             # input; a finished run is skipped; a NaN run is a finished failure.
@@ -199,6 +220,7 @@ class Launcher:
                 status = run_status(cmd.run_dir)
             if status == "ok":
                 self.results[cmd] = ("ok", "finished earlier")
+                finished.append(cmd)
             elif status == "nan":
                 self.results[cmd] = ("nan", "ended in NaN earlier (status nan); delete the run directory to retry")
                 failed_before += 1
@@ -208,6 +230,8 @@ class Launcher:
         self.say(f"{total} runs under {self.root}: {done - failed_before} already finished, {failed_before} failed "
                  f"(nan earlier, or bad input), {len(todo)} to run, {self.jobs} at a time "
                  f"(compile caches in {self.compiledir})")
+        for cmd in finished:
+            self._publish(cmd)
         if not todo:
             return self.summary()
 
@@ -272,6 +296,8 @@ class Launcher:
                     eta = self._eta(queue, durations)
                     self.say(f"[{done:>{len(str(total))}}/{total}] {outcome:<6} {cmd.name} ({_hms(elapsed)}); "
                              f"elapsed {_hms(time.time() - t0)}" + (f", {eta}" if eta else ""))
+                    if outcome == "ok":
+                        self._publish(cmd)
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
@@ -330,5 +356,8 @@ def run(argv):
     opts = sweep_options(RunOptions, argv[1:], "run")
     if opts.compiledir:
         checks.writable_dir("compiledir", opts.compiledir)
+    if opts.publish:
+        checks.writable_dir("publish", opts.publish)
     commands = read_commands(argv[0])
-    return Launcher(commands, opts.jobs, opts.retries, opts.compiledir or None).run()
+    return Launcher(commands, opts.jobs, opts.retries, opts.compiledir or None, publish=opts.publish or None,
+                    base=Path(argv[0]).parent).run()
