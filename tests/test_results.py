@@ -410,3 +410,29 @@ def test_grouped_table_marks_keys_vat_does_not_read(tmp_path):
     plain = table.split("## Test error against the plain runs")[1].split("## Robust")[0]
     assert "| adv_norm=-, emb_norm=1, vat=1 | 3.0 | adv_norm=sign, emb_norm=0, vat=0 | 1 vs 1 | -0.050 |" in plain
     assert "| adv_norm=sign, emb_norm=0, vat=0 | 1.0 | adv_norm=sign, emb_norm=0, vat=0 | 1 vs 1 | +0.020 |" in plain
+
+
+def test_grouped_table_adjusts_welch_p_over_its_rows(tmp_path):
+    # Two adversarial settings against one plain setting, 3 seeds each: the Holm column multiplies
+    # the smaller Welch p by 2 and keeps the larger (Holm's step-down for 2 tests), and the closing
+    # line names the row that stays below 0.05 after it.
+    from scipy import stats
+
+    root = tmp_path / "runs"
+    errs = {("plain", 0.0): [0.200, 0.210, 0.205], ("far", 1.0): [0.180, 0.190, 0.185],
+            ("near", 0.5): [0.195, 0.190, 0.215]}
+    for (name, eps), tests in errs.items():
+        for seed, t in enumerate(tests):
+            make_run(root, f"{name}/s{seed}", eps, seed, test=t, wemb_init=name if eps else "far")
+    table = tables.ablation_markdown(summary.summarise(root)["runs"], ["wemb_init"])
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in
+            table.split("## Test error against the plain runs")[1].splitlines() if line.startswith("| wemb_init=")}
+    p = {eps: stats.ttest_ind(errs[key], errs[("plain", 0.0)], equal_var=False).pvalue
+         for key, eps in [(("far", 1.0), "1.0"), (("near", 0.5), "0.5")]}
+    assert p["1.0"] < p["0.5"] and 2 * p["1.0"] < 0.05 < p["0.5"]
+    assert float(rows["1.0"][6]) == pytest.approx(p["1.0"], abs=5e-4)
+    assert float(rows["1.0"][7]) == pytest.approx(2 * p["1.0"], abs=5e-4)
+    assert float(rows["0.5"][7]) == pytest.approx(max(p["0.5"], 2 * p["1.0"]), abs=5e-4)
+    assert ("after Holm's correction (2 rows tested): wemb_init=far eps 1.0 against wemb_init=far (lower, "
+            in table)
+    assert "wemb_init=near eps 0.5 against" not in table

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..common.paper import PAPER
 from .runs import PLATEAU_MARGIN, is_finite, setting_label
-from .summary import SPLITS, compare, eps_label, mean_sd, welch_ci
+from .summary import SPLITS, compare, eps_label, holm, mean_sd, welch_ci
 
 def _num(x, digits=3):
     return f"{x:.{digits}f}" if is_finite(x) else ""
@@ -259,7 +259,7 @@ def plain_baseline(groups):
 
 def _against_plain(groups, keys):
     """Test error of each adversarial group against its plain runs: difference and Welch / Mann-Whitney p."""
-    rows = []
+    rows, welch_p = [], []
     pairs = [(key, base) for key, bases in plain_baseline(groups).items() for base in bases]
     for key, base in sorted(pairs, key=lambda kv: (str(kv[0][0]), kv[0][1], str(kv[1][0]))):
         a = [r["test"] for r in groups[key] if r["status"] == "ok"]
@@ -267,17 +267,29 @@ def _against_plain(groups, keys):
         if not a or not b:
             continue
         p_welch, p_mwu = compare(a, b)
+        welch_p.append(p_welch)
         rows.append([_setting(keys, key[0]), eps_label(key[1]), _setting(keys, base[0]), f"{len(a)} vs {len(b)}",
-                     f"{np.mean(a) - np.mean(b):+.3f}", _ci(welch_ci(a, b)), _p(p_welch), _p(p_mwu)])
+                     f"{np.mean(a) - np.mean(b):+.3f}", _ci(welch_ci(a, b)), _p(p_welch), None, _p(p_mwu)])
     if not rows:
         return []
+    # The family for Holm's correction: every row with a Welch p, as one question ("does any
+    # setting differ from its plain runs?") is asked of all of them.
+    adjusted = holm(welch_p)
+    for row, p in zip(rows, adjusted):
+        row[7] = _p(p)
+    n_tested = sum(is_finite(p) for p in adjusted)
+    differ = [f"{row[0]} eps {row[1]} against {row[2]} ({'higher' if row[4].startswith('+') else 'lower'}, "
+              f"{row[7]})" for row, p in zip(rows, adjusted) if is_finite(p) and p < 0.05]
+    closing = (f"Differs from its plain runs at the 5% level after Holm's correction ({n_tested} rows tested): "
+               + "; ".join(differ) + "." if differ else
+               f"No row differs from its plain runs at the 5% level after Holm's correction ({n_tested} rows tested).")
     return ["", "## Test error against the plain runs", "",
             "Each setting's eps > 0 runs against the eps = 0 runs of the same setting (or, where it has none, "
             "of every setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
-            "test error, not corrected for the number of rows, and the 95% interval of the difference (Welch); "
-            "n/a with fewer than 2 runs on a side.", ""] + \
+            "test error, and the 95% interval of the difference (Welch, not adjusted); Welch p (Holm): "
+            "adjusted over every row with a Welch p; n/a with fewer than 2 runs on a side.", ""] + \
         _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "95% interval", "Welch p",
-                   "Mann-Whitney p"], rows)
+                   "Welch p (Holm)", "Mann-Whitney p"], rows) + ["", closing]
 
 
 MASKING_DROP = 0.05
