@@ -5,8 +5,9 @@
 #
 #   bash experiments/run_and_publish.sh COMMANDS RUNS_DIR NAME [BY_KEYS]
 #
-# COMMANDS lies in RUNS_DIR (as every sweep's commands file does). Each run is published as soon as
-# it ends ok (sweep run publish=), so a launcher started meanwhile in another folder skips it.
+# COMMANDS lies in RUNS_DIR (as every sweep's commands file does). The launcher publishes each run
+# as soon as it ends ok, and the ones finished earlier at its start (sweep run publish=), so a
+# launcher started meanwhile in another folder skips them.
 # Runs already published ($RESULTS_DIR/NAME/<run dir below RUNS_DIR>/metrics.json says
 # "ok") are dropped from COMMANDS first, so a sweep resumes from git on a new machine.
 # BY_KEYS empty: the Table 1 view; else `lstm_adv.results by=BY_KEYS` (ablation.md).
@@ -32,6 +33,5 @@ if [ -s "$COMMANDS" ]; then
   "$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="${JOBS:-1}" publish="$RESULTS/$NAME" || status=$?
 fi
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
-RESULTS_DIR=$RESULTS bash experiments/publish_runs.sh "$RUNS_DIR" "$NAME"
 "$PYTHON" -m lstm_adv.results "$RESULTS/$NAME" ${BY:+by="$BY"}
 exit "$status"
