@@ -41,6 +41,7 @@ from typing import Optional
 
 import numpy as np
 
+from .common import faults
 from .common.errors import UserError, cli_entry
 from .common.options import help_text, option, parse_with_rest, positional_arg, wants_help
 from .common.publish import publish
@@ -150,6 +151,7 @@ class RunDir:
         payload["state_json"] = np.array(json.dumps(state))
         tmp = self.path / ".checkpoint.next.npz"
         atomic_savez(tmp, payload)
+        faults.reached("checkpoint")   # tests only: LSTM_ADV_FAULT (a kill between the write and the rename)
         if self.checkpoint.exists():
             os.replace(self.checkpoint, self.checkpoint_prev)
         os.replace(tmp, self.checkpoint)

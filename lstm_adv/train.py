@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
-from .common import checks
+from .common import checks, faults
 from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
@@ -97,6 +97,7 @@ def main(argv):
 def preflight(cfg, run):
     """Refuse what can be checked before any file is written: the run directory's folder, the
     data source, ``reload_model=``, ``w2v_path=``, the backend (mode=JAX, device=gpu)."""
+    faults.check_env()
     checks.writable_dir("saveto", run.path)
     if (run.path / ".lock").exists() and not os.access(run.path / ".lock", os.W_OK):
         raise UserError(f"cannot write {run.path / '.lock'}; choose another saveto=")
@@ -221,6 +222,7 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
                 validation_step(cfg, run, model, data, state, bar)
             if state.uidx % cfg.saveFreq == 0:
                 save_loop_state(run, model, state, unlab)
+            faults.reached("update", state.uidx)   # tests only: LSTM_ADV_FAULT
             if stop:
                 raise _Interrupted(stop[0])
             if state.estop:

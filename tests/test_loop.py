@@ -2,16 +2,26 @@
 (its round trip, its file layout, and a checkpoint as the loop before `LoopState` wrote it)."""
 
 import json
-import time
 from collections import OrderedDict
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import lstm_adv.rundir
 from lstm_adv.data import BatchStream
 from lstm_adv.rundir import STATE_KEYS, LoopState, RunDir, restore_loop_state, save_loop_state
 from lstm_adv.train import patience_rule
 from lstm_adv.common.utils import make_rng
+
+
+# The loop state's clocks, frozen: its wall and CPU times are then exact, however loaded the machine.
+NOW, CPU_NOW = 1_000_000.0, 500.0
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    monkeypatch.setattr(lstm_adv.rundir, "time", SimpleNamespace(time=lambda: NOW, process_time=lambda: CPU_NOW))
 
 
 def run_rule(errs, patience):
@@ -102,8 +112,8 @@ def _mid_run(run_path):
     state = LoopState(uidx=12, eidx=1, batch_pos=4, history=[_row(5, 0.4), _row(10, 0.35)], bad_counter=2,
                       best_update=10, cost_sum=1.25, cost_n=2, elapsed=100.0, estop=False, cpu_elapsed=50.0,
                       epoch_perm=np.arange(9)[::-1].copy(), best_p=model.get_params(),
-                      shuffle_rng=make_rng(1, "shuffle"), t_start=time.time() - 5,
-                      c_start=time.process_time() - 2)
+                      shuffle_rng=make_rng(1, "shuffle"), t_start=NOW - 5,
+                      c_start=CPU_NOW - 2)
     state.shuffle_rng.permutation(9)
     run = RunDir(run_path)
     run.path.mkdir(exist_ok=True)
@@ -119,8 +129,8 @@ def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
     for key in STATE_KEYS:
         if key != "elapsed":
             assert getattr(back, key) == getattr(state, key), key
-    assert 105 <= back.elapsed < 165  # the earlier attempts' 100 s and this one's 5 s (and the save)
-    assert 52 <= back.cpu_elapsed < 60  # 50 CPU seconds before, 2 in this attempt
+    assert back.elapsed == 105.0  # the earlier attempts' 100 s and this one's 5 s
+    assert back.cpu_elapsed == 52.0  # 50 CPU seconds before, 2 in this attempt
     np.testing.assert_array_equal(back.epoch_perm, state.epoch_perm)
     for k in FakeModel.NAMES:
         np.testing.assert_array_equal(back.best_p[k], state.best_p[k])
@@ -151,7 +161,7 @@ def test_checkpoint_layout_and_no_best_parameters_before_the_first_validation(tm
     assert set(saved["unlab"]) == {"pos", "rng"} and saved["rng_shuffle"]["bit_generator"] == "PCG64"
 
     # Between epochs, before a validation, without unlabelled reviews: none of those arrays.
-    state = LoopState(uidx=3, shuffle_rng=make_rng(1, "shuffle"), t_start=time.time())
+    state = LoopState(uidx=3, shuffle_rng=make_rng(1, "shuffle"), t_start=NOW)
     run.params.unlink()
     save_loop_state(run, model, state)
     with np.load(run.checkpoint, allow_pickle=False) as f:
@@ -213,7 +223,7 @@ def test_a_checkpoint_of_the_earlier_loop_resumes_and_is_written_back_alike(tmp_
     np.testing.assert_array_equal(unlab.perm, arrays["unlab/perm"])
 
     # Saved again at once: the same arrays and the same state_json (only the wall time moves on).
-    state.t_start = time.time()
+    state.t_start = NOW
     save_loop_state(run, other, state, unlab)
     with np.load(run.checkpoint, allow_pickle=False) as f:
         assert f.files == list(arrays)
@@ -227,17 +237,17 @@ def test_a_checkpoint_of_the_earlier_loop_resumes_and_is_written_back_alike(tmp_
 
 
 def test_metrics_record_of_a_loop_state():
-    state = LoopState(uidx=7, eidx=1, best_update=5, elapsed=10.0, cpu_elapsed=3.0, t_start=time.time() - 2,
-                      c_start=time.process_time() - 1, step_time=[0.5, 100])
+    state = LoopState(uidx=7, eidx=1, best_update=5, elapsed=10.0, cpu_elapsed=3.0, t_start=NOW - 2,
+                      c_start=CPU_NOW - 1, step_time=[0.5, 100])
     out = state.metrics("nan")
     assert list(out) == ["status", "train_err", "valid_err", "test_err", "best_update", "n_updates", "n_epochs",
                          "wall_time_s", "ms_per_update", "cpu_time_s"]
-    assert 4 <= out["cpu_time_s"] < 10
+    assert out["cpu_time_s"] == 4.0
     state.cpu_elapsed = None   # resumed from a checkpoint that did not record it: unknown, not a guess
     assert state.metrics("ok")["cpu_time_s"] is None
     assert (out["status"], out["test_err"], out["best_update"], out["n_updates"], out["n_epochs"]) == \
            ("nan", None, 5, 7, 1)
-    assert out["ms_per_update"] == 5.0 and 12 <= out["wall_time_s"] < 60
+    assert out["ms_per_update"] == 5.0 and out["wall_time_s"] == 12.0
     assert state.metrics("ok", test_err=0.25, eval_time_s=1.0)["test_err"] == 0.25
 
 

@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -60,32 +59,47 @@ def test_toy_run_learns_and_writes_its_directory(tmp_path):
     assert "data toy: train 950, valid 50, test 400" in proc.stdout
 
 
+# Each fault strikes at a chosen point (lstm_adv.common.faults), never after a sleep: the toy run
+# cannot end first on a fast machine. saveFreq=7: checkpoints at updates 7, 14, 21, ...
+KILLS = {
+    "kill@update=25": (-signal.SIGKILL, "running", 21),      # SIGKILL mid-run: no handler runs
+    "kill@checkpoint=2": (-signal.SIGKILL, "running", 7),    # between the temporary file and its rename
+    "int@update=25": (130, "interrupted", 25),               # SIGINT: the loop checkpoints where it is
+    "term@update=30": (143, "interrupted", 30),              # SIGTERM (a cluster's pre-emption)
+}
+
+
 @pytest.mark.slow
-def test_kill_and_resume_is_bit_exact(finished_run, tmp_path):
+@pytest.mark.parametrize("fault", list(KILLS))
+def test_kill_and_resume_is_bit_exact(finished_run, tmp_path, fault):
     ref_dir, ref_args = finished_run
-    args = [a for a in ref_args if not a.startswith("saveto=")] + [f"saveto={tmp_path / 'run'}"]
-    child = subprocess.Popen([sys.executable, "-m", "lstm_adv.train", *args], cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "run" / "checkpoint.npz"
-    deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and child.poll() is None:
-        time.sleep(0.005)
-    time.sleep(np.random.default_rng().uniform(0, 0.3))  # a random update after the first checkpoint
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
-    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "running"
+    code, status, resume_at = KILLS[fault]
+    run = tmp_path / "run"
+    args = [a for a in ref_args if not a.startswith("saveto=")] + [f"saveto={run}"]
+    killed = run_cli("lstm_adv.train", args, tmp_path, env={"LSTM_ADV_FAULT": fault})
+    assert killed.returncode == code, killed.stderr[-3000:]
+    assert read_json(run / "metrics.json")["status"] == status
+    assert (run / ".checkpoint.next.npz").exists() == (fault == "kill@checkpoint=2")
+    if code > 0:
+        assert f"interrupted by signal {code - 128} at update {resume_at}: checkpoint written" in killed.stdout
 
     proc = run_cli("lstm_adv.train", args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "resumed from the checkpoint at update" in proc.stdout
-    a, b = load_npz(ref_dir / "params.npz"), load_npz(tmp_path / "run" / "params.npz")
+    assert f"resumed from the checkpoint at update {resume_at} " in proc.stdout
+    assert not (run / ".checkpoint.next.npz").exists()
+    a, b = load_npz(ref_dir / "params.npz"), load_npz(run / "params.npz")
     for k in PARAM_NAMES:
         assert np.array_equal(a[k], b[k]), k
-    assert (ref_dir / "history.csv").read_text() == (tmp_path / "run" / "history.csv").read_text()
-    ma, mb = read_json(ref_dir / "metrics.json"), read_json(tmp_path / "run" / "metrics.json")
+    assert (ref_dir / "history.csv").read_text() == (run / "history.csv").read_text()
+    ma, mb = read_json(ref_dir / "metrics.json"), read_json(run / "metrics.json")
     assert [ma[k] for k in ("train_err", "valid_err", "test_err", "best_update", "n_updates")] == \
            [mb[k] for k in ("train_err", "valid_err", "test_err", "best_update", "n_updates")]
+
+
+def test_a_malformed_fault_hook_is_refused_before_anything_is_written(tmp_path):
+    proc = run_cli("lstm_adv.train", merge(TINY, ["saveto=run"]), tmp_path, env={"LSTM_ADV_FAULT": "kill@epoch=3"})
+    assert_one_line_error(proc, "LSTM_ADV_FAULT='kill@epoch=3': expected ACTION@POINT=N")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -200,9 +200,6 @@ def test_unlabelled_keys_and_stream():
 @pytest.mark.slow
 def test_sigterm_and_resume_with_unlabelled_batches_is_bit_exact(tmp_path):
     import signal
-    import subprocess
-    import sys
-    import time
 
     args = merge(TINY, ["max_epochs=3", "saveFreq=7", "validFreq=10", "vat=1", "eps=0.5", "unlabelled=50",
                         "emb_norm=1"])
@@ -210,19 +207,14 @@ def test_sigterm_and_resume_with_unlabelled_batches_is_bit_exact(tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert "unlabelled: 50 reviews in the VAT term" in ref.stdout
     run = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-m", "lstm_adv.train", *args, f"saveto={run}"], cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (run / "checkpoint.npz").exists() and time.time() < deadline and child.poll() is None:
-        time.sleep(0.005)
-    time.sleep(np.random.default_rng().uniform(0, 0.3))  # some update after the first checkpoint
-    child.send_signal(signal.SIGTERM)  # the loop finishes its update and checkpoints there
-    child.wait()
-    assert child.returncode == 128 + signal.SIGTERM
+    # SIGTERM at update 17 (lstm_adv.common.faults: at a chosen update, not after a sleep), between the
+    # checkpoints at 14 and 21: the loop finishes the update and checkpoints there, mid-way through the
+    # unlabelled stream.
+    term = run_cli("lstm_adv.train", args + [f"saveto={run}"], tmp_path, env={"LSTM_ADV_FAULT": "term@update=17"})
+    assert term.returncode == 128 + signal.SIGTERM, term.stderr[-3000:]
     proc = run_cli("lstm_adv.train", args + [f"saveto={run}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    resumed_at = int(re.search(r"resumed from the checkpoint at update (\d+)", proc.stdout)[1])
-    assert 7 <= resumed_at < read_json(run / "metrics.json")["n_updates"]
+    assert "resumed from the checkpoint at update 17 " in proc.stdout
     a, b = load_npz(tmp_path / "ref" / "params.npz"), load_npz(run / "params.npz")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -1,0 +1,97 @@
+"""A fault hook for tests: end, signal or pause a process at a chosen point, never after a sleep.
+
+A test that kills a run "some time after its first checkpoint" races the machine: on a fast one the
+toy run has ended before the signal comes. Instead the test sets one environment variable, read
+here and nowhere else, and the run does it to itself at a known point::
+
+    LSTM_ADV_FAULT=ACTION@POINT=N[,file=PATH]
+
+ACTION
+    ``kill`` (SIGKILL: no handler runs, as the OOM killer), ``term`` (SIGTERM) or ``int``
+    (SIGINT) sent to the process itself; ``pause``: wait until SIGTERM or SIGINT arrives from
+    outside, then let the process's own handler take it (a test signals a process that is known
+    to be at the point, e.g. a sweep launcher that forwards the signal).
+POINT
+    ``update=N``: at the end of training update N (after its validation and checkpoint, if any);
+    ``checkpoint=N``: inside the N-th checkpoint this process saves, after the temporary file is
+    written and before it is renamed over ``checkpoint.npz``.
+``file=PATH``
+    Written (with the pid) just before the action; a fault whose file exists has fired and does
+    not fire again, so a resumed or retried run with the same environment goes on. With
+    ``pause`` it tells the test that the process is waiting.
+
+Unset (every user's case) the hook costs one dictionary look-up per call.
+"""
+
+import functools
+import os
+import signal
+from pathlib import Path
+
+from .errors import UserError
+
+ENV = "LSTM_ADV_FAULT"
+ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "pause": None}
+POINTS = ("update", "checkpoint")
+_WAKE = {signal.SIGTERM, signal.SIGINT}
+
+_counts = {}   # point -> times reached in this process (for points without their own number)
+
+
+def check_env():
+    """Refuse a malformed ``LSTM_ADV_FAULT`` at start-up (a `UserError`), before anything is written."""
+    if os.environ.get(ENV):
+        parse(os.environ[ENV])
+
+
+@functools.lru_cache(maxsize=4)
+def parse(spec):
+    """``(action, point, n, file)`` of a ``LSTM_ADV_FAULT`` value; a malformed one is a `UserError`."""
+    usage = f"{ENV}={spec!r}: expected ACTION@POINT=N[,file=PATH] with ACTION one of {', '.join(ACTIONS)} " \
+            f"and POINT one of {', '.join(POINTS)}"
+    head, _, rest = spec.partition(",")
+    action, _, where = head.strip().partition("@")
+    point, _, n = where.partition("=")
+    if action not in ACTIONS or point not in POINTS or not n.strip().isdigit() or int(n) < 1:
+        raise UserError(usage)
+    file = None
+    if rest:
+        key, _, value = rest.partition("=")
+        if key.strip() != "file" or not value.strip():
+            raise UserError(usage)
+        file = Path(value.strip())
+    return action, point, int(n), file
+
+
+def reached(point, n=None):
+    """Call at ``point`` (one of `POINTS`); ``n``: its number (the update), else this process's count.
+
+    Does nothing unless ``LSTM_ADV_FAULT`` names this point and number (and its ``file`` does not
+    exist yet); then writes the file and acts (see the module docstring).
+    """
+    spec = os.environ.get(ENV)
+    if n is None:
+        n = _counts[point] = _counts.get(point, 0) + 1
+    if not spec:
+        return
+    action, at_point, at_n, file = parse(spec)
+    if at_point != point or at_n != n or (file is not None and file.exists()):
+        return
+    if action == "pause":
+        # Block the wake-up signals before announcing the pause, so one sent right after the file
+        # appears is held pending for sigwait, not lost; then hand it to the process's own handler.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
+        _announce(file)
+        signum = signal.sigwait(_WAKE)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.raise_signal(signum)
+        return
+    _announce(file)
+    os.kill(os.getpid(), ACTIONS[action])
+    if action == "kill":   # SIGKILL is delivered before kill() returns; never go on past the point
+        signal.pause()
+
+
+def _announce(file):
+    if file is not None:
+        file.write_text(f"{os.getpid()}\n")
