@@ -60,6 +60,10 @@ class Config:
                           ("true", "predicted"))
     adv_emb_grad: int = _key(0, "0: Wemb learns from the clean term only (original code); 1: through both terms",
                              (0, 1))
+    adv_grad: str = _key("joint", "where the step's gradient comes from: joint (the training cost's backward "
+                         "pass, d(alpha*L)/de) or separate (L_clean's own gradient, as the authors' code; "
+                         "a second backward pass when clip > 0); they differ only where a clip acts",
+                         ("joint", "separate"))
     emb_norm: int = _key(0, "1: embed with Wemb's rows normalised by the training-frequency-weighted mean and "
                          "variance over the vocabulary (Miyato et al. 2017), before both branches", (0, 1))
     vat: int = _key(0, "1: the adversarial term is virtual adversarial training, vat_weight*KL(p(e)||p(e+r)), "
@@ -228,8 +232,8 @@ RESULT_KEYS = keys_with_role("model", "budget", "eval")
 NEUTRAL_KEYS = keys_with_role("backend", "output")
 
 #: Keys a setting makes inert: with vat=1 the KL term replaces the paper's objective, so alpha,
-#: adv_norm and adv_label are never read (`unused_keys`).
-INERT_UNDER = {"vat": ("alpha", "adv_norm", "adv_label")}
+#: adv_norm, adv_label and adv_grad are never read (`unused_keys`).
+INERT_UNDER = {"vat": ("alpha", "adv_norm", "adv_label", "adv_grad")}
 
 
 def unused_keys(values):

@@ -78,6 +78,32 @@ def test_training_gradients_equal_the_authors_joint_cost_with_clipping(encoder, 
     assert clipped >= 2
 
 
+@pytest.mark.parametrize("encoder, norm, emb_grad", [
+    c if c in {("lstm", "l2", 0), ("rnn", "sign", 1)} else pytest.param(*c, marks=pytest.mark.slow)
+    for c in itertools.product(["lstm", "rnn"], ["sign", "l2"], [0, 1])])
+def test_adv_grad_separate_is_the_authors_graph_exactly_with_clipping(encoder, norm, emb_grad):
+    """adv_grad=separate: the step from L_clean's own clipped gradient, as the authors' code, to 1e-10."""
+    keys = [f"encoder={encoder}", f"adv_norm={norm}", f"adv_emb_grad={emb_grad}", "clip=0.01", "alpha=0.5"]
+    m = model_for(keys + ["adv_grad=separate"])
+    x, mask, y = batch(np.random.default_rng(0))
+    ours = m.inspect(x, mask, y)
+    cost, delta, ref = authors_gradients(m, x, mask, y, direction_from="L_clean")
+    assert ours["cost"] == pytest.approx(float(cost), rel=1e-12)
+    np.testing.assert_allclose(ours["delta"], delta, rtol=1e-10, atol=1e-12)
+    for name, g in ref.items():
+        np.testing.assert_allclose(ours["grads"][name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+    # The clip is really active: unclipped, the gradients differ; and the L2 step of the default
+    # (adv_grad=joint, clipped in effect at clip / alpha) is another one. (The sign step of these
+    # small cases happens to be the same under both.)
+    free = model_for([k for k in keys if not k.startswith("clip=")] + ["clip=0", "adv_grad=separate"])
+    free.set_params(m.get_params())
+    assert sum(not np.allclose(free.inspect(x, mask, y)["grads"][k], ref[k], rtol=1e-6) for k in ref) >= 2
+    if norm == "l2":
+        joint = model_for(keys)
+        joint.set_params(m.get_params())
+        assert not np.allclose(joint.inspect(x, mask, y)["delta"], delta, rtol=1e-6, atol=1e-12)
+
+
 @pytest.mark.parametrize("norm", ["sign", pytest.param("l2", marks=pytest.mark.slow)])
 def test_perturbation_direction_from_weighted_clean_cost(norm):
     # Our one backward pass takes the perturbation's direction from alpha * L_clean; the authors

@@ -181,7 +181,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     mask : tensor, shape (T, B)
     y : int64 tensor, shape (B,)
     cfg : Config
-        Uses alpha, eps, adversarial, adv_norm, adv_label, adv_emb_grad, reg, clip, use_dropout.
+        Uses alpha, eps, adversarial, adv_norm, adv_label, adv_grad, adv_emb_grad, reg, clip, use_dropout.
     rngs : dict with shared RNGs under "clean" and "adv" (and "vat" with vat=1)
         Each branch draws its own dropout mask; "vat" draws VAT's random starting direction.
     use_noise : bool or scalar tensor
@@ -225,14 +225,15 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
                           vat_fixed or {}, cost_clean, penalty, rng_updates, lstm)
     a = float(cfg.alpha)
     rest = [p for n, p in zip(names, params) if n != "Wemb"]
-    # One backward pass of the (weighted) clean branch gives both its parameter gradients and
-    # the input gradient the perturbation follows. Deviation: the authors took the direction
-    # from the unweighted L_clean in a separate gradient; alpha * L_clean has the same gradient
-    # up to the scale, except where a clip inside the LSTM is active (tests/test_model.py
-    # measures how often the sign then differs).
+    # adv_grad=joint: one backward pass of the (weighted) clean branch gives both its parameter
+    # gradients and the input gradient the perturbation follows. Deviation from the authors, who
+    # took the direction from the unweighted L_clean in a gradient of its own (adv_grad=separate):
+    # alpha * L_clean has the same gradient up to the scale, except where a clip inside the LSTM
+    # acts (then in effect at clip / alpha); experiments/clip_probe.py measures how often it does.
     if a > 0:
         g_in_clean, *g_clean = pytensor.grad(a * cost_clean, [emb_in] + rest)
-        direction = g_in_clean
+        separate = cfg.adv_grad == "separate" and cfg.clip > 0
+        direction = pytensor.grad(cost_clean, emb_in) if separate else g_in_clean
     else:
         direction = pytensor.grad(cost_clean, emb_in)
         g_in_clean, g_clean = pt.zeros_like(emb_in), [pt.zeros_like(p) for p in rest]
