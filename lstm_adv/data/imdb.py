@@ -35,6 +35,9 @@ from .imdb_source import (ARCHIVE_NAME, LABELLED, OFFICIAL_SHA256, OFFICIAL_URL,
 # Bump when tokenisation or the cache layout changes: old caches then no longer match.
 PREPROCESS_VERSION = 1
 
+#: The class names of label ids 0 and 1 (``label_names`` in a run's ``config.json``).
+LABEL_NAMES = ("negative", "positive")
+
 # ---------------------------------------------------------------------------------------------
 # the cache
 
@@ -244,7 +247,7 @@ def load_imdb(cfg, workers=None, cache=None):
     progress = bool(cfg.progress)
     source = find_source(cfg.data_path, download=bool(cfg.download), cache=cache, progress=progress)
     corpus = load_corpus(source, workers=workers, cache=cache, progress=progress)
-    info = dict(corpus.info, word_counts=corpus.counts)
+    info = dict(corpus.info, label_names=list(LABEL_NAMES), n_classes=2, word_counts=corpus.counts)
     data = finalize(corpus.train, corpus.test, corpus.words, cfg, info)
     if cfg.unlabelled:
         seqs = load_unlabelled(source, corpus, workers=workers, cache=cache, progress=progress)
