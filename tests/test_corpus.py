@@ -240,3 +240,77 @@ def test_three_classes_train_end_to_end_in_every_format(tmp_path):
         assert metrics["status"] == "ok" and 0 <= metrics["test_err"] <= 1 and "iter_sign_pred" in metrics["attacks"]
         digests[fmt] = _params_digest(run / "params.npz")
     assert len(set(digests.values())) == 1, digests
+
+
+# --- bad corpora: one error line, exit 2, nothing written ---------------------------------------
+
+GOOD = "text,label\nA good film.,pos\nA bad film.,neg\n"
+
+#: (case, files to write {relative path: bytes}, data=, more keys, fragment of the error line)
+BAD_CORPORA = [
+    ("no label column, near name", {"c.csv": b"text,labels\nA good film.,pos\nbad,neg\n"}, "c.csv", "",
+     "has no label column 'label'"),
+    ("did you mean", {"c.csv": b"text,labels\nA good film.,pos\nbad,neg\n"}, "c.csv", "", "did you mean label_col=labels?"),
+    ("no label column, no near name", {"c.csv": b"text,stars\nA good film.,1\nbad,2\n"}, "c.csv", "",
+     "name the label column with label_col="),
+    ("no text column", {"c.csv": b"review,label\nA good film.,pos\nbad,neg\n"}, "c.csv", "", "text_col="),
+    ("label_col= names no column", {"c.csv": GOOD.encode()}, "c.csv", "label_col=stars", "no label column 'stars'"),
+    ("no label field (JSONL)", {"c.jsonl": b'{"text": "good", "lable": "pos"}\n'}, "c.jsonl", "",
+     "did you mean label_col=lable?"),
+    ("one class only", {"c.csv": b"text,label\nA good film.,pos\nAnother.,pos\n"}, "c.csv", "", "one class only ('pos')"),
+    ("all texts empty", {"c.csv": b"text,label\n,pos\n  ,neg\n"}, "c.csv", "", "all 2 texts are empty"),
+    ("undecodable bytes", {"c.csv": b"text,label\nA good film.,pos\nA b\xffd film.,neg\n"}, "c.csv", "",
+     "line 3 is not valid UTF-8"),
+    ("undecodable bytes (folder)", {"d/train/pos/1.txt": b"good", "d/train/neg/1.txt": b"ok\nb\xe9d"}, "d", "",
+     "1.txt line 2 is not valid UTF-8"),
+    ("ragged row", {"c.csv": b"text,label\nA good film.,pos\nA bad, bad film.,neg\n"}, "c.csv", "",
+     "line 3 has 3 fields but the header has 2"),
+    ("ragged row (TSV)", {"c.tsv": b"text\tlabel\nA good film.\tpos\nbad\n"}, "c.tsv", "",
+     "line 3 has 1 fields but the header has 2"),
+    ("numbers and names", {"c.csv": b"text,label\nA good film.,1\nA bad film.,neg\nMeh.,0\n"}, "c.csv", "",
+     "mixes numbers and names ('1' at"),
+    ("folder without class folders", {"d/train/1.txt": b"good", "d/test/2.txt": b"bad"}, "d", "",
+     "train/ holds no class folders"),
+    ("folder without train/", {"d/other/pos/1.txt": b"good"}, "d", "", "has no train/ folder"),
+    ("empty file", {"c.csv": b""}, "c.csv", "", "is empty; a CSV corpus needs a header row"),
+    ("bad JSON line", {"c.jsonl": b'{"text": "good", "label": "pos"}\n{"text": "bad", \n'}, "c.jsonl", "",
+     "line 2 is not valid JSON"),
+    ("JSON label neither string nor integer", {"c.jsonl": b'{"text": "good", "label": 0.5}\n'}, "c.jsonl", "",
+     "neither a string nor an integer"),
+    ("bad split value", {"c.csv": b"text,label,split\nA good film.,pos,train\nA bad film.,neg,dev\n"}, "c.csv", "",
+     "split 'dev' is not one of train, test, valid, unlabelled"),
+    ("empty label", {"c.csv": b"text,label\nA good film.,pos\nA bad film.,\n"}, "c.csv", "", "line 3: the label"),
+    ("no training texts", {"c.csv": b"text,label,split\nA good film.,pos,test\nbad,neg,test\n"}, "c.csv", "",
+     "has no training texts"),
+    ("unknown extension", {"c.xlsx": b"PK"}, "c.xlsx", "", "not a CSV (.csv), TSV (.tsv), JSONL (.jsonl) file"),
+    ("a typo of imdb", {}, "imbd", "", "did you mean data=imdb?"),
+    ("unlabelled=N without unlabelled texts", {"c.csv": GOOD.encode()}, "c.csv", "vat=1 eps=1 unlabelled=5",
+     "has no unlabelled texts"),
+]
+
+
+@pytest.mark.parametrize("case, files, data, extra, fragment", BAD_CORPORA, ids=[c[0] for c in BAD_CORPORA])
+def test_bad_corpus_is_one_line_exit_2_and_writes_nothing(case, files, data, extra, fragment, tmp_path, monkeypatch,
+                                                           capsys):
+    from lstm_adv import train
+    from lstm_adv.common.errors import cli_entry
+
+    for rel, content in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    status = cli_entry(train.main)([f"data={data}", "saveto=run", "progress=0", *extra.split()])
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert fragment in errors[0], errors[0]
+    assert sorted(p for p in tmp_path.rglob("*")) == before   # no run directory, no cache
+
+
+def test_bad_corpus_through_python_m(tmp_path):
+    (tmp_path / "c.csv").write_bytes(b"text,label\nA good film.,1\nA bad film.,neg\n")
+    proc = run_cli("lstm_adv.train", ["data=c.csv", "saveto=run"], tmp_path, timeout=120,
+                   env={"LSTM_ADV_CACHE": str(tmp_path / "cache")})
+    assert_one_line_error(proc, "mixes numbers and names")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
