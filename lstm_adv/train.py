@@ -414,15 +414,19 @@ def initial_params(cfg, n_words, data, n_classes=2):
         params["Wemb"] = W.astype(params["Wemb"].dtype)
         return params, info
     if cfg.wemb_init == "word2vec":
-        from .data.embeddings import ensure_imdb_vectors, load_word2vec  # gensim and the IMDB reader: only here
+        from .data.embeddings import ensure_corpus_vectors, ensure_imdb_vectors, load_word2vec  # gensim: only here
         from .data.imdb_source import sha256_file  # the IMDB reader: only here
-        path = cfg.w2v_path or ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress))
+        own = "source_format" in data.info   # a user's corpus (an aclImdb folder is IMDB: its vectors)
+        path = cfg.w2v_path or (ensure_corpus_vectors(cfg, data.info) if own else
+                                ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress)))
         params["Wemb"], w2v = load_word2vec(path, data.words[:n_words], params["Wemb"], cfg.w2v_limit,
                                             missing=cfg.w2v_missing, std=cfg.w2v_std,
                                             rng=make_rng(cfg.seed, "w2v_missing"))
         w2v["w2v_file"] = Path(path).name
         w2v["w2v_sha256"] = sha256_file(path)
-        w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)"
+        w2v["w2v_source"] = ("w2v_path" if cfg.w2v_path else "trained on the corpus's own texts "
+                             "(lstm_adv.data.embeddings.ensure_corpus_vectors)" if own
+                             else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)")
         return params, w2v
     return params, None
 

@@ -455,6 +455,43 @@ def _rank_dictionary(words, tokens, rows, offsets):
     return ranked, [0, 0] + [int(counts[i]) for i in order], remap
 
 
+def split_rows(codes, cfg):
+    """The cached rows of each split: ``({split name: sorted row indices}, how the test split came)``.
+
+    Without ``split=test`` rows, ``test_portion`` of the training rows are held out by a fixed seed
+    (the same for every run seed), before the dictionary is built (train words only).
+    """
+    rows = {name: np.flatnonzero(codes == code) for name, code in SPLITS.items()}
+    if len(rows["test"]):
+        return rows, "given"
+    train_rows = rows["train"]
+    n_test = int(round(len(train_rows) * cfg.test_portion))
+    if n_test < 1 or n_test >= len(train_rows):
+        raise UserError(f"test_portion={cfg.test_portion} of {len(train_rows)} texts leaves no test or no training "
+                        "text; change test_portion= or add split=test rows")
+    perm = make_rng(TEST_SPLIT_SEED, "test_portion").permutation(len(train_rows))
+    rows["test"] = np.sort(train_rows[perm[:n_test]])
+    rows["train"] = np.sort(train_rows[perm[n_test:]])
+    return rows, f"test_portion={cfg.test_portion} of the texts held out (fixed seed)"
+
+
+def corpus_sentences(cfg, cache=None):
+    """Every text of a cached corpus but the test split's, as token lists (for word2vec), in file order.
+
+    The train, valid and unlabelled rows, whole (no maxlen, no n_words cut): what
+    ``preset=authors`` trains its word2vec stand-in on (`lstm_adv.data.embeddings.ensure_corpus_vectors`).
+    """
+    path = Path(cfg.data).expanduser()
+    cached = read_cache(*cache_paths(path, corpus_format(path), cfg, cache))
+    if cached is None:
+        raise UserError(f"data={cfg.data} is not cached yet; load it first (python -m lstm_adv.train data=...)")
+    arrays, meta = cached
+    rows, _ = split_rows(arrays["splits"], cfg)
+    keep = np.sort(np.concatenate([rows["train"], rows["valid"], rows["unlabelled"]]))
+    words, tokens, offsets = meta["words"], arrays["tokens"], arrays["offsets"]
+    return [[words[t] for t in tokens[offsets[i]:offsets[i + 1]]] for i in keep]
+
+
 def load_corpus(cfg, workers=None, cache=None):
     """A user's corpus as a `Dataset` (see the module docstring and `lstm_adv.data.base.finalize`).
 
@@ -495,21 +532,8 @@ def load_corpus(cfg, workers=None, cache=None):
                             "point LSTM_ADV_CACHE at another folder") from None
         cached = read_cache(npz_path, json_path)
     arrays, meta = cached
-    tokens, offsets, labels, codes = arrays["tokens"], arrays["offsets"], arrays["labels"], arrays["splits"]
-    rows = {name: np.flatnonzero(codes == code) for name, code in SPLITS.items()}
-    if len(rows["test"]):
-        test_split = "given"
-    else:
-        # Held out from the training rows by a fixed seed, before the dictionary (train words only).
-        train_rows = rows["train"]
-        n_test = int(round(len(train_rows) * cfg.test_portion))
-        if n_test < 1 or n_test >= len(train_rows):
-            raise UserError(f"test_portion={cfg.test_portion} of {len(train_rows)} texts leaves no test or no training "
-                            "text; change test_portion= or add split=test rows")
-        perm = make_rng(TEST_SPLIT_SEED, "test_portion").permutation(len(train_rows))
-        rows["test"] = np.sort(train_rows[perm[:n_test]])
-        rows["train"] = np.sort(train_rows[perm[n_test:]])
-        test_split = f"test_portion={cfg.test_portion} of the texts held out (fixed seed)"
+    tokens, offsets, labels = arrays["tokens"], arrays["offsets"], arrays["labels"]
+    rows, test_split = split_rows(arrays["splits"], cfg)
     words, counts, remap = _rank_dictionary(meta["words"], tokens, rows["train"], offsets)
     ids = remap[tokens]
 
