@@ -314,3 +314,40 @@ def test_bad_corpus_through_python_m(tmp_path):
                    env={"LSTM_ADV_CACHE": str(tmp_path / "cache")})
     assert_one_line_error(proc, "mixes numbers and names")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
+
+
+# --- IMDB exported to CSV / JSONL is IMDB ---------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_imdb_exported_is_read_as_imdb(fmt, tmp_path):
+    from lstm_adv.data.imdb import data_main
+    from test_imdb import write_tree
+
+    tree = write_tree(tmp_path / "src")
+    out = tmp_path / f"imdb.{fmt}"
+    assert data_main(["export", f"format={fmt}", f"data_path={tree}", f"out={out}", "progress=0"]) == 0
+    keys = ["progress=0", "maxlen=8", "n_words=20", "valid_portion=0.3"]
+    exported = load(out, *keys)
+    imdb = load_dataset(parse_args(["data=imdb", f"data_path={tree}", *keys]))
+    assert as_tuple(exported) == as_tuple(imdb)
+    assert exported.info["label_names"] == imdb.info["label_names"] == ["negative", "positive"]
+
+
+@pytest.mark.slow
+def test_a_run_on_exported_imdb_is_the_imdb_run(tmp_path):
+    """The same parameters, bit for bit, from data=imdb and from its CSV export (tiny aclImdb fixture)."""
+    from test_imdb import write_tree
+
+    tree = write_tree(tmp_path / "src")
+    env = {"LSTM_ADV_CACHE": str(tmp_path / "cache"), "LSTM_ADV_OFFLINE": "1"}
+    proc = run_cli("lstm_adv.data", ["export", "format=csv", f"data_path={tree}", f"out={tmp_path / 'imdb.csv'}",
+                                     "progress=0"], REPO, env=env)
+    assert proc.returncode == 0, proc.stderr
+    keys = merge(TINY, ["wemb_init=random", "maxlen=0", "valid_portion=0.2", "validFreq=2", "max_epochs=3", "eps=0.5"])
+    digests = []
+    for data in ([f"data_path={tree}", "data=imdb"], [f"data={tmp_path / 'imdb.csv'}"]):
+        run = tmp_path / f"run{len(digests)}"
+        proc = run_cli("lstm_adv.train", merge(keys, data, [f"saveto={run}"]), REPO, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.append(_params_digest(run / "params.npz"))
+    assert digests[0] == digests[1]
