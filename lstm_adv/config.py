@@ -91,8 +91,14 @@ class Config:
     seed: int = _key(123, "the one seed behind every random choice (init, split, shuffling, dropout)",
                      group="training")
     # --- data ---
-    data: str = _key("imdb", "data set: imdb (Maas et al. 2011) or toy (synthetic, made in code)",
-                     ("imdb", "toy"), group="data")
+    data: str = _key("imdb", "data set: imdb (Maas et al. 2011), toy (synthetic, made in code), or a PATH: a CSV, "
+                     "TSV or JSONL file of texts and labels, or a folder of train/ (and test/) class folders of "
+                     ".txt files (README, 'Your own data')", group="data")
+    text_col: str = _key("text", "data=PATH (CSV, TSV, JSONL): the column or field holding the text", group="data")
+    label_col: str = _key("label", "data=PATH (CSV, TSV, JSONL): the column or field holding the label (strings or "
+                          "integers, mapped to ids in sorted order)", group="data")
+    test_portion: float = _key(0.2, "data=PATH without a test split: fraction of the texts held out as the test "
+                               "split (the same rows for every seed)", group="data")
     data_path: str = _key("", "aclImdb tarball or folder (else $LSTM_ADV_DATA, else the cache)", group="data",
                           role="output")
     download: int = _key(1, "download the official archive if the data is nowhere (0 = never)", (0, 1),
@@ -173,7 +179,9 @@ class Config:
         """The run directory: ``saveto`` if given, else derived from the overridden keys."""
         if self.saveto:
             return Path(self.saveto)
-        parts = [f"{k}={_fmt(v)}" for k, v in self.overrides().items() if k not in RUN_DIR_NAME_SKIP]
+        # data=PATH: the file or folder's name says which corpus (its whole path is in config.json).
+        parts = [f"{k}={Path(v).name if k == 'data' and is_corpus_path(v) else _fmt(v)}"
+                 for k, v in self.overrides().items() if k not in RUN_DIR_NAME_SKIP]
         name = ",".join(parts) if parts else "default"
         name = name.replace(os.sep, "_")
         return Path(self.runs_dir) / name
@@ -193,6 +201,15 @@ PRESETS = {"authors": {"wemb_init": "word2vec", "wdim": 300, "w2v_missing": "uni
 # as the authors' IMDB runs started from word2vec.
 DATA_DEFAULTS = {"toy": {"max_epochs": 10, "validFreq": 30, "saveFreq": 60, "patience": 5, "attack_size": -1,
                          "wemb_init": "word2vec"}}
+
+
+#: The corpora made or read by name; any other ``data=`` value is the path of a user's corpus.
+NAMED_DATA = ("imdb", "toy")
+
+
+def is_corpus_path(data):
+    """Whether ``data=`` names a user's corpus (a CSV, TSV, JSONL file or a folder), not imdb or toy."""
+    return data not in NAMED_DATA
 
 
 def defaults_for(data, preset=""):
@@ -280,6 +297,10 @@ def validate(cfg):
         (cfg.n_words >= 3, f"n_words={cfg.n_words} must be >= 3 (0 = padding, 1 = UNK)"),
         (cfg.maxlen >= 0, f"maxlen={cfg.maxlen} must be >= 0 (0 = no limit)"),
         (0.0 < cfg.valid_portion < 1.0, f"valid_portion={cfg.valid_portion} must be in (0, 1)"),
+        (0.0 < cfg.test_portion < 1.0, f"test_portion={cfg.test_portion} must be in (0, 1)"),
+        (bool(cfg.data.strip()), "data= is empty; give imdb, toy, or the path of a CSV, TSV or JSONL file or a folder"),
+        (bool(cfg.text_col) and bool(cfg.label_col) and cfg.text_col != cfg.label_col,
+         f"text_col={cfg.text_col!r} and label_col={cfg.label_col!r} must be two different, non-empty names"),
         (cfg.test_size == -1 or cfg.test_size > 0, f"test_size={cfg.test_size} must be -1 (all) or positive"),
         (cfg.train_err_size == -1 or cfg.train_err_size > 0,
          f"train_err_size={cfg.train_err_size} must be -1 (all) or positive"),
@@ -312,6 +333,8 @@ def validate(cfg):
     for name in ("saveto", "runs_dir", "data_path", "w2v_path", "reload_model"):
         if getattr(cfg, name):
             _checks.path_names(name, getattr(cfg, name))
+    if is_corpus_path(cfg.data):
+        _checks.path_names("data", cfg.data)
     if not cfg.saveto:
         try:
             _checks.path_names("saveto", cfg.run_dir())

@@ -109,6 +109,9 @@ def preflight(cfg, run):
                  or any((cache / n).exists() for n in (imdb_source.ARCHIVE_NAME, "aclImdb.tar.gz", "aclImdb")))
         if found or not cfg.download or imdb_source.offline():   # never downloads here: found, or not allowed
             imdb_source.find_source(cfg.data_path, download=bool(cfg.download) and not found, cache=cache, progress=False)
+    elif config_mod.is_corpus_path(cfg.data):
+        from .data.corpus import check_corpus  # data=PATH: one pass over the rows, unless cached
+        check_corpus(cfg)
     if cfg.reload_model:
         path = checks.readable_path("reload_model", cfg.reload_model)
         if path.is_dir():
@@ -341,7 +344,9 @@ def load_data(cfg, run):
     info = data.info
     run.log(f"data {cfg.data}: train {info['n_train']}, valid {info['n_valid']}, test {info['n_test']} reviews; "
             f"the maxlen={cfg.maxlen} {cfg.maxlen_mode} kept {100 * info['train_kept_fraction']:.1f}% "
-            f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words")
+            f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words"
+            + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
+               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
     return data
 
 
@@ -351,11 +356,12 @@ def build_model(cfg, run, data):
 
     info = data.info
     n_words = min(cfg.n_words, len(data.words))
-    params, init_info = initial_params(cfg, n_words, data)
+    n_classes = int(info.get("n_classes", 2))
+    params, init_info = initial_params(cfg, n_words, data, n_classes)
     init_note = _init_note(init_info)
     t0 = time.time()
     word_counts = info.get("word_counts") if cfg.emb_norm else None
-    model = Model(cfg, n_words, params, word_counts=word_counts)
+    model = Model(cfg, n_words, params, word_counts=word_counts, n_classes=n_classes)
     import pytensor  # already loaded by Model; here for its config (compiledir)
     run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
             + (f"objective VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, "
@@ -363,7 +369,7 @@ def build_model(cfg, run, data):
                f"objective {'adversarial' if cfg.adversarial else 'clean'} "
                f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{', emb_norm=1' if cfg.emb_norm else ''})")
             + init_note)
-    record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words,
+    record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words, "n_classes": n_classes,
               "versions": library_versions(),
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
@@ -390,8 +396,8 @@ def unlabelled_stream(cfg, run, model, data):
     return unlab
 
 
-def initial_params(cfg, n_words, data):
-    """Starting parameters: ``reload_model``, else the tutorial's init (+ word2vec rows)."""
+def initial_params(cfg, n_words, data, n_classes=2):
+    """Starting parameters for ``n_classes`` classes: ``reload_model``, else the tutorial's init (+ word2vec rows)."""
     from .core.model import check_params, init_params, load_params  # imports PyTensor (--help stays fast)
 
     if cfg.reload_model:
@@ -399,24 +405,28 @@ def initial_params(cfg, n_words, data):
         if path.is_dir():
             path = RunDir(path).params
         params = load_params(path)
-        check_params(params, cfg, n_words, str(path))
+        check_params(params, cfg, n_words, str(path), n_classes)
         return params, {"reload_model": str(path)}
-    params = init_params(cfg, n_words)
+    params = init_params(cfg, n_words, n_classes=n_classes)
     if cfg.wemb_init == "word2vec" and cfg.data == "toy" and not cfg.w2v_path:
         from .data.toy import toy_vectors  # only for data=toy
         W, info = toy_vectors(data.words[:n_words], cfg.wdim)
         params["Wemb"] = W.astype(params["Wemb"].dtype)
         return params, info
     if cfg.wemb_init == "word2vec":
-        from .data.embeddings import ensure_imdb_vectors, load_word2vec  # gensim and the IMDB reader: only here
+        from .data.embeddings import ensure_corpus_vectors, ensure_imdb_vectors, load_word2vec  # gensim: only here
         from .data.imdb_source import sha256_file  # the IMDB reader: only here
-        path = cfg.w2v_path or ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress))
+        own = "source_format" in data.info   # a user's corpus (an aclImdb folder is IMDB: its vectors)
+        path = cfg.w2v_path or (ensure_corpus_vectors(cfg, data.info) if own else
+                                ensure_imdb_vectors(cfg.wdim, cfg.data_path, bool(cfg.download), bool(cfg.progress)))
         params["Wemb"], w2v = load_word2vec(path, data.words[:n_words], params["Wemb"], cfg.w2v_limit,
                                             missing=cfg.w2v_missing, std=cfg.w2v_std,
                                             rng=make_rng(cfg.seed, "w2v_missing"))
         w2v["w2v_file"] = Path(path).name
         w2v["w2v_sha256"] = sha256_file(path)
-        w2v["w2v_source"] = "w2v_path" if cfg.w2v_path else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)"
+        w2v["w2v_source"] = ("w2v_path" if cfg.w2v_path else "trained on the corpus's own texts "
+                             "(lstm_adv.data.embeddings.ensure_corpus_vectors)" if own
+                             else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)")
         return params, w2v
     return params, None
 

@@ -67,9 +67,9 @@ def from_record(rec):
            "test": None, "average": None, "attack": {}, "attacks": {}, "wall_time_s": None, "cpu_time_s": None,
            "problem": rec.problem}
     run["history"] = history_floats(rec.history)
-    data = rec.saved.get("data")
-    pos = data.get("train_pos_fraction") if isinstance(data, dict) else None
-    run["escape_epoch"], run["plateau_err"] = escape_epoch(run["history"], pos)
+    data = rec.saved.get("data") if isinstance(rec.saved.get("data"), dict) else {}
+    run["escape_epoch"], run["plateau_err"] = escape_epoch(run["history"], data.get("train_pos_fraction"),
+                                                           data.get("train_class_fractions"))
     metrics = rec.metrics
     if metrics is None:
         return run
@@ -100,7 +100,8 @@ def from_record(rec):
 
 
 #: A run has left the one-class plateau at the first validation whose training error is below
-#: the minority-class rate (the error of always predicting the majority class) minus this margin.
+#: the error of always predicting the majority class (two classes: the minority-class rate) minus
+#: this margin.
 PLATEAU_MARGIN = 0.05
 
 
@@ -116,7 +117,7 @@ def history_floats(rows):
     return out
 
 
-def escape_epoch(history, pos_fraction=None):
+def escape_epoch(history, pos_fraction=None, class_fractions=None):
     """The epoch at which a run left the one-class plateau (`PLATEAU_MARGIN`), or None (never).
 
     Parameters
@@ -124,8 +125,11 @@ def escape_epoch(history, pos_fraction=None):
     history : list of dict
         Validation rows with ``epoch`` and ``train_err``.
     pos_fraction : float, optional
-        Fraction of positive training reviews (``config.json``, ``data.train_pos_fraction``);
-        without it the plateau's error is taken as the largest training error seen (at most 0.5).
+        Two classes: fraction of positive training reviews (``config.json``, ``data.train_pos_fraction``).
+    class_fractions : list of float, optional
+        K classes: each class's share of the training split (``data.train_class_fractions``); the
+        plateau's error is then 1 - the largest (the majority-class rate's complement). Without
+        either, the plateau's error is taken as the largest training error seen (at most 0.5).
 
     Returns
     -------
@@ -134,7 +138,13 @@ def escape_epoch(history, pos_fraction=None):
     errs = [r.get("train_err") for r in history if r.get("train_err") is not None]
     if not errs:
         return None, None
-    plateau = min(pos_fraction, 1 - pos_fraction) if is_finite(pos_fraction) else min(0.5, max(errs))
+    fractions = class_fractions if isinstance(class_fractions, list) and class_fractions else None
+    if is_finite(pos_fraction):   # two classes: as before K classes, to the last bit
+        plateau = min(pos_fraction, 1 - pos_fraction)
+    elif fractions is not None and all(is_finite(f) for f in fractions):
+        plateau = 1.0 - max(float(f) for f in fractions)
+    else:
+        plateau = min(0.5, max(errs))
     for r in history:
         if r.get("train_err") is not None and r["train_err"] < plateau - PLATEAU_MARGIN:
             return int(r["epoch"]), plateau

@@ -143,7 +143,7 @@ class Objective:
         The clean embedded input.
     rng_updates : OrderedDict
         Dropout (and VAT direction) RNG variable -> its next state.
-    vat_target : tensor (B_vat, 2) or None
+    vat_target : tensor (B_vat, K) or None
         vat=1: the logits of p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
         ``delta`` the VAT batch's r_vadv (labelled reviews first, then the unlabelled ones).
     emb_grad : tensor, shape (T, B, E), or None

@@ -4,8 +4,8 @@
 dropout RNGs, the optimizer state and the compiled functions:
 
 - ``f_train(x, mask, y) -> cost``: one update of the training objective.
-- ``f_pred_prob(x, mask) -> probs (B, 2)``: clean inputs, dropout off.
-- ``f_pred(x, mask) -> labels (B,)``.
+- ``f_pred_prob(x, mask) -> probs (B, K)``: clean inputs, dropout off (K classes, IMDB 2).
+- ``f_pred(x, mask) -> labels (B,)``: the argmax class.
 - ``inspect(x, mask, y, dropout=False) -> dict``: clean cost, adversarial cost, objective,
   gradients for every parameter and the perturbation (compiled on first use).
 - ``f_embed``, ``f_grad_prob_emb(emb, mask, y) -> (dL/de, probs)``, ``f_grad_emb(x, mask, y) -> dL/de (T, B, E)``
@@ -33,7 +33,8 @@ from .adversarial import build_objective
 from .backend import get_mode, resolve_mode_name
 from .jax_backend import BucketedFunction, compile_stats, compile_summary
 from .lstm import LSTMOptions
-from .model import check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll, to_shared
+from .model import (check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll,
+                    params_classes, to_shared)
 from .optimizers import LAZY_ROWS, OPTIMIZERS
 
 
@@ -48,6 +49,8 @@ class Model:
     params : dict of str -> ndarray, optional
         Starting values (e.g. from `lstm_adv.core.model.load_params`); default
         `lstm_adv.core.model.init_params`.
+    n_classes : int, optional
+        ``K``, the classifier's outputs; default: the columns of ``params["U"]``, else 2.
     word_counts : sequence of int, optional
         Training frequency of each dictionary id (``data.info["word_counts"]``); needed by
         ``emb_norm=1`` (`lstm_adv.core.model.emb_norm_weights`).
@@ -79,9 +82,10 @@ class Model:
     """
 
     def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None, lstm_backward="manual",
-                 lstm_kernel="c"):
+                 lstm_kernel="c", n_classes=None):
         self.cfg = cfg
         self.n_words = n_words
+        self.n_classes = int(n_classes or (params_classes(params) if params is not None else 2))
         self.mode_name = resolve_mode_name(cfg)
         self.mode = get_mode(cfg)
         if lstm_kernel not in ("c", "graph"):
@@ -100,8 +104,8 @@ class Model:
             wemb_update = "dense"
         self.wemb_update = wemb_update
         if params is None:
-            params = init_params(cfg, n_words)
-        check_params(params, cfg, n_words, "the given parameters")
+            params = init_params(cfg, n_words, n_classes=self.n_classes)
+        check_params(params, cfg, n_words, "the given parameters", self.n_classes)
         with pytensor.config.change_flags(floatX=cfg.floatX):
             self.tparams = to_shared(OrderedDict((k, np.asarray(v, dtype=cfg.floatX)) for k, v in params.items()))
             self.rngs = OrderedDict(
@@ -249,7 +253,7 @@ class Model:
 
     def f_grad_prob_emb(self, emb, mask, y):
         """At a given embedded input, dropout off: the gradient of the mean NLL of labels ``y``
-        with respect to it (T, B, E), and the class probabilities (B, 2)."""
+        with respect to it (T, B, E), and the class probabilities (B, K)."""
         return self._attack_fn(1)(emb, mask, y)
 
     def f_grad_emb(self, x, mask, y):
@@ -264,7 +268,7 @@ class Model:
         return self.f_grad_prob_emb(emb, mask, y)[0], emb
 
     def f_prob_emb(self, emb, mask):
-        """Class probabilities (B, 2) for given (e.g. perturbed) embedded inputs, dropout off."""
+        """Class probabilities (B, K) for given (e.g. perturbed) embedded inputs, dropout off."""
         return self._attack_fn(2)(emb, mask)
 
     # -- state ---------------------------------------------------------------------------------
@@ -301,6 +305,6 @@ class Model:
 
     def set_params(self, params):
         """Load parameters (the tutorial's ``zipp``); shapes must fit."""
-        check_params(params, self.cfg, self.n_words, "the given parameters")
+        check_params(params, self.cfg, self.n_words, "the given parameters", self.n_classes)
         for k, v in params.items():
             self.tparams[k].set_value(np.asarray(v, dtype=self.cfg.floatX))

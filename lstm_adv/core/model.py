@@ -35,7 +35,7 @@ def ortho_weight(rng, rows, cols):
     return u if u.shape == (rows, cols) else vt
 
 
-def init_params(cfg, n_words, floatX=None):
+def init_params(cfg, n_words, floatX=None, n_classes=2):
     """Initial parameter values, as the tutorial's ``init_params`` and ``param_init_lstm``.
 
     Parameters
@@ -44,13 +44,16 @@ def init_params(cfg, n_words, floatX=None):
         Uses wdim, hdim, encoder, seed.
     n_words : int
         Rows of ``Wemb`` (the vocabulary size, capped at ``cfg.n_words``).
+    n_classes : int
+        ``K``, the classifier's outputs (the tutorial's ``ydim``, taken from the data; IMDB: 2).
 
     Returns
     -------
     OrderedDict of str -> ndarray
         ``Wemb`` (n_words, E) = wemb_scale * U[0, 1) (tutorial: 0.01); LSTM ``lstm_W`` (E, 4H) and ``lstm_U`` (H, 4H) as four
         orthogonal blocks in gate order i, f, o, c~, ``lstm_b`` (4H,) zeros (RNN: ``rnn_W`` (E, H),
-        ``rnn_U`` (H, H), ``rnn_b`` (H,)); classifier ``U`` (H, 2) = 0.01 * randn, ``b`` (2,) zeros.
+        ``rnn_U`` (H, H), ``rnn_b`` (H,)); classifier ``U`` (H, K) = 0.01 * randn, ``b`` (K,) zeros.
+        ``U`` is drawn last, so K = 2 draws exactly what the two-class model always drew.
     """
     floatX = floatX or cfg.floatX
     rng = make_rng(cfg.seed, "init_params")
@@ -65,26 +68,38 @@ def init_params(cfg, n_words, floatX=None):
         p["rnn_W"] = ortho_weight(rng, E, H)
         p["rnn_U"] = ortho_weight(rng, H, H)
         p["rnn_b"] = np.zeros(H)
-    p["U"] = 0.01 * rng.standard_normal((H, 2))
-    p["b"] = np.zeros(2)
+    p["U"] = 0.01 * rng.standard_normal((H, n_classes))
+    p["b"] = np.zeros(n_classes)
     return OrderedDict((k, v.astype(floatX)) for k, v in p.items())
 
 
-def expected_shapes(cfg, n_words):
-    """Parameter name -> shape for a configuration, to check a loaded ``.npz`` against."""
+def expected_shapes(cfg, n_words, n_classes=2):
+    """Parameter name -> shape for a configuration and ``K = n_classes``, to check a loaded ``.npz`` against."""
     E, H = cfg.wdim, cfg.hdim
     shapes = OrderedDict(Wemb=(n_words, E))
     if cfg.encoder == "lstm":
         shapes.update(lstm_W=(E, 4 * H), lstm_U=(H, 4 * H), lstm_b=(4 * H,))
     else:
         shapes.update(rnn_W=(E, H), rnn_U=(H, H), rnn_b=(H,))
-    shapes.update(U=(H, 2), b=(2,))
+    shapes.update(U=(H, n_classes), b=(n_classes,))
     return shapes
 
 
-def check_params(params, cfg, n_words, source):
-    """Refuse parameters that do not fit the configuration, naming the first mismatch."""
-    want = expected_shapes(cfg, n_words)
+def params_classes(params):
+    """``K``, the classes a parameter dict's classifier has (``U``'s columns; 2 if it has none)."""
+    U = params.get("U")
+    return int(U.shape[1]) if U is not None and getattr(U, "ndim", 0) == 2 else 2
+
+
+def check_params(params, cfg, n_words, source, n_classes=None):
+    """Refuse parameters that do not fit the configuration, naming the first mismatch.
+
+    ``n_classes``: the data's ``K``; None accepts the parameters' own (``U``'s columns, at least 2),
+    where the data is not loaded yet (the start-up checks) or is the saved run's (the visualiser).
+    """
+    if n_classes is None:
+        n_classes = max(params_classes(params), 2)
+    want = expected_shapes(cfg, n_words, n_classes)
     missing = [k for k in want if k not in params]
     extra = [k for k in params if k not in want]
     if missing or extra:
@@ -92,9 +107,10 @@ def check_params(params, cfg, n_words, source):
                         f"missing {missing}, unexpected {extra}; use the keys it was trained with")
     for k, shape in want.items():
         if tuple(params[k].shape) != shape:
+            classes = f", {n_classes} classes" if k in ("U", "b") else ""
             raise UserError(f"{source}: parameter {k} has shape {tuple(params[k].shape)} but this configuration "
-                            f"(wdim={cfg.wdim}, hdim={cfg.hdim}, n_words={n_words}) needs {shape}; "
-                            "use the keys it was trained with")
+                            f"(wdim={cfg.wdim}, hdim={cfg.hdim}, n_words={n_words}{classes}) needs {shape}; "
+                            "use the keys (and the data) it was trained with")
 
 
 def to_shared(params):
@@ -261,7 +277,7 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     keep : tensor, shape (B, H), optional
         A dropout mask drawn beforehand (`dropout_keep`), used instead of a draw from ``rng``.
     logits : bool
-        Return the classifier's logits (B, 2) instead of the probabilities (VAT's KL uses them).
+        Return the classifier's logits (B, K) instead of the probabilities (VAT's KL uses them).
     clip_output : bool
         Clip the gradient of the encoder outputs (the original code did, on the clean branch).
     backward : {None, "manual", "autodiff", "none"}
@@ -273,7 +289,8 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
 
     Returns
     -------
-    probs : tensor, shape (B, 2)
+    probs : tensor, shape (B, K)
+        K = the columns of ``U`` (2 for IMDB).
     next_rng : the dropout RNG's next state, or None
     """
     lstm = lstm or LSTMOptions.for_config(cfg)
@@ -323,8 +340,9 @@ def nll(probs, y):
 
     Parameters
     ----------
-    probs : tensor, shape (B, 2)
+    probs : tensor, shape (B, K)
     y : int64 tensor, shape (B,)
+        Class ids in [0, K).
 
     Returns
     -------

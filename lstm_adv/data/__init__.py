@@ -1,12 +1,13 @@
 """The one data interface the training loop uses, whatever the corpus.
 
-`load_dataset` returns the `Dataset` named by ``cfg.data``: IMDB (`lstm_adv.data.imdb`) or the
-synthetic corpus (`lstm_adv.data.toy`), both prepared by `lstm_adv.data.base.finalize` (the
+`load_dataset` returns the `Dataset` named by ``cfg.data``: IMDB (`lstm_adv.data.imdb`), the
+synthetic corpus (`lstm_adv.data.toy`) or a user's file or folder (`lstm_adv.data.corpus`), all prepared by `lstm_adv.data.base.finalize` (the
 tutorial's ``imdb.load_data`` steps: maxlen filter on train only, seeded validation split, UNK
 mapping, sort by length, test subset). `minibatches` and `BatchStream` draw minibatches;
 `prepare_data` turns one into the time-major ``(x, mask, y)`` the model takes.
 
-``python -m lstm_adv.data fetch|build|export`` manages the IMDB cache (see `lstm_adv.data.imdb`).
+``python -m lstm_adv.data fetch|build|export`` manages the IMDB cache and writes IMDB in other
+formats (see `lstm_adv.data.imdb`).
 """
 
 import numpy as np
@@ -53,8 +54,11 @@ def load_dataset(cfg):
     if cfg.data == "toy":
         from .toy import load_toy
         return load_toy(cfg)
-    from .imdb import load_imdb
-    return load_imdb(cfg)
+    if cfg.data == "imdb":
+        from .imdb import load_imdb
+        return load_imdb(cfg)
+    from .corpus import load_corpus
+    return load_corpus(cfg)
 
 
 def prepare_data(seqs, labels, floatX="float32"):

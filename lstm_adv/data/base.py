@@ -1,6 +1,7 @@
 """What every corpus builds on: splits of word-id lists, the dictionary, and the tutorial's steps.
 
-A corpus (IMDB in `lstm_adv.data.imdb`, the synthetic one in `lstm_adv.data.toy`) supplies
+A corpus (IMDB in `lstm_adv.data.imdb`, the synthetic one in `lstm_adv.data.toy`, a user's file
+or folder in `lstm_adv.data.corpus`) supplies
 tokenised train and test reviews as lists of word ids over a frequency-ranked dictionary
 (`build_dictionary`, `encode`); `finalize` then applies the tutorial's ``imdb.load_data`` steps
 (maxlen filter on train only, seeded validation split, UNK mapping, sort by length, test
@@ -20,7 +21,7 @@ PAD, UNK = 0, 1
 
 @dataclass
 class Split:
-    """Reviews as lists of word ids, with labels (1 = positive, 0 = negative)."""
+    """Reviews as lists of word ids, with labels: class ids 0..K-1 (IMDB: 1 = positive, 0 = negative)."""
 
     seqs: list
     labels: np.ndarray
@@ -40,7 +41,7 @@ class Dataset:
     valid: Split
     test: Split
     words: list  # words[i] is the word with id i; words[0] = "<pad>", words[1] = "<unk>"
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # n_classes, label_names, split sizes, ... (config.json's "data")
     unlabelled: list = field(default_factory=list)  # unlabelled=N: id lists for the VAT term
 
 
@@ -72,40 +73,60 @@ def encode(token_lists, word_to_id):
     return [[word_to_id.get(t, UNK) for t in tokens] for tokens in token_lists]
 
 
-def finalize(train, test, words, cfg, info=None):
+def _maxlen_rule(split, cfg):
+    """The train split's maxlen rule: filter (the tutorial: length < maxlen kept) or truncate."""
+    if cfg.maxlen and cfg.maxlen_mode == "filter":
+        # Tutorial: only the train split is filtered (length < maxlen); the paper notes this
+        # keeps about 10% of IMDB.
+        return split.subset([i for i, s in enumerate(split.seqs) if len(s) < cfg.maxlen])
+    if cfg.maxlen and cfg.maxlen_mode == "truncate":
+        # Beyond the tutorial: keep every review, cut to its first maxlen tokens.
+        return Split([s[:cfg.maxlen] for s in split.seqs], split.labels)
+    return split
+
+
+def finalize(train, test, words, cfg, info=None, valid=None):
     """Apply the tutorial's ``load_data`` to full-vocabulary splits.
 
     Parameters
     ----------
     train, test : Split
-        All training and test reviews, ids over the full dictionary ``words``.
+        All training and test reviews, ids over the full dictionary ``words``; labels are class
+        ids 0..K-1.
     words : list of str
     cfg : Config
         Uses maxlen, maxlen_mode, valid_portion, n_words, test_size, seed.
+    info : dict, optional
+        Facts about the corpus; ``n_classes`` (K) if the corpus knows it, else the tutorial's
+        ``ydim = max(train label) + 1``.
+    valid : Split, optional
+        A validation split the corpus names (``split=valid`` rows of a user's corpus): it passes
+        the train split's maxlen rule and replaces the seeded ``valid_portion`` draw.
 
     Returns
     -------
     Dataset
+        ``info`` gains the split sizes, ``n_classes``, ``train_class_fractions`` (the share of each
+        class in the train split) and, for two classes, ``train_pos_fraction`` (of class 1).
     """
     info = dict(info or {})
     n_train_all = len(train)
-    if cfg.maxlen and cfg.maxlen_mode == "filter":
-        # Tutorial: only the train split is filtered (length < maxlen); the paper notes this
-        # keeps about 10% of IMDB.
-        keep = [i for i, s in enumerate(train.seqs) if len(s) < cfg.maxlen]
-        train = train.subset(keep)
-    elif cfg.maxlen and cfg.maxlen_mode == "truncate":
-        # Beyond the tutorial: keep every review, cut to its first maxlen tokens.
-        train = Split([s[:cfg.maxlen] for s in train.seqs], train.labels)
+    train = _maxlen_rule(train, cfg)
     info["train_kept_fraction"] = len(train) / max(n_train_all, 1)
     if len(train) < 2:
         raise UserError(f"only {len(train)} training reviews are shorter than maxlen={cfg.maxlen}; "
                         "raise maxlen or use maxlen_mode=truncate")
 
-    perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
-    n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
-    valid = train.subset(perm[n_fit:])
-    train = train.subset(perm[:n_fit])
+    if valid is None:
+        perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
+        n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
+        valid = train.subset(perm[n_fit:])
+        train = train.subset(perm[:n_fit])
+    else:
+        valid = _maxlen_rule(valid, cfg)
+        if len(valid) == 0:
+            raise UserError(f"no validation text (split=valid) is shorter than maxlen={cfg.maxlen}; raise maxlen "
+                            "or use maxlen_mode=truncate")
 
     if cfg.test_size > 0 and cfg.test_size < len(test):
         # Deviation: the tutorial shuffled with the global numpy RNG; ours is seeded.
@@ -120,8 +141,14 @@ def finalize(train, test, words, cfg, info=None):
         return split.subset(order)
 
     train, valid, test = (sort_by_len(remove_unk(s)) for s in (train, valid, test))
+    # The tutorial's ydim = max(train label) + 1, unless the corpus names its classes.
+    K = int(info.get("n_classes") or (int(np.max(train.labels)) + 1 if len(train) else 2))
+    fractions = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=K) / max(len(train), 1)
     info.update(n_train=len(train), n_valid=len(valid), n_test=len(test), n_train_all=n_train_all,
-                vocab_size=len(words), train_pos_fraction=round(float(np.mean(train.labels)), 6))
+                vocab_size=len(words))
+    if K == 2:
+        info["train_pos_fraction"] = round(float(np.mean(train.labels)), 6)
+    info.update(n_classes=K, train_class_fractions=[round(float(f), 6) for f in fractions])
     return Dataset(train, valid, test, words, info)
 
 

@@ -223,6 +223,36 @@ def ensure_imdb_vectors(dim, data_path="", download=True, progress=True, log=pri
             train_imdb_word2vec(opts)
     return out
 
+def ensure_corpus_vectors(cfg, info, log=print):
+    """``preset=authors`` on a user's corpus: word2vec (`AUTO_SETTINGS`, one worker thread so it is
+    reproducible) trained on the corpus's own non-test texts, on first use, and cached under the
+    corpus's content SHA-256 (`lstm_adv.data.corpus.corpus_sentences`).
+
+    Returns
+    -------
+    Path of a word2vec binary file
+    """
+    from gensim.models import Word2Vec  # gensim is slow to import: only when training
+
+    from .corpus import corpus_sentences
+
+    a, cache = AUTO_SETTINGS, cache_dir()
+    columns = Path(info["cache"]).name.split("-")[2]   # the cache's key for the columns read
+    out = cache / (f"corpus-{info['sha256'][:16]}-{columns}-word2vec-{cfg.wdim}d-cbow-e{a['epochs']}-w{a['window']}"
+                   f"-m{a['min_count']}-s{a['seed']}-t{cfg.test_portion!r}.bin")
+    if out.is_file():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_file():
+            log(f"training word2vec on {cfg.data} ({cfg.wdim}-d, once) -> {out}")
+            model = Word2Vec(sentences=corpus_sentences(cfg), vector_size=cfg.wdim, window=a["window"],
+                             min_count=a["min_count"], workers=1, epochs=a["epochs"], seed=a["seed"])
+            save_word2vec(model.wv, out)
+    return out
+
+
 @dataclass(frozen=True)
 class EmbeddingOptions:
     """The keys of ``python -m lstm_adv.embeddings train``."""

@@ -35,6 +35,9 @@ from .imdb_source import (ARCHIVE_NAME, LABELLED, OFFICIAL_SHA256, OFFICIAL_URL,
 # Bump when tokenisation or the cache layout changes: old caches then no longer match.
 PREPROCESS_VERSION = 1
 
+#: The class names of label ids 0 and 1 (``label_names`` in a run's ``config.json``).
+LABEL_NAMES = ("negative", "positive")
+
 # ---------------------------------------------------------------------------------------------
 # the cache
 
@@ -244,7 +247,7 @@ def load_imdb(cfg, workers=None, cache=None):
     progress = bool(cfg.progress)
     source = find_source(cfg.data_path, download=bool(cfg.download), cache=cache, progress=progress)
     corpus = load_corpus(source, workers=workers, cache=cache, progress=progress)
-    info = dict(corpus.info, word_counts=corpus.counts)
+    info = dict(corpus.info, label_names=list(LABEL_NAMES), n_classes=2, word_counts=corpus.counts)
     data = finalize(corpus.train, corpus.test, corpus.words, cfg, info)
     if cfg.unlabelled:
         seqs = load_unlabelled(source, corpus, workers=workers, cache=cache, progress=progress)
@@ -285,6 +288,49 @@ def export_tutorial(corpus, out_dir, escape=False):
     return paths
 
 
+def export_corpus(source, out, fmt):
+    """Write the labelled release as one CSV or JSONL file that ``data=FILE`` reads as ``data=imdb``.
+
+    Rows in the order `build_corpus` reads them (train then test; positives, then negatives; by
+    review id), fields ``text`` (the raw review), ``label`` (``negative``/``positive``: ids 0/1 in
+    sorted order, as IMDB's) and ``split``; so a run on the file has the same splits, dictionary
+    and parameters as on ``data=imdb`` with the same keys. Written to a temporary file, then
+    renamed: a failure leaves no half file.
+
+    Returns
+    -------
+    int
+        The number of reviews written.
+    """
+    import csv
+    import os
+    import tempfile
+
+    found = read_reviews(source)
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh) if fmt == "csv" else None
+            if writer:
+                writer.writerow(["text", "label", "split"])
+            for split, cls, label in LABELLED:
+                for _, text in found[(split, cls)]:
+                    if writer:
+                        writer.writerow([text, LABEL_NAMES[label], split])
+                    else:
+                        fh.write(json.dumps({"text": text, "label": LABEL_NAMES[label], "split": split},
+                                            ensure_ascii=False) + "\n")
+                    n += 1
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 
@@ -298,7 +344,10 @@ class DataOptions:
     download: bool = option(True, "build/export: fetch the archive if it is nowhere ($LSTM_ADV_OFFLINE=1 also "
                             "forbids it)")
     force: bool = option(False, "build: rebuild even if the cache is up to date")
-    out: str = option("", "export: where imdb.pkl and imdb.dict.pkl go (required)")
+    out: str = option("", "export: the folder for imdb.pkl and imdb.dict.pkl (format=pkl), or the file to write "
+                      "(format=csv, jsonl) (required)")
+    format: str = option("pkl", "export: pkl (the Theano tutorial's pickles), csv or jsonl (text,label,split rows "
+                         "that data=FILE reads as data=imdb)", ("pkl", "csv", "jsonl"))
     escape: bool = option(False, "export: spell words as tokenizer.perl did (&quot; &apos;s ...)")
     url: str = option(OFFICIAL_URL, "fetch: another address of the same archive (the SHA-256 is still checked)")
     progress: bool = option(True, "progress bars")
@@ -312,13 +361,15 @@ Manage the IMDB data (Maas et al. 2011) for lstm_adv.
 commands:
   fetch    download the official {ARCHIVE_NAME} (SHA-256 checked, resumable) into the cache dir
   build    preprocess the release once and write the cache (.npz + .vocab.json)
-  export   also write the Theano tutorial's imdb.pkl and imdb.dict.pkl into out=DIR
+  export   also write the Theano tutorial's imdb.pkl and imdb.dict.pkl into out=DIR, or with
+           format=csv|jsonl the reviews as one file out=FILE (text,label,split) for data=FILE
 
 The cache dir here: {cache_dir()}""", """\
 examples:
   python -m lstm_adv.data fetch
   python -m lstm_adv.data build data_path=../shared/data/aclImdb.tar.gz
-  python -m lstm_adv.data export out=tutorial_data""")
+  python -m lstm_adv.data export out=tutorial_data
+  python -m lstm_adv.data export format=csv out=imdb.csv""")
 
 
 def _parse_cli(args):
@@ -334,7 +385,11 @@ def _check_cli(command, opts, cache):
         checks.readable_path("data_path", opts.data_path)
     if opts.cache_dir or command in ("fetch", "build"):
         checks.writable_dir("cache_dir", cache)
-    if command == "export":
+    if command == "export" and opts.format != "pkl":
+        if not opts.out:
+            raise UserError(f"export format={opts.format} needs out=FILE (e.g. out=imdb.{opts.format})")
+        checks.writable_file("out", opts.out)
+    elif command == "export":
         if not opts.out:
             raise UserError("export needs out=DIR (where imdb.pkl and imdb.dict.pkl go)")
         checks.writable_dir("out", opts.out)
@@ -370,6 +425,14 @@ def data_main(argv):
         print(f"downloading {opts.url} to {dest}", file=sys.stderr)
         fetch(dest, url=opts.url, progress=progress)
         print(dest)
+        return 0
+    if command == "export" and opts.format != "pkl":
+        source = find_source(opts.data_path, download=opts.download, cache=cache, progress=progress)
+        Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+        n = export_corpus(source, opts.out, opts.format)
+        print(f"{n} reviews written to {opts.out}; train on them with python -m lstm_adv.train data={opts.out}",
+              file=sys.stderr)
+        print(opts.out)
         return 0
     if command in ("build", "export"):
         source = find_source(opts.data_path, download=opts.download, cache=cache, progress=progress)

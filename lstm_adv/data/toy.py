@@ -76,7 +76,7 @@ def load_toy(cfg):
     word_to_id = {w: i for i, w in enumerate(words)}
     train = Split(encode(train_tokens, word_to_id), train_labels)
     test = Split(encode(test_tokens, word_to_id), test_labels)
-    info = {"source": "toy", "word_counts": counts}
+    info = {"source": "toy", "label_names": ["negative", "positive"], "n_classes": 2, "word_counts": counts}
     data = finalize(train, test, words, cfg, info)
     if cfg.unlabelled:
         # unlabelled=N: more reviews from the generator (its own fixed stream), labels dropped.

@@ -36,8 +36,8 @@ def _batches(lengths, batch_size):
 
 
 def predict_probs(model, seqs, batch_size, floatX):
-    """Class probabilities (R, 2) of id sequences, batched by length."""
-    out = np.zeros((len(seqs), 2), dtype=np.float64)
+    """Class probabilities (R, K) of id sequences, batched by length (K = ``model.n_classes``)."""
+    out = np.zeros((len(seqs), getattr(model, "n_classes", 2)), dtype=np.float64)
     for idx in _batches([len(s) for s in seqs], batch_size):
         x, mask, _ = prepare_data([seqs[i] for i in idx], np.zeros(len(idx)), floatX)
         out[idx] = model.f_pred_prob(x, mask)

@@ -31,6 +31,7 @@ class Run:
     words: list         # id -> word, len n_words
     data_cache: object = None   # the run's processed IMDB cache (.npz), when its archive is not found
     word_counts: list = None    # emb_norm=1: the training word counts config.json records
+    label_names: list = None    # class id -> name (config.json's data.label_names; None: a run made before K classes)
 
 
 def load_run(model, data_path="", mode=""):
@@ -89,7 +90,10 @@ def load_run(model, data_path="", mode=""):
     if len(words) != rows:
         raise UserError(f"{files.vocab} has {len(words)} words but Wemb in {npz} has {rows} rows: "
                         "the dictionary does not belong to this model")
-    return Run(run_dir, cfg, n_words, params, words, data_cache, record.get("word_counts"))
+    info = record.get("data") if isinstance(record.get("data"), dict) else {}
+    names = info.get("label_names")
+    names = [str(n) for n in names] if isinstance(names, list) else None
+    return Run(run_dir, cfg, n_words, params, words, data_cache, record.get("word_counts"), names)
 
 
 def _recorded_data(cfg, record):
@@ -148,6 +152,10 @@ class Review:
 def select_reviews(opts, run):
     """The reviews named by the options (default: the first 5 of the split)."""
     word_to_id = {w: i for i, w in enumerate(run.words)}
+    K = int(run.params["U"].shape[1]) if run.params["U"].ndim == 2 else 2
+    if opts.label >= K:
+        names = ", ".join(f"{i} {n}" for i, n in enumerate(run.label_names or [])) or "0 negative, 1 positive"
+        raise UserError(f"label={opts.label}: the model has {K} classes ({names}); give a class id below {K}, or -1")
     if opts.text or opts.text_file:
         if opts.text:
             texts = [opts.text]

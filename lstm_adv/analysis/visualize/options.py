@@ -20,8 +20,8 @@ class Options:
     seed: int = _opt(0, "seed of sample= and bench=")
     text: str = _opt("", "one review given as text (tokenised as in training)")
     text_file: str = _opt("", "a file with one review per non-empty line")
-    label: int = _opt(-1, "true label of text reviews: 1 positive, 0 negative, -1 = the model's prediction",
-                      (-1, 0, 1))
+    label: int = _opt(-1, "true label of text reviews: a class id 0..K-1 (IMDB: 1 positive, 0 negative; a corpus: "
+                      "its sorted label names), -1 = the model's prediction", minimum=-1)
     eps_vis: float = _opt(0.005, "scaled perturbation of rows 4-5 (paper: about 0.005)")
     eps_knn: float = _opt(0.5, "perturbation of rows 2-3: the training strength (paper: about 0.5)")
     top_words: int = _opt(5000, "rows 3-5 decode to UNK or the N most frequent training words")

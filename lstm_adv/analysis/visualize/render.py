@@ -10,7 +10,15 @@ from .options import ROW_KEYS, row_labels
 
 # rendering
 
-LABEL_NAMES = {0: "negative", 1: "positive"}
+LABEL_NAMES = {0: "negative", 1: "positive"}   # runs that recorded no label_names (IMDB, toy)
+
+
+def label_name(run, label):
+    """A class id's name: the run's ``label_names`` (K classes), else IMDB's negative/positive."""
+    names = getattr(run, "label_names", None)
+    if names and 0 <= label < len(names):
+        return names[label]
+    return LABEL_NAMES.get(label, label)
 
 
 def display_word(words, i):
@@ -202,7 +210,7 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
           + (" Hover over a marked word to see the word it replaced." if fmt == "html" else ""))
     for i in shown:
         rv = res.reviews[i]
-        doc.h(3, f"{rv.name}: true label {LABEL_NAMES.get(rv.label, rv.label)}, {len(rv.ids)} tokens")
+        doc.h(3, f"{rv.name}: true label {label_name(run, rv.label)}, {len(rv.ids)} tokens")
         doc.p(f"P(true label): original {res.p_orig[i]:.3f}; perturbed embeddings at eps_knn "
               f"{res.p_emb[float(opts.eps_knn)][i]:.3f}, at eps_vis {res.p_emb[float(opts.eps_vis)][i]:.3f}; "
               f"decoded row 5 {res.p_dec['bigram'][i]:.3f}.")
@@ -228,13 +236,16 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
                   "adversarial text is row 5 of Table 2, its changed words marked.")
         for i in pairs:
             rv = res.reviews[i]
-            doc.h(3, f"{rv.name}: true label {LABEL_NAMES.get(rv.label, rv.label)}")
+            doc.h(3, f"{rv.name}: true label {label_name(run, rv.label)}")
             wrong = [name for name, pred in (("original text", res.pred_orig[i]),
                                              ("perturbed embeddings", res.pred_emb[float(opts.eps_vis)][i]),
                                              ("decoded text", res.pred_dec["bigram"][i])) if pred != rv.label]
             doc.p(f"P(true label): original text {res.p_orig[i]:.3f}, perturbed embeddings "
                   f"{res.p_emb[float(opts.eps_vis)][i]:.3f}, decoded text {res.p_dec['bigram'][i]:.3f}; "
-                  f"misclassified: {', '.join(wrong) if wrong else 'none'}.")
+                  f"misclassified: {', '.join(wrong) if wrong else 'none'}."
+                  # K > 2: a flip may land on any other class; say which.
+                  + (f" Predicted: original text {label_name(run, res.pred_orig[i])}, decoded text "
+                     f"{label_name(run, res.pred_dec['bigram'][i])}." if len(run.label_names or ()) > 2 else ""))
             orig = res.rows["original"][i]
             doc.table(["", "text"], [
                 ["original", render_tokens(orig, None, words, fmt, opts.max_tokens)],
