@@ -67,7 +67,7 @@ class RunDir:
         self.stderr_log = self.path / "stderr.log"
         self.vocab = self.path / "vocab.json"
         self._lock_fh = None
-        self._made = None       # provisional start-up (`lock` to `keep`): (folders made, .lock made, times)
+        self._made = None       # provisional start-up (`lock` to `keep`): what it made (`discard`)
         self._held_log = None   # ... and its log lines, not yet in train.log
 
     # -- concurrency ---------------------------------------------------------------------------
@@ -81,7 +81,8 @@ class RunDir:
         for _ in range(10):
             made = _missing_folders(self.path)
             new_lock = not os.path.lexists(self.path / ".lock")
-            times = None if made else _times(self.path)
+            anchor = made[-1].parent if made else self.path   # the folder whose entries we change
+            times = _times(anchor)
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
                 fh = open(self.path / ".lock", "a+")
@@ -108,7 +109,7 @@ class RunDir:
         fh.write(str(os.getpid()))
         fh.flush()
         self._lock_fh = fh
-        self._made = (made, new_lock, times)
+        self._made = (made, new_lock, anchor, times)
         self._held_log = []
 
     def keep(self):
@@ -123,17 +124,16 @@ class RunDir:
         """Undo a start-up refused before `keep`: drop the held log lines, remove the ``.lock`` and
         the folders `lock` made (a folder that existed before keeps everything it held), unlock."""
         made, self._made, self._held_log = self._made, None, None
-        folders, new_lock, times = made or ((), False, None)
+        folders, new_lock, anchor, times = made or ((), False, None, None)
         if new_lock and self._lock_fh is not None:
             # Removed while we hold it: a process that opened it meanwhile sees that it is gone (`lock`).
             (self.path / ".lock").unlink(missing_ok=True)
-            if times is not None:   # a folder that was there: its times too, as they were
-                try:
-                    os.utime(self.path, ns=times)
-                except OSError:
-                    pass
         self.unlock()
-        _remove_folders(folders)
+        if _remove_folders(folders) and (new_lock or folders) and times is not None:
+            try:   # the folder that was there: its times too, as they were
+                os.utime(anchor, ns=times)
+            except OSError:
+                pass
 
     @property
     def provisional(self):
@@ -524,12 +524,14 @@ def _missing_folders(path):
 
 
 def _remove_folders(folders):
-    """Remove ``folders`` (the deepest first) while they are empty: what another process put there stays."""
+    """Remove ``folders`` (the deepest first) while they are empty: what another process put there
+    stays. Returns whether all of them are gone."""
     for folder in folders:
         try:
             os.rmdir(folder)
         except OSError:
-            return
+            return False
+    return True
 
 
 def _times(path):
