@@ -51,6 +51,7 @@ import numpy as np
 from .common import checks
 from .common.errors import UserError, cli_entry
 from .common.options import help_text, option, parse, wants_help
+from .common.utils import atomic_write_text
 from .config import parse_args
 from .core.backend import flush_denormals, limit_blas_threads
 from .data import prepare_data
@@ -365,6 +366,10 @@ def _parse(argv):
     opts = parse(BenchOptions, argv)
     shapes = {"wdim": opts.wdim or (300 if opts.preset == "authors" else DIM), "hdim": opts.hdim,
               "n_words": opts.n_words, "wemb_update": opts.wemb_update, "breakdown": opts.breakdown}
+    # An empty list given is a mistake, not a request for the default modes.
+    if not opts.modes and any(a.partition("=")[0].strip().lstrip("-") == "modes" for a in argv):
+        raise UserError("modes= is empty; e.g. modes=C,NUMBA (or leave it out for the default); choose from "
+                        + ", ".join(ALL_MODES))
     given = opts.modes or ("C", "NUMBA") + (("JAX",) if _available("JAX") is None else ())
     modes = [m.upper() for m in given]   # modes are case-insensitive (c,numba)
     bad = [m for m in modes if m not in ALL_MODES]
@@ -373,6 +378,11 @@ def _parse(argv):
     if not opts.floatX:
         raise UserError("floatX= is empty; e.g. floatX=float32")
     checks.writable_file("out", opts.out)
+    if opts.cold:   # the cold compile directories are made there
+        try:
+            checks.writable_dir("$TMPDIR", tempfile.gettempdir())
+        except FileNotFoundError as err:
+            raise UserError(f"cold=1 needs a temporary folder: {err}; set TMPDIR, or use cold=0") from None
     return modes, list(opts.floatX), opts.reps, opts.out, opts.cold, shapes
 
 
@@ -429,10 +439,13 @@ def main(argv):
             if "breakdown" in r:
                 print("\n".join(_breakdown_lines(r)), flush=True)
     machine["loadavg_end"] = os.getloadavg()
-    Path(out).write_text(json.dumps({"machine": machine, "settings": {"B": B, "T": T, "n_words": N_WORDS,
-                                                                      "wdim": WDIM, "hdim": HDIM, "reps": reps,
-                                                                      "wemb_update": shapes["wemb_update"]},
-                                     "results": results}, indent=2))
+    record = {"machine": machine, "settings": {"B": B, "T": T, "n_words": N_WORDS, "wdim": WDIM, "hdim": HDIM,
+                                               "reps": reps, "wemb_update": shapes["wemb_update"]},
+              "results": results}
+    try:
+        atomic_write_text(out, json.dumps(record, indent=2))
+    except OSError as err:   # checked before the work; a full disk since then, say
+        raise UserError(f"cannot write out={out} ({err.strerror or err}); the figures are above") from None
     print(f"wrote {out}")
     return 0
 

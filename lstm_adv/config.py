@@ -161,6 +161,11 @@ class Config:
         return self.eps > 0 if self.adv == -1 else bool(self.adv)
 
     @property
+    def uses_unlabelled(self):
+        """Whether training feeds unlabelled reviews: the VAT term (vat=1, adversarial) with unlabelled=N."""
+        return bool(self.vat and self.unlabelled and self.adversarial)
+
+    @property
     def attack_strengths(self):
         """``attack_eps`` as a tuple of floats."""
         return tuple(float(v) for v in _options.split_list(self.attack_eps))

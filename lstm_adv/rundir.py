@@ -68,34 +68,89 @@ class RunDir:
         self.stderr_log = self.path / "stderr.log"
         self.vocab = self.path / "vocab.json"
         self._lock_fh = None
+        self._made = None       # provisional start-up (`lock` to `keep`): what it made (`discard`)
+        self._held_log = None   # ... and its log lines, not yet in train.log
 
     # -- concurrency ---------------------------------------------------------------------------
     def lock(self):
-        """Take the directory's lock, or refuse: two processes never write one run."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path / ".lock", "a+")
-        except OSError as err:
-            raise UserError(f"cannot create run directory {self.path}: {err.strerror}; choose another saveto=") from None
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
+        """Take the directory's lock, or refuse: two processes never write one run.
+
+        The start-up that follows is provisional until `keep`: log lines wait in memory, and
+        `discard` (a refused start-up) removes the ``.lock`` and the folders this call made, so that
+        a refused run leaves no new run directory, ``.lock`` or ``train.log``.
+        """
+        for _ in range(10):
+            made = _missing_folders(self.path)
+            new_lock = not os.path.lexists(self.path / ".lock")
+            anchor = made[-1].parent if made else self.path   # the folder whose entries we change
+            times = _times(anchor)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                fh = open(self.path / ".lock", "a+")
+            except OSError as err:
+                _remove_folders(made)
+                raise UserError(f"cannot create run directory {self.path}: {err.strerror}; "
+                                "choose another saveto=") from None
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise UserError(f"run directory {self.path} is in use by pid {holder}; wait for it to finish "
+                                "or choose another saveto=") from None
+            if _same_file(fh, self.path / ".lock"):
+                break
+            # A refused start-up removed the file we opened before we locked it: lock the new one.
             fh.close()
-            raise UserError(f"run directory {self.path} is in use by pid {holder}; wait for it to finish "
-                            "or choose another saveto=") from None
+        else:
+            raise UserError(f"cannot lock {self.path / '.lock'}: it keeps being replaced; choose another saveto=")
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
         self._lock_fh = fh
+        self._made = (made, new_lock, anchor, times)
+        self._held_log = []
+
+    def keep(self):
+        """End the provisional start-up (`lock`): the held log lines go to ``train.log``, and from
+        now on the run directory stays whatever happens."""
+        held, self._held_log, self._made = self._held_log or [], None, None
+        if held:
+            with open(self.log_path, "a") as fh:
+                fh.write("".join(line + "\n" for line in held))
+
+    def discard(self):
+        """Undo a start-up refused before `keep`: drop the held log lines, remove the ``.lock`` and
+        the folders `lock` made (a folder that existed before keeps everything it held), unlock."""
+        made, self._made, self._held_log = self._made, None, None
+        folders, new_lock, anchor, times = made or ((), False, None, None)
+        if new_lock and self._lock_fh is not None:
+            # Removed while we hold it: a process that opened it meanwhile sees that it is gone (`lock`).
+            (self.path / ".lock").unlink(missing_ok=True)
+        self.unlock()
+        if _remove_folders(folders) and (new_lock or folders) and times is not None:
+            try:   # the folder that was there: its times too, as they were
+                os.utime(anchor, ns=times)
+            except OSError:
+                pass
+
+    @property
+    def provisional(self):
+        """Whether a start-up holds the lock but has not called `keep` yet."""
+        return self._made is not None
 
     def unlock(self):
         if self._lock_fh is not None:
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
+
+    def files(self):
+        """Every file ``lstm_adv.train`` writes in the run directory (for the checks before it starts)."""
+        return (self.config, self.history, self.metrics, self.params, self.checkpoint, self.checkpoint_prev,
+                self.log_path, self.vocab, self.path / ".lock", self.path / ".checkpoint.next.npz")
 
     # -- metadata ------------------------------------------------------------------------------
     def check_same_run(self, cfg):
@@ -141,6 +196,9 @@ class RunDir:
 
     def log(self, line):
         print(line, flush=True)
+        if self._held_log is not None:   # a provisional start-up (`lock`): written by `keep`
+            self._held_log.append(line)
+            return
         with open(self.log_path, "a") as fh:
             fh.write(line + "\n")
 
@@ -455,6 +513,46 @@ def _generator(state):
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
+
+
+def _missing_folders(path):
+    """The folders on the way to ``path`` (itself included) that do not exist yet, the deepest first."""
+    missing = []
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_folders(folders):
+    """Remove ``folders`` (the deepest first) while they are empty: what another process put there
+    stays. Returns whether all of them are gone."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return False
+    return True
+
+
+def _times(path):
+    """``(atime_ns, mtime_ns)`` of ``path``, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_atime_ns, st.st_mtime_ns
+
+
+def _same_file(fh, path):
+    """Whether the open file ``fh`` is still the file at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    here = os.fstat(fh.fileno())
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
 
 
 def lock_holder(path):

@@ -77,12 +77,15 @@ def main(argv):
             preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
             run.lock()
             try:
-                cleanup_temporary_files(run)
                 limit_blas_threads(1)
                 if cfg.denormals == "flush" and not flush_denormals():
                     print("note: denormals=flush is not available here (needs x86-64 and a C++ compiler); "
                           "training with gradual underflow", file=sys.stderr)
                 return train(cfg, run)
+            except BaseException:
+                if run.provisional:   # refused (or stopped) before the start-up's checks passed
+                    run.discard()
+                raise
             finally:
                 run.unlock()
         except _Interrupted as intr:
@@ -95,12 +98,13 @@ def main(argv):
 
 
 def preflight(cfg, run):
-    """Refuse what can be checked before any file is written: the run directory's folder, the
-    data source, ``reload_model=``, ``w2v_path=``, the backend (mode=JAX, device=gpu)."""
+    """Refuse what can be checked before any file is written: the run directory's folder and the
+    files in it, a run of other keys there (resume=1), the data source, ``reload_model=``,
+    ``w2v_path=``, the backend (mode=JAX, device=gpu), and the tests' fault hook."""
     faults.check_env()
-    checks.writable_dir("saveto", run.path)
-    if (run.path / ".lock").exists() and not os.access(run.path / ".lock", os.W_OK):
-        raise UserError(f"cannot write {run.path / '.lock'}; choose another saveto=")
+    checks.writable_files("saveto", run.path, [path.name for path in run.files()])
+    if cfg.resume and run.config.exists():   # train() checks again under the lock
+        run.check_same_run(cfg)
     checks.backend(cfg)
     if cfg.data == "imdb":
         from .data import imdb_source  # the archive reader's modules: only for data=imdb
@@ -138,20 +142,31 @@ def cleanup_temporary_files(run):
 
 
 def train(cfg, run):
-    """Run (or resume) one training run in a locked `RunDir`; returns the exit status."""
+    """Run (or resume) one training run in a locked `RunDir`; returns the exit status.
+
+    The start-up is provisional (`RunDir.lock`) until the data and the initial parameters are
+    loaded: bad data or a bad word2vec file refused there leaves the run directory as it was.
+    """
     if cfg.resume:
         run.check_same_run(cfg)
         if run.finished():
+            run.keep()
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
             return EXIT_OK
-    else:
-        for path in (run.checkpoint, run.checkpoint_prev):
-            path.unlink(missing_ok=True)
     run.log(f"run directory: {run.path}")
     run.log("configuration: " + json.dumps(cfg.overrides()) + "  (all keys in config.json)")
 
     data = load_data(cfg, run)
-    model = build_model(cfg, run, data)
+    n_words = min(cfg.n_words, len(data.words))
+    params, init_info = initial_params(cfg, n_words, data, int(data.info.get("n_classes", 2)))
+    if cfg.uses_unlabelled and not data.unlabelled:
+        raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
+    run.keep()   # the start-up's checks passed: from here on the run directory is this run's
+    cleanup_temporary_files(run)
+    if not cfg.resume:
+        for path in (run.checkpoint, run.checkpoint_prev):
+            path.unlink(missing_ok=True)
+    model = build_model(cfg, run, data, n_words, params, init_info)
     unlab = unlabelled_stream(cfg, run, model, data)
     state = restore_loop_state(run, model, unlab) if cfg.resume else None
     if state is None:
@@ -350,14 +365,13 @@ def load_data(cfg, run):
     return data
 
 
-def build_model(cfg, run, data):
-    """The compiled `Model` from its initial parameters; writes ``config.json`` and ``vocab.json``."""
+def build_model(cfg, run, data, n_words, params, init_info):
+    """The compiled `Model` from its initial parameters (`initial_params`); writes ``config.json``
+    and ``vocab.json``."""
     from .core.compiled import Model  # imports PyTensor: keep --help and bad-key errors fast
 
     info = data.info
-    n_words = min(cfg.n_words, len(data.words))
     n_classes = int(info.get("n_classes", 2))
-    params, init_info = initial_params(cfg, n_words, data, n_classes)
     init_note = _init_note(init_info)
     t0 = time.time()
     word_counts = info.get("word_counts") if cfg.emb_norm else None
@@ -387,10 +401,8 @@ def build_model(cfg, run, data):
 
 def unlabelled_stream(cfg, run, model, data):
     """``unlabelled=N``: one batch of unlabelled reviews per update, from their own seeded stream; else None."""
-    if not model.unlabelled:
+    if not model.unlabelled:   # (an empty unlabelled set was refused in `train`'s start-up)
         return None
-    if not data.unlabelled:
-        raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
     unlab = BatchStream(len(data.unlabelled), cfg.batch_size, make_rng(cfg.seed, "unlabelled"))
     run.log(f"unlabelled: {len(data.unlabelled)} reviews in the VAT term, {cfg.batch_size} per update")
     return unlab

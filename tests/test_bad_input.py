@@ -4,9 +4,12 @@ Table-driven and in-process (each case fails before PyTensor compiles anything),
 cases take seconds; a few go through ``python -m`` to check the real entry points too.
 """
 
+import io
+import json
 import os
-import sys
+import tarfile
 
+import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
@@ -157,6 +160,59 @@ CASES = [
     ("bench", "reps", "not key=value"),
 ]
 
+# Issue 32, point 3: every place a command writes is checked before its work, and a start-up
+# refused later (the data, the word2vec file) leaves nothing behind. {proc}: a folder no one can
+# create anything in, root included (Linux's /proc); {link}: a symbolic link to nowhere.
+WHERE_IT_WRITES = [
+    # each output a path that cannot be made: under a file, in /proc, through a broken link
+    ("data", "export out={proc}/tutorial", "nothing can be created in /proc"),
+    ("data", "export out={file}/sub/deeper", "is a file"),
+    ("data", "export out={link}/tutorial", "symbolic link to nowhere"),
+    ("data", "export out={blocked}", "imdb.pkl is a folder in the way"),
+    ("data", "build cache_dir={proc}/cache", "nothing can be created"),
+    ("data", "fetch cache_dir={blocked}", "aclImdb_v1.tar.gz is a folder in the way"),
+    ("bench", "out={proc}/bench.json", "nothing can be created"),
+    ("bench", "out={link}/bench.json", "symbolic link to nowhere"),
+    ("bench", "modes=", "modes= is empty"),
+    ("bench", "modes=,", "modes= is empty"),
+    ("embeddings", "train out={proc}/v.bin", "nothing can be created"),
+    ("embeddings", "train out={link}/v.bin", "symbolic link to nowhere"),
+    ("embeddings", "train cache_dir={proc}/c", "nothing can be created"),
+    ("sweep", "slurm {cmds} out={proc}/s.sh", "nothing can be created"),
+    ("sweep", "slurm {cmds} out={link}/s.sh", "symbolic link to nowhere"),
+    ("sweep", "slurm {cmds} compiledir={proc}/c", "nothing can be created"),
+    ("sweep", "slurm {badcmds}", "line 1: saveto="),
+    ("sweep", "run {badcmds}", "line 1: saveto="),
+    ("sweep", "run {cmds} compiledir={proc}/c", "nothing can be created"),
+    ("sweep", "run {cmds} publish={proc}/p", "nothing can be created"),
+    ("sweep", "plan table1 sweep_dir={proc}/s", "nothing can be created"),
+    ("sweep", "plan table1 out={link}/c.txt", "symbolic link to nowhere"),
+    ("sweep", "summary {runs}", "runs.csv is a folder in the way"),
+    ("results", "{runs} out={proc}/t", "nothing can be created"),
+    ("results", "{runs}", "runs.csv is a folder in the way"),
+    ("results", "{runs} out={blocked} by=hdim", "learning_curves.png is a folder in the way"),
+    ("visualize", "model={dir} out={proc}/v.md", "nothing can be created"),
+    ("visualize", "model={dir} lm_weights=0,0.1 lm_figure={proc}/f.png", "nothing can be created"),
+    ("visualize", "model={dir} lm_weights=0,0.1 out={file}/v.md", "is a file"),
+    ("train", f"{TOY} saveto={{proc}}/run", "nothing can be created"),
+    ("train", f"{TOY} saveto={{link}}/run", "symbolic link to nowhere"),
+    ("train", f"{TOY} runs_dir={{proc}}/runs", "nothing can be created"),
+    ("train", f"{TOY} saveto={{blocked}}", "train.log is a folder in the way"),
+    # a resume refused by the run already there: before the lock, so no .lock is left in it
+    ("train", f"{TOY} hdim=6 saveto={{oldrun}}", "holds a run with hdim=8, not 6"),
+    # refused once the data or the word2vec file is read: the run directory is removed again
+    ("train", "progress=0 saveto=r data_path={cut_tar}", "truncated or corrupt"),
+    ("train", "progress=0 data_path={cut_tar}", "truncated or corrupt"),   # runs/<name>, runs/ there
+    ("train", "progress=0 saveto={file}/r data_path={cut_tar}", "is a file"),
+    ("train", "progress=0 saveto={oldrun} resume=0 data_path={cut_tar}", "truncated or corrupt"),
+    ("train", f"{TOY} wdim=3 saveto=a/b/r wemb_init=word2vec w2v_path={{w2v_words}}", "could not convert"),
+    ("train", f"{TOY} wdim=3 saveto=r wemb_init=word2vec w2v_path={{w2v_count}}", "unexpected end of input"),
+    ("train", f"{TOY} wdim=3 saveto=r wemb_init=word2vec w2v_path={{w2v_cut}}", "unexpected end of input"),
+    ("train", f"{TOY} wdim=3 saveto=r wemb_init=word2vec w2v_path={{w2v_nan}}", "holds NaN or Inf"),
+    ("train", f"{TOY} wdim=3 saveto={{oldrun}} resume=0 wemb_init=word2vec w2v_path={{w2v_inf}}",
+     "holds NaN or Inf"),
+]
+
 
 def _tree(root):
     out = {}
@@ -168,12 +224,48 @@ def _tree(root):
     return out
 
 
+def _cut_tarball(path):
+    """A tiny aclImdb-shaped .tar.gz cut in half (a download that stopped)."""
+    full = path.with_name("full.tar.gz")
+    with tarfile.open(full, "w:gz") as tar:
+        for split, cls in (("train", "pos"), ("train", "neg"), ("test", "pos"), ("test", "neg")):
+            for i in range(20):
+                data = f"review {i} of {split} {cls}: the film was good and bad".encode()
+                info = tarfile.TarInfo(f"aclImdb/{split}/{cls}/{i}_{7 if cls == 'pos' else 2}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[:len(data) // 2])
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("not what any command wants\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "w2v.txt").write_text("2 3\ngood 0.1 0.2 0.3\nbad 0.3 0.2 0.1\n")
     (tmp_path / "commands.txt").write_text("python -m lstm_adv.train data=toy saveto=r1\n")
+    (tmp_path / "badcommands.txt").write_text("python -m lstm_adv.train data=toy saveto=afile/r1\n")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "at-all")
+    # Files in the way: a folder where a command writes a file.
+    for name in ("train.log", "imdb.pkl", "learning_curves.png", "aclImdb_v1.tar.gz"):
+        (tmp_path / "blocked" / name).mkdir(parents=True)
+    (tmp_path / "runs" / "runs.csv").mkdir(parents=True)
+    # A run directory already there (hdim=8): a refused start-up must leave it as it was.
+    old = tmp_path / "oldrun"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"config": {"hdim": 8}}) + "\n")
+    (old / "train.log").write_text("an earlier attempt\n")
+    (old / "checkpoint.npz").write_bytes(b"an earlier checkpoint")
+    # word2vec files that are not: words for numbers, a count beyond the file, a binary file cut
+    # inside a vector, NaN and Inf vectors.
+    (tmp_path / "w2v_words.txt").write_text("2 3\ngood a b c\nbad 0.3 0.2 0.1\n")
+    (tmp_path / "w2v_count.txt").write_text("9 3\ngood 0.1 0.2 0.3\nbad 0.3 0.2 0.1\n")
+    (tmp_path / "w2v_nan.txt").write_text("2 3\ngood nan nan nan\nbad 0.3 0.2 0.1\n")
+    (tmp_path / "w2v_inf.txt").write_text("2 3\ngood 0.1 0.2 0.3\nbad 0.3 inf 0.1\n")
+    vec = np.array([0.1, 0.2, 0.3], dtype=np.float32).tobytes()
+    (tmp_path / "w2v_cut.bin").write_bytes(b"2 3\ngood " + vec + b"bad " + vec[:5])
+    _cut_tarball(tmp_path / "cut.tar.gz")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LSTM_ADV_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LSTM_ADV_OFFLINE", "1")
@@ -182,14 +274,23 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+#: A folder in which nothing can be created, root included (Linux's /proc).
+PROC = "/proc/lstm_adv-no-such-folder"
+
+
 def _argv(text, root):
     subst = {"file": str(root / "afile"), "dir": str(root / "adir"), "w2v": str(root / "w2v.txt"),
-             "cmds": str(root / "commands.txt")}
+             "cmds": str(root / "commands.txt"), "badcmds": str(root / "badcommands.txt"), "proc": PROC,
+             "link": str(root / "dangling"), "blocked": str(root / "blocked"), "runs": str(root / "runs"),
+             "oldrun": str(root / "oldrun"), "cut_tar": str(root / "cut.tar.gz"),
+             **{name: str(root / f"{name}.txt") for name in ("w2v_words", "w2v_count", "w2v_nan", "w2v_inf")},
+             "w2v_cut": str(root / "w2v_cut.bin")}
     return [a.format(**subst) for a in text.split()]
 
 
-@pytest.mark.parametrize("command, args, fragment", CASES, ids=[f"{c}:{a[:50]}" for c, a, _ in CASES])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, fragment, workdir, capsys):
+def _check_refused(command, args, fragment, workdir, capsys):
+    if "{proc}" in args and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
     before = _tree(workdir)
     status = MAINS[command](_argv(args, workdir))
     captured = capsys.readouterr()
@@ -197,7 +298,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, fragment
     assert status == 2, (status, captured.out[-500:], captured.err[-500:])
     assert len(errors) == 1 and "Traceback" not in captured.err, captured.err
     assert fragment.lower() in errors[0].lower(), errors[0]
-    assert _tree(workdir) == before
+    assert _tree(workdir) == before   # no new file or folder (no .lock, no train.log), none changed
+
+
+@pytest.mark.parametrize("command, args, fragment", CASES, ids=[f"{c}:{a[:50]}" for c, a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, fragment, workdir, capsys):
+    _check_refused(command, args, fragment, workdir, capsys)
+
+
+@pytest.mark.parametrize("command, args, fragment", WHERE_IT_WRITES,
+                         ids=[f"{c}:{a[-60:]}" for c, a, _ in WHERE_IT_WRITES])
+def test_where_it_writes_is_checked_first_and_nothing_is_left(command, args, fragment, workdir, capsys):
+    _check_refused(command, args, fragment, workdir, capsys)
+
+
+def test_every_command_checks_where_it_writes():
+    assert {c for c, a, _ in WHERE_IT_WRITES if "{proc}" in a or "{link}" in a} == set(MAINS)
 
 
 def test_there_are_at_least_60_cases_over_every_command():
@@ -215,6 +331,23 @@ def test_bad_input_through_python_m(module, args, tmp_path):
     before = _tree(tmp_path)
     assert_one_line_error(run_cli(module, args, tmp_path, timeout=120))
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("module, args, fragment", [
+    ("lstm_adv.data", "export out={proc}/tutorial", "nothing can be created in /proc"),
+    ("lstm_adv.bench", "out={proc}/bench.json", "nothing can be created in /proc"),
+    ("lstm_adv.bench", "modes=", "modes= is empty"),
+    ("lstm_adv.embeddings", "train out={proc}/v.bin", "nothing can be created in /proc"),
+    ("lstm_adv.sweep", "slurm {cmds} out={proc}/s.sh", "nothing can be created in /proc"),
+    ("lstm_adv.train", "progress=0 saveto=r data_path={cut_tar}", "truncated or corrupt"),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("lstm_adv") else None)
+def test_issue_32_commands_through_python_m(module, args, fragment, workdir):
+    """The command lines of issue 32 as a user types them: one line, exit 2, nothing written."""
+    if "{proc}" in args and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    before = _tree(workdir)
+    assert_one_line_error(run_cli(module, _argv(args, workdir), workdir, timeout=120), fragment)
+    assert _tree(workdir) == before
 
 
 def test_bench_help(tmp_path):

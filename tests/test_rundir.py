@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -169,3 +170,43 @@ def test_results_table_groups_by_the_same_keys(tmp_path):
 def test_table1_constants_agree():
     assert config.Config().alpha == paper.TABLE1_ALPHA
     assert set(paper.TABLE1_EPS) == set(paper.PAPER)
+
+
+def test_a_start_up_refused_before_keep_leaves_nothing_behind(tmp_path):
+    """`RunDir.lock` to `RunDir.keep` is provisional: `discard` removes what it made, and only that."""
+    run = RunDir(tmp_path / "a" / "b" / "run")
+    run.lock()
+    run.log("held until keep")
+    assert run.provisional and not run.log_path.exists()
+    run.discard()
+    assert list(tmp_path.iterdir()) == [] and not run.provisional
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "train.log").write_text("an earlier attempt\n")
+    mtime = old.stat().st_mtime_ns
+    run = RunDir(old)
+    run.lock()
+    run.log("refused")
+    run.discard()
+    assert [p.name for p in old.iterdir()] == ["train.log"] and old.stat().st_mtime_ns == mtime
+    assert (old / "train.log").read_text() == "an earlier attempt\n"
+
+    run.lock()
+    run.log("kept")
+    run.keep()
+    run.log("written at once")
+    run.unlock()
+    assert (old / "train.log").read_text() == "an earlier attempt\nkept\nwritten at once\n"
+    assert (old / ".lock").exists() and not run.provisional
+
+
+def test_a_lock_removed_by_a_refused_start_up_is_taken_afresh(tmp_path):
+    first, second = RunDir(tmp_path / "run"), RunDir(tmp_path / "run")
+    first.lock()
+    with pytest.raises(UserError, match="in use by pid"):
+        second.lock()
+    first.discard()
+    second.lock()   # the folder and its .lock made again, not the removed file's inode
+    assert (tmp_path / "run" / ".lock").read_text() == str(os.getpid())
+    second.unlock()

@@ -115,7 +115,7 @@ def summary(argv):
     root = dirs[0]
     checks.readable_dir("SWEEP_DIR", root)
     path = Path(root) / "summary.md"
-    checks.writable_file("SWEEP_DIR", path)
+    checks.writable_files("SWEEP_DIR", root, (path.name, "runs.csv", "random_search.png"))
     text = random_summary(root)
     atomic_write_text(path, text)
     written = [path, write_runs_csv([root], root)]

@@ -44,7 +44,8 @@ from ..common.errors import UserError, cli_entry
 from ..common.options import help_text, option, parse_with_rest, positional_arg, unknown_key, wants_help
 from ..common.utils import atomic_write_text, short_number
 from ..config import FIELDS
-from .figures import plot, plot_attacks, plot_learning_curves, random_search_scatter, write_runs_csv
+from .figures import (plot, plot_attacks, plot_learning_curves, random_search_pairs, random_search_scatter,
+                      write_runs_csv)
 from .runs import find_runs, pick
 from .summary import summarise
 from .tables import ablation_markdown, to_csv, to_markdown
@@ -106,9 +107,16 @@ def main(argv):
         value = pick(find_runs(dirs)[0], opts.pick)
         print(short_number(value) if isinstance(value, float) else value)
         return 0
-    checks.writable_dir("out", out or dirs[0])
-    for name in ("table1.md", "table1.csv") + (("table1.png",) if make_plot else ()):
-        checks.writable_file("out", Path(out or dirs[0]) / name)
+    if by:
+        names = ("ablation.md", "runs.csv") + (("learning_curves.png",) if make_plot else ())
+    else:
+        names = ("table1.md", "table1.csv", "runs.csv") + (
+            ("table1.png", "learning_curves.png", "attacks.png") if make_plot else ())
+    checks.writable_files("out", out or dirs[0], names)
+    if make_plot and not by:   # a random search's scatter goes into its own folder
+        for d in dirs:
+            if random_search_pairs(d):
+                checks.writable_files("RUNS_DIR", d, ("random_search.png",))
     summary = summarise(dirs)
     for note in summary["warnings"]:
         if not by:

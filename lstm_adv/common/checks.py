@@ -1,14 +1,16 @@
 """The one validation layer every command uses before it writes anything.
 
 Each function either returns quietly or raises `UserError` with one line naming the key, the
-problem and the fix; none of them creates, opens for writing or deletes a file. Commands call
-them on their whole command line first (values, finite numbers, paths readable, output folders
-writable, sizes that fit in memory), and only then start work.
+problem and the fix; none of them leaves anything behind (the write checks make and remove one
+temporary entry, `_probe`). Commands call them on their whole command line first (values, finite
+numbers, paths readable, output folders writable, files in the way, sizes that fit in memory), and
+only then start work.
 """
 
 import importlib.util
 import math
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import UserError
@@ -105,44 +107,92 @@ def readable_path(name, path):
     return readable_file(name, path)
 
 
-def _existing_ancestor(path):
+def _existing_ancestor(name, path, given):
+    """The nearest existing folder above ``path`` (or ``path`` itself), refusing a broken symbolic
+    link on the way: nothing can be made through it, though the folder above it is writable.
+    ``given``: the value of ``name`` as the errors show it."""
     p = Path(os.path.abspath(path))
     while not p.exists():
+        if os.path.lexists(p):
+            raise UserError(f"{name}={given}: {p} is a symbolic link to nowhere, so nothing can be made there; "
+                            "remove it or choose another place")
         if p.parent == p:
             break
         p = p.parent
     return p
 
 
+def _probe(name, path, folder, make_folder):
+    """Create and remove one temporary entry (a folder if ``make_folder``, else a file) in ``folder``.
+
+    Permission bits do not tell whether something can be made there: root passes every
+    ``os.access`` test, and /proc, /sys, read-only bind mounts and some network or FUSE file systems
+    refuse anyway, which a command would otherwise find out only at its end. The folder's times are
+    put back, so that a refused command leaves the file system as it found it.
+    """
+    try:
+        st = os.stat(folder)
+        if make_folder:
+            os.rmdir(tempfile.mkdtemp(prefix=".lstm_adv-probe-", dir=folder))
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=".lstm_adv-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as err:
+        raise UserError(f"{name}={path}: nothing can be created in {folder} ({err.strerror or err}); choose another "
+                        "place") from None
+    try:
+        os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError:
+        pass
+
+
 def writable_dir(name, path):
     """A folder that exists and is writable, or that can be created (its nearest existing
-    ancestor is a writable folder). Nothing is created."""
+    ancestor is a writable folder). Nothing is left behind (see `_probe`)."""
     path = path_names(name, Path(path).expanduser())
     if path.exists() and not path.is_dir():
         raise UserError(f"{name}={path} is a file, not a folder")
-    anc = _existing_ancestor(path)
+    anc = _existing_ancestor(name, path, path)
     if not anc.is_dir():
         raise UserError(f"{name}={path}: {anc} is a file, so no folder can be made under it")
     if not os.access(anc, os.W_OK | os.X_OK):
         raise UserError(f"{name}={path}: cannot write in {anc} (permission denied or read-only); choose another "
                         "folder")
+    _probe(name, path, anc, make_folder=anc != Path(os.path.abspath(path)))
     return path
 
 
 def writable_file(name, path):
-    """A file that can be written (created or replaced) at ``path``. Nothing is created."""
+    """A file that can be written (created or replaced) at ``path``, its folder made if need be.
+    Nothing is left behind (see `_probe`)."""
     path = path_names(name, Path(path).expanduser())
     if str(path).endswith(os.sep) or path.is_dir():
         raise UserError(f"{name}={path} is a folder; give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{name}={path}: cannot write it (permission denied)")
-    anc = _existing_ancestor(path.parent)
+    anc = _existing_ancestor(name, path.parent, path)
     if not anc.is_dir():
         raise UserError(f"{name}={path}: {anc} is a file, not a folder")
     if not os.access(anc, os.W_OK | os.X_OK):
         raise UserError(f"{name}={path}: cannot write in {anc} (permission denied or read-only); choose another "
                         "place")
+    _probe(name, path, anc, make_folder=anc != Path(os.path.abspath(path.parent)))
     return path
+
+
+def writable_files(name, folder, names):
+    """A folder as `writable_dir`, and the files ``names`` in it that a command writes: none may be
+    a folder in the way or a file it cannot replace. Returns the folder."""
+    folder = writable_dir(name, folder)
+    for file_name in names:
+        path = folder / file_name
+        if path.is_dir():
+            raise UserError(f"{name}={folder}: {path} is a folder in the way of the file {file_name} to be "
+                            f"written there; move it away or choose another {name}=")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UserError(f"{name}={folder}: cannot write {path} (permission denied); choose another {name}=")
+    return folder
 
 
 def physical_memory():

@@ -121,7 +121,7 @@ class Model:
             self.x = pt.matrix("x", dtype="int64")
             self.mask = pt.matrix("mask", dtype=cfg.floatX)
             self.y = pt.vector("y", dtype="int64")
-            self.unlabelled = bool(cfg.vat and cfg.unlabelled and cfg.adversarial)
+            self.unlabelled = cfg.uses_unlabelled
             self.xu = pt.matrix("xu", dtype="int64")
             self.mu = pt.matrix("mu", dtype=cfg.floatX)
             self._build_train()

@@ -114,7 +114,8 @@ def load_word2vec(path, words, W_init, limit=0, missing="init", std=0.0, rng=Non
     Raises
     ------
     UserError
-        Missing file, not word2vec, or a dimension different from ``wdim``.
+        Missing file, not word2vec (unreadable, cut short, a NaN or Inf value), or a dimension
+        different from ``wdim``.
     """
     path = Path(path)
     W_init = np.asarray(W_init)
@@ -136,6 +137,10 @@ def load_word2vec(path, words, W_init, limit=0, missing="init", std=0.0, rng=Non
         raise UserError(f"{path} could not be read as a {kind} word2vec file ({type(err).__name__}: {err}); "
                         "is it complete and in word2vec format?") from None
 
+    bad = _first_non_finite(kv.vectors)
+    if bad is not None:
+        raise UserError(f"{path}: the vector of {kv.index_to_key[bad]!r} (number {bad + 1}) holds NaN or Inf: the "
+                        "file is damaged; make it again (python -m lstm_adv.embeddings train) or give another")
     if missing not in ("init", "uniform"):
         raise ValueError(f"missing must be 'init' or 'uniform', got {missing!r}")
     W = W_init.copy()
@@ -177,6 +182,18 @@ def load_word2vec(path, words, W_init, limit=0, missing="init", std=0.0, rng=Non
             "coverage": (exact + case) / max(n_real, 1), "missing_examples": missing_words[:20],
             "missing_init": missing, "w2v_std_target": std, **scale}
     return W, info
+
+
+def _first_non_finite(vectors, chunk=65536):
+    """The index of the first row of ``vectors`` holding NaN or Inf, else None.
+
+    In chunks: GoogleNews's 3M x 300 at once would take a 900 MB mask.
+    """
+    for start in range(0, len(vectors), chunk):
+        ok = np.isfinite(vectors[start:start + chunk]).all(axis=1)
+        if not ok.all():
+            return start + int(np.argmin(ok))
+    return None
 
 
 def _scale_facts(rows, tag):

@@ -259,6 +259,10 @@ def load_imdb(cfg, workers=None, cache=None):
 # ---------------------------------------------------------------------------------------------
 # export for the Theano tutorial
 
+#: What ``export`` writes into out=DIR.
+EXPORT_FILES = ("imdb.pkl", "imdb.dict.pkl")
+
+
 def export_tutorial(corpus, out_dir, escape=False):
     """Write the tutorial's ``imdb.pkl`` and ``imdb.dict.pkl`` into ``out_dir``.
 
@@ -282,7 +286,7 @@ def export_tutorial(corpus, out_dir, escape=False):
         escaper = moses_tokenizer()
         words = [escaper.escape_xml(w) for w in words]
     dictionary = {w: i for i, w in enumerate(words, start=2)}
-    paths = [out_dir / "imdb.pkl", out_dir / "imdb.dict.pkl"]
+    paths = [out_dir / name for name in EXPORT_FILES]
     atomic_write_bytes(paths[0], data)
     atomic_write_bytes(paths[1], pickle.dumps(dictionary, protocol=2))
     return paths
@@ -383,7 +387,9 @@ def _check_cli(command, opts, cache):
     """Everything a command line can be checked for before it downloads, builds or writes."""
     if opts.data_path:
         checks.readable_path("data_path", opts.data_path)
-    if opts.cache_dir or command in ("fetch", "build"):
+    if command == "fetch":
+        checks.writable_files("cache_dir", cache, (ARCHIVE_NAME, ARCHIVE_NAME + ".part"))
+    elif opts.cache_dir or command == "build":
         checks.writable_dir("cache_dir", cache)
     if command == "export" and opts.format != "pkl":
         if not opts.out:
@@ -392,9 +398,7 @@ def _check_cli(command, opts, cache):
     elif command == "export":
         if not opts.out:
             raise UserError("export needs out=DIR (where imdb.pkl and imdb.dict.pkl go)")
-        checks.writable_dir("out", opts.out)
-        for name in ("imdb.pkl", "imdb.dict.pkl"):
-            checks.writable_file("out", Path(opts.out) / name)
+        checks.writable_files("out", opts.out, EXPORT_FILES)
 
 
 @cli_entry

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config as config_mod
+from ..common import checks
 from ..common.errors import UserError
 from ..common.options import fields, option, parse_with_rest, unknown_key
 
@@ -138,6 +139,16 @@ def parse_commands(lines, source):
     if not commands:
         raise UserError(f"{source} holds no commands")
     return commands
+
+
+def check_run_dirs(commands, source):
+    """Refuse a sweep in which some run directory cannot be made or written (`checks.writable_dir`)
+    before any run starts, naming its line: otherwise only that run fails, after the others ran."""
+    for cmd in commands:
+        try:
+            checks.writable_dir("saveto", cmd.run_dir)
+        except UserError as err:
+            raise UserError(f"{source} line {cmd.lineno}: {err}") from None
 
 
 def read_commands(path):

@@ -22,7 +22,7 @@ from ..common.errors import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, Use
 from ..common.options import positional_arg
 from ..common.publish import publish_run
 from ..rundir import RunDir, lock_holder, run_status
-from .commands import RunOptions, default_compiledir_root, read_commands, sweep_options
+from .commands import RunOptions, check_run_dirs, default_compiledir_root, read_commands, sweep_options
 
 def _hms(seconds):
     seconds = int(round(seconds))
@@ -354,10 +354,10 @@ def run(argv):
     if not argv or not positional_arg(argv[0]):
         raise UserError("sweep run needs a commands file: python -m lstm_adv.sweep run COMMANDS_FILE [jobs=N]")
     opts = sweep_options(RunOptions, argv[1:], "run")
-    if opts.compiledir:
-        checks.writable_dir("compiledir", opts.compiledir)
+    checks.writable_dir("compiledir", opts.compiledir or default_compiledir_root())
     if opts.publish:
         checks.writable_dir("publish", opts.publish)
     commands = read_commands(argv[0])
+    check_run_dirs(commands, argv[0])
     return Launcher(commands, opts.jobs, opts.retries, opts.compiledir or None, publish=opts.publish or None,
                     base=Path(argv[0]).parent).run()

@@ -12,7 +12,7 @@ from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_write_text
 from ..common.options import positional_arg
-from .commands import SlurmOptions, default_compiledir_root, read_commands, sweep_options
+from .commands import SlurmOptions, check_run_dirs, default_compiledir_root, read_commands, sweep_options
 
 SLURM_TEMPLATE = """#!/bin/bash
 # Slurm job array for {commands}: one task per command ({n} commands), at most {k} at a time.
@@ -77,20 +77,29 @@ def slurm(argv):
                         "[max_parallel=K] [time=HH:MM:SS] [out=FILE]")
     opts = sweep_options(SlurmOptions, argv[1:], "slurm")
     commands = read_commands(argv[0])
+    check_run_dirs(commands, argv[0])   # the tasks run in this folder (the script's cd), on a shared file system
     k = opts.max_parallel
     out = Path(opts.out or Path(argv[0]).parent / "slurm.sh")
+    logs = Path(argv[0]).resolve().parent / "slurm-logs"
     checks.writable_file("out", out)
-    checks.writable_dir("COMMANDS_FILE", Path(argv[0]).resolve().parent / "slurm-logs")
+    checks.writable_dir("COMMANDS_FILE", logs)
     if opts.compiledir:
         checks.writable_dir("compiledir", opts.compiledir)
     text = render_slurm(argv[0], commands, k, opts.time or "24:00:00", opts.cpus, opts.mem, opts.partition,
                         opts.job_name, opts.compiledir or None, out, list(argv))
-    (Path(argv[0]).resolve().parent / "slurm-logs").mkdir(parents=True, exist_ok=True)
+    # The log folder sbatch needs, then the script: a failure leaves no new log folder behind.
+    existed = logs.is_dir()
     try:
+        logs.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)
         out.chmod(0o755)
     except OSError as err:
-        raise UserError(f"cannot write {out}: {err.strerror}") from None
+        if not existed:
+            try:
+                logs.rmdir()
+            except OSError:
+                pass
+        raise UserError(f"cannot write {err.filename or out}: {err.strerror}") from None
     print(f"wrote {out}: --array=0-{len(commands) - 1}%{k} ({len(commands)} tasks); submit with: sbatch {out}",
           file=sys.stderr)
     print(out)

@@ -16,7 +16,7 @@ from ..figures import lm_weight_figure
 from .analyse import analyse, choose_pairs, summarize
 from .bigram import get_lm
 from .inputs import load_run, select_reviews
-from .options import help_text, parse_options
+from .options import help_text, lm_figure_path, parse_options
 from .render import Doc, pct, render, shown_path
 
 
@@ -36,8 +36,7 @@ def _with_lm_weight_section(text, model, run, reviews, opts, lm, note):
     if lm is None and any(w > 0 for w in weights):
         lm, _ = get_lm(run, opts, note)
     points = lm_weight_points(model, run, reviews, opts, lm, weights)
-    fig = Path(opts.lm_figure or (str(Path(opts.out).with_suffix("")) + "-lm_weight.png" if opts.out
-                                  else "lm_weight.png"))
+    fig = lm_figure_path(opts)
     try:
         lm_weight_figure(points, fig, opts.eps_vis)
     except OSError as err:

@@ -1,6 +1,7 @@
 """The visualiser's options (``key=value``), its ``--help``, and the five rows of Table 2."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...common import checks as _checks
 from ...common import options as _options
@@ -88,7 +89,15 @@ def parse_options(argv):
         _checks.writable_file("out", opts.out)
     if opts.lm_cache:
         _checks.writable_file("lm_cache", opts.lm_cache)
+    if opts.lm_weights:
+        _checks.writable_file("lm_figure", lm_figure_path(opts))
     return opts
+
+
+def lm_figure_path(opts):
+    """Where the ``lm_weights=`` figure goes: ``lm_figure=``, else beside ``out=``, else here."""
+    return Path(opts.lm_figure or (str(Path(opts.out).with_suffix("")) + "-lm_weight.png" if opts.out
+                                   else "lm_weight.png"))
 
 
 # ---------------------------------------------------------------------------------------------
