@@ -53,12 +53,14 @@ from .common.errors import UserError, cli_entry
 from .common.options import help_text, option, parse, wants_help
 from .common.utils import atomic_write_text
 from .config import parse_args
-from .core.backend import flush_denormals, limit_blas_threads
+from .core.backend import blas_info, flush_denormals, limit_blas_threads
 from .data import prepare_data
 
 B, T, N_WORDS, DIM = 16, 100, 10000, 128
 WDIM, HDIM = DIM, DIM  # set per run (wdim=, hdim=, preset=authors)
 WEMB_UPDATE = "lazy"
+# Set on some machines (older OpenBLAS builds crash on newer CPUs): they pin a kernel, recorded with the figures.
+BLAS_KERNEL_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 EVAL_B, EVAL_T = 64, 256
 ALL_MODES = ("C", "NUMBA", "JAX", "FAST_COMPILE")
 
@@ -409,10 +411,14 @@ def main(argv):
     global WDIM, HDIM, N_WORDS
     WDIM, HDIM, N_WORDS = shapes["wdim"], shapes["hdim"], shapes["n_words"]
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+               "cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg(),
+               # The BLAS kernel changes the figures by 15-20%: OPENBLAS_CORETYPE pins an older one.
+               "blas": blas_info(), "openblas_env": {v: os.environ[v] for v in BLAS_KERNEL_VARS if v in os.environ}}
+    kernels = ", ".join(sorted({f"{b['library']} ({b['architecture']})" for b in machine["blas"]})) or "none found"
+    pinned = "".join(f", {k}={v}" for k, v in machine["openblas_env"].items())
     print(f"lstm_adv.bench: B={B} T={T} n_words={N_WORDS} wdim={WDIM} hdim={HDIM} adadelta (Wemb "
           f"{shapes['wemb_update']}), eval B={EVAL_B} T={EVAL_T}; "
-          f"{machine['cpus']} CPUs, load {machine['loadavg_start'][0]:.1f}", flush=True)
+          f"{machine['cpus']} CPUs, load {machine['loadavg_start'][0]:.1f}; BLAS {kernels}{pinned}", flush=True)
     results = []
     for mode in modes:
         why = _available(mode)

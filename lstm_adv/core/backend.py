@@ -87,6 +87,25 @@ def _blas_controller():
     return ThreadpoolController().select(user_api="blas")
 
 
+def blas_info():
+    """The BLAS libraries loaded in this process, as the benchmark records them.
+
+    Returns
+    -------
+    list of dict
+        Per library (threadpoolctl's ``info()``): ``library`` (internal API and version, e.g.
+        ``openblas 0.3.31``), ``architecture`` (the kernel it runs: OpenBLAS picks one for the CPU
+        unless ``OPENBLAS_CORETYPE`` pins it), ``threads`` and ``file`` (its file name).
+    """
+    try:
+        import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS, the one Numba's dot calls)
+    except ImportError:
+        pass
+    return [{"library": f"{lib.get('internal_api')} {lib.get('version')}", "architecture": lib.get("architecture"),
+             "threads": lib.get("num_threads"), "file": os.path.basename(lib.get("filepath") or "")}
+            for lib in ThreadpoolController().select(user_api="blas").info()]
+
+
 def limit_blas_threads(n=1):
     """Run the BLAS libraries (OpenBLAS, MKL, BLIS) loaded in this process with ``n`` threads.
 
