@@ -94,6 +94,30 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "table1 grid" in r.stderr
 
 
+def test_plan_names_the_keys_it_adds_on_its_first_line(tmp_path):
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("table1: 12 runs on data=toy, each with preset=authors (wemb_init=word2vec wdim=300 ")
+    assert first.endswith(" max_epochs=150 (set by the plan; give another value to replace it, e.g. preset=)")
+    assert {c.cfg.wdim for c in commands_file.read_commands(tmp_path / r.stdout.strip())} == {300}
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", "preset=", "max_epochs=3", cwd=tmp_path)
+    assert r.stderr.splitlines()[0] == "table1: 12 runs on data=toy, with no keys added by the plan"
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", "max_epochs=3", cwd=tmp_path)
+    assert "each with preset=authors (" in r.stderr and "max_epochs=150" not in r.stderr
+
+
+def test_sweep_folder_names_a_corpus_file_by_its_name(tmp_path):
+    corpus = tmp_path / "data" / "my.csv"
+    corpus.parent.mkdir()
+    corpus.write_text("text,label\na good film,pos\na bad film,neg\n")
+    r = sweep_cli("plan", "table1", "seeds=1", f"data={corpus}", "preset=", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / r.stdout.strip()
+    assert path == tmp_path / "runs" / "table1-data=my.csv,preset=" / "commands.txt"
+    assert {c.cfg.data for c in commands_file.read_commands(path)} == {str(corpus)}   # the whole path runs
+
+
 def test_plan_random_pairs_share_the_draw(tmp_path):
     r = sweep_cli("plan", "random", "draws=4", "search_seed=7", "data=toy", "optimizer=adadelta", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
