@@ -347,6 +347,36 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
 
 
+@pytest.mark.slow
+def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_once(tmp_path):
+    """table1.sh data=my.csv (relative to the caller): runs, writes the table in runs/table1-data=my.csv,...
+    and publishes nothing, as experiments/results/ holds IMDB's tables. The scripts run from a copy,
+    so a regression publishes into the copy, never into this checkout."""
+    from test_corpus import make_rows, write_csv
+    copy = tmp_path / "repo"
+    (copy / "experiments").mkdir(parents=True)
+    for name in ("table1.sh", "run_and_publish.sh"):
+        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    write_csv(caller / "my.csv", make_rows(n=30, n_test=9))
+    keys = [k for k in TINY if not k.startswith("data=")] + ["data=my.csv", "eps_grid=0", "preset=",
+                                                             "wemb_init=random"]
+    script_env = {**env(), "SEEDS": "1", "JOBS": "1", "PYTHON": sys.executable,
+                  "LSTM_ADV_CACHE": str(tmp_path / "cache"), "LSTM_ADV_OFFLINE": "1"}
+    script_env.pop("RESULTS_DIR", None)
+    r = subprocess.run(["bash", str(copy / "experiments" / "table1.sh"), *keys], cwd=caller, env=script_env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [sweep] = (copy / "runs").iterdir()
+    assert ",data=my.csv," in sweep.name and (sweep / "table1.md").exists()
+    assert json.loads((sweep / "eps=0.0" / "seed=1" / "config.json").read_text())["config"]["data"] == \
+        str(caller / "my.csv")
+    assert not (copy / "experiments" / "results").exists()
+    assert "nothing is published (set RESULTS_DIR to publish)" in r.stderr
+    assert r.stdout.count("# Error against eps at alpha = 0.5 on data=my.csv") == 1
+
+
 def wait_for_text(log, text, proc):
     """Poll until ``text`` is in the file ``log``; fail as soon as ``proc`` has ended without it.
     No deadline: the launcher writes it at a point these tests hold it at (a lock they keep)."""
