@@ -9,24 +9,50 @@
 #   bash experiments/table1.sh max_epochs=5         # key=value pass through to every run
 #                                                   # (its own folder: runs/table1-max_epochs=5)
 #   bash experiments/table1.sh eps_grid=0,0.5 sweep_dir=runs/quick   # sweep options of `sweep plan`
+#   bash experiments/table1.sh data=my.csv preset= max_epochs=20       # another corpus (runs/table1-data=my.csv,...)
 #
 # Resumable: run it again and finished runs are skipped, interrupted runs continue from their
-# checkpoint, crashed runs are retried. Finished runs' small files are copied to
+# checkpoint, crashed runs are retried. On IMDB, finished runs' small files are copied to
 # $RESULTS_DIR/<sweep folder name>/ (experiments/results/table1/ by default) and the table is
 # written there; runs already published there are not run again, so the sweep resumes from git on a
-# new machine. Runs from the repository root; PYTHON picks the interpreter.
+# new machine. On another corpus (data=toy, data=PATH) nothing is published unless RESULTS_DIR is
+# set: experiments/results/ holds the paper's IMDB tables; the table is written in the sweep folder.
+# The table is printed once (the published one, else the local one). Runs from the repository root
+# (a relative data=PATH is read from where the script was started); PYTHON picks the interpreter.
 set -euo pipefail
+HERE=$PWD
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-5}
 JOBS=${JOBS:-2}
 PYTHON=${PYTHON:-python}
 
-COMMANDS=$("$PYTHON" -m lstm_adv.sweep plan table1 seeds="$SEEDS" "$@")
+imdb=1 args=()
+for arg in "$@"; do
+  case $arg in
+    data=imdb) imdb=1 ;;
+    data=toy) imdb=0 ;;
+    data=/*) imdb=0 ;;
+    data=?*) imdb=0; arg="data=$HERE/${arg#data=}" ;;   # the cd above must not change which file it names
+  esac
+  args+=("$arg")
+done
+
+COMMANDS=$("$PYTHON" -m lstm_adv.sweep plan table1 seeds="$SEEDS" ${args[@]+"${args[@]}"})
 SWEEP_DIR=$(dirname "$COMMANDS")
 status=0
-JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$SWEEP_DIR" "$(basename "$SWEEP_DIR")" || status=$?
+if [ "$imdb" -eq 1 ] || [ -n "${RESULTS_DIR:-}" ]; then
+  JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$SWEEP_DIR" "$(basename "$SWEEP_DIR")" \
+    || status=$?
+  if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
+  # The local table as well (not printed again): it shows this machine's failed runs, which are never published.
+  if find "$SWEEP_DIR" -mindepth 2 -name metrics.json | grep -q .; then
+    "$PYTHON" -m lstm_adv.results "$SWEEP_DIR" > /dev/null
+  fi
+  exit "$status"
+fi
+echo "data= is not imdb: nothing is published (set RESULTS_DIR to publish); the table goes to $SWEEP_DIR" >&2
+"$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="$JOBS" || status=$?
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
-# The local table as well: it shows this machine's failed runs, which are never published.
 if find "$SWEEP_DIR" -mindepth 2 -name metrics.json | grep -q .; then
   "$PYTHON" -m lstm_adv.results "$SWEEP_DIR"
 fi

@@ -256,6 +256,48 @@ def test_cli_writes_files_and_prints_table(sweep, tmp_path):
     assert proc.returncode == 0 and (sweep / "table1.csv").exists() and not (sweep / "table1.png").exists()
 
 
+def other_corpus(root, data="toy", eps_errs=((0.0, (0.30, 0.32)), (0.5, (0.25, 0.27)))):
+    for eps, errs in eps_errs:
+        for seed, t in enumerate(errs, 1):
+            d = make_run(root, f"eps={eps}/seed={seed}", eps, seed, dev=t - 0.01, test=t, data=data)
+            _history(d, [0.66, 0.5, t])   # 3 classes: a plateau above the IMDB curves' 0.6 ceiling
+    return root
+
+
+@pytest.mark.parametrize("data, title", [("toy", "data=toy"), ("/somewhere/reviews.csv", "data=reviews.csv")])
+def test_another_corpus_shows_its_eps_and_not_the_paper(data, title, tmp_path):
+    s = summary.summarise(other_corpus(tmp_path / "runs", data))
+    assert s["columns"] == [0.0, 0.5] and s["paper"] == {} and s["data"] == data
+    md = tables.to_markdown(s)
+    assert md.splitlines()[0] == f"# Error against eps at alpha = 0.5 on {title} (eps = 0 is the plain model)"
+    table = md_table(md)
+    assert table[0] == ["eps", "0.0", "0.5"]
+    assert dict(zip(table[0], table[2]))["0.5"] == "0.260 ± 0.014"   # no "(paper .18)"
+    assert "(paper" not in md
+    tests = md.split("## Does any eps differ")[1].split("\n## ")[0]
+    assert [r[0] for r in md_table("\n" + tests)[1:]] == ["0.5"]      # one test row, not the grid's 11
+    rows = list(csv.DictReader(io.StringIO(tables.to_csv(s))))
+    assert {r["eps"] for r in rows} == {"0.0", "0.5"} and {(r["paper"], r["paper_note"]) for r in rows} == {("", "")}
+    files = results.write_table(s, tmp_path / "out")   # the figures, without the paper's points
+    assert [f.name for f in files] == ["table1.md", "table1.csv", "table1.png", "learning_curves.png"]
+
+
+def test_imdb_runs_keep_the_paper_grid_and_a_mixed_table_drops_it(tmp_path):
+    root = other_corpus(tmp_path / "imdb", "imdb")
+    s = summary.summarise(root)
+    assert s["columns"] == sorted(summary.PAPER) and s["paper"] == summary.PAPER
+    assert "(paper .18)" in tables.to_markdown(s)
+    make_run(root, "toy/eps=0.5/seed=1", 0.5, 1, data="toy")
+    s = summary.summarise(root)
+    assert s["data"] == "mixed" and s["columns"] == [0.0, 0.5] and "data" in s["mixed"]
+
+
+def test_another_corpus_without_eps_0_has_nothing_to_test_against(tmp_path):
+    s = summary.summarise(other_corpus(tmp_path / "runs", eps_errs=((0.5, (0.2, 0.3)), (1.0, (0.3, 0.4)))))
+    md = tables.to_markdown(s)
+    assert s["columns"] == [0.5, 1.0] and "No run at eps = 0: nothing to test against." in md
+
+
 def test_plain_baseline_of_each_group():
     a, b, c = ("a",), ("b",), ("c",)
     groups = {(a, 0.0): [], (a, 0.5): [], (b, 1.0): [], (c, 0.0): [], (c, 2.0): []}

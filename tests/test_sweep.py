@@ -94,6 +94,30 @@ def test_plan_table1_grid_and_pass_through(tmp_path):
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "table1 grid" in r.stderr
 
 
+def test_plan_names_the_keys_it_adds_on_its_first_line(tmp_path):
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("table1: 12 runs on data=toy, each with preset=authors (wemb_init=word2vec wdim=300 ")
+    assert first.endswith(" max_epochs=150 (set by the plan; give another value to replace it, e.g. preset=)")
+    assert {c.cfg.wdim for c in commands_file.read_commands(tmp_path / r.stdout.strip())} == {300}
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", "preset=", "max_epochs=3", cwd=tmp_path)
+    assert r.stderr.splitlines()[0] == "table1: 12 runs on data=toy, with no keys added by the plan"
+    r = sweep_cli("plan", "table1", "seeds=1", "data=toy", "max_epochs=3", cwd=tmp_path)
+    assert "each with preset=authors (" in r.stderr and "max_epochs=150" not in r.stderr
+
+
+def test_sweep_folder_names_a_corpus_file_by_its_name(tmp_path):
+    corpus = tmp_path / "data" / "my.csv"
+    corpus.parent.mkdir()
+    corpus.write_text("text,label\na good film,pos\na bad film,neg\n")
+    r = sweep_cli("plan", "table1", "seeds=1", f"data={corpus}", "preset=", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / r.stdout.strip()
+    assert path == tmp_path / "runs" / "table1-data=my.csv,preset=" / "commands.txt"
+    assert {c.cfg.data for c in commands_file.read_commands(path)} == {str(corpus)}   # the whole path runs
+
+
 def test_plan_random_pairs_share_the_draw(tmp_path):
     r = sweep_cli("plan", "random", "draws=4", "search_seed=7", "data=toy", "optimizer=adadelta", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -321,6 +345,36 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
+
+
+@pytest.mark.slow
+def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_once(tmp_path):
+    """table1.sh data=my.csv (relative to the caller): runs, writes the table in runs/table1-data=my.csv,...
+    and publishes nothing, as experiments/results/ holds IMDB's tables. The scripts run from a copy,
+    so a regression publishes into the copy, never into this checkout."""
+    from test_corpus import make_rows, write_csv
+    copy = tmp_path / "repo"
+    (copy / "experiments").mkdir(parents=True)
+    for name in ("table1.sh", "run_and_publish.sh"):
+        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    write_csv(caller / "my.csv", make_rows(n=30, n_test=9))
+    keys = [k for k in TINY if not k.startswith("data=")] + ["data=my.csv", "eps_grid=0", "preset=",
+                                                             "wemb_init=random"]
+    script_env = {**env(), "SEEDS": "1", "JOBS": "1", "PYTHON": sys.executable,
+                  "LSTM_ADV_CACHE": str(tmp_path / "cache"), "LSTM_ADV_OFFLINE": "1"}
+    script_env.pop("RESULTS_DIR", None)
+    r = subprocess.run(["bash", str(copy / "experiments" / "table1.sh"), *keys], cwd=caller, env=script_env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [sweep] = (copy / "runs").iterdir()
+    assert ",data=my.csv," in sweep.name and (sweep / "table1.md").exists()
+    assert json.loads((sweep / "eps=0.0" / "seed=1" / "config.json").read_text())["config"]["data"] == \
+        str(caller / "my.csv")
+    assert not (copy / "experiments" / "results").exists()
+    assert "nothing is published (set RESULTS_DIR to publish)" in r.stderr
+    assert r.stdout.count("# Error against eps at alpha = 0.5 on data=my.csv") == 1
 
 
 def wait_for_text(log, text, proc):

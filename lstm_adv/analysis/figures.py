@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..common.errors import UserError
-from ..common.paper import PAPER
 from ..common.utils import atomic_write_bytes, atomic_write_text
 from ..config import NEUTRAL_KEYS
 from ..rundir import HISTORY_COLUMNS, find_runs, read_run
-from .runs import setting_label
-from .summary import eps_label
+from .runs import is_finite, setting_label
+from .summary import corpus_label, eps_label
 
 
 
@@ -164,8 +163,8 @@ def lm_weight_figure(points, path, eps_vis=None):
 
 
 def plot(summary, path):
-    """``table1.png``: dev and test error against eps (categorical axis), ours ± sd and the paper's."""
-    cols, cells = summary["columns"], summary["cells"]
+    """``table1.png``: dev and test error against eps (categorical axis), ours ± sd and, for IMDB runs, the paper's."""
+    cols, cells, paper_table = summary["columns"], summary["cells"], summary["paper"]
     # Categorical axis; eps beyond the paper's 0..1 range (its 15.0) sit after a visible gap.
     x = np.arange(len(cols)) + 0.6 * (np.array(cols) > 1.0)
     fig = _figure((max(7.0, 0.65 * len(cols) + 2), 4.2))
@@ -177,30 +176,42 @@ def plot(summary, path):
         for xi, e in zip(x, cols):
             v = cells[e][split]["values"]
             ax.plot(np.full(len(v), xi + dx), v, ".", color=color, alpha=0.3, markersize=4)
-        paper = [PAPER[e][i] if PAPER.get(e) else np.nan for e in cols]
-        ax.plot(x + 2.5 * dx, paper, "x" if split == "dev" else "s", color=color, mfc="none", markersize=7,
-                label=f"paper, {split} (one run)")
+        if paper_table:
+            paper = [paper_table[e][i] if paper_table.get(e) else np.nan for e in cols]
+            ax.plot(x + 2.5 * dx, paper, "x" if split == "dev" else "s", color=color, mfc="none", markersize=7,
+                    label=f"paper, {split} (one run)")
     if any(e > 1.0 for e in cols) and any(e <= 1.0 for e in cols):
         gap = x[np.array(cols) > 1.0][0] - 0.8
         ax.axvline(gap, color="gray", linestyle=(0, (2, 4)), linewidth=0.8)
     for xi, e in zip(x, cols):
-        if e in PAPER and PAPER[e] is None:
+        if e in paper_table and paper_table[e] is None:
             ax.annotate("paper\nfailed", (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
                         textcoords="offset points", ha="center", fontsize=7, color="gray")
-    ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":", label="chance")
+    if paper_table:
+        ax.axhline(0.5, color="gray", linewidth=0.8, linestyle=":", label="chance")
+    else:   # K classes, maybe unbalanced: always predicting the majority class is the line to beat
+        ax.axhline(_plateau_rate(summary["runs"]), color="gray", linewidth=0.8, linestyle=":",
+                   label="one-class rate")
     for xi, e in zip(x, cols):
         ax.annotate(f"n={cells[e]['n_ok']}", (xi, 1), xycoords=("data", "axes fraction"), xytext=(0, -10),
                     textcoords="offset points", ha="center", fontsize=7, color="dimgray")
     ax.set_xticks(x, [eps_label(e) for e in cols])
     ax.set_xlabel("eps (categorical axis)")
     ax.set_ylabel("error")
-    ax.set_title(f"Table 1: error against eps at alpha = {summary['alpha']:g}")
+    ax.set_title(f"Table 1: error against eps at alpha = {summary['alpha']:g}" if paper_table else
+                 f"Error against eps at alpha = {summary['alpha']:g}, data={corpus_label(summary['data'])}")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="best")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _plateau_rate(runs):
+    """The error of always predicting the training majority class (median over the runs; 0.5 if none say)."""
+    rates = [r["plateau_err"] for r in runs if r.get("plateau_err") is not None]
+    return float(np.median(rates)) if rates else 0.5
 
 
 def plot_learning_curves(summary, path, keys=()):
@@ -216,6 +227,13 @@ def plot_learning_curves(summary, path, keys=()):
         return False
     ncol = min(4, len(eps_list))
     nrow = int(math.ceil(len(eps_list) / ncol))
+    # IMDB: two balanced classes. Another corpus: K classes, whose one-class plateau (1 - the
+    # majority's share) may lie above IMDB's 0.6 ceiling.
+    line, top = 0.5, 0.6
+    if not summary["paper"]:
+        line = _plateau_rate(summary["runs"])
+        top = max(0.6, line + 0.1, *(h["valid_err"] for rs in by_eps.values() for r in rs for h in r["history"]
+                                     if is_finite(h["valid_err"])))
     fig = _figure((3.2 * ncol, 2.5 * nrow))
     for k, e in enumerate(eps_list):
         ax = fig.add_subplot(nrow, ncol, k + 1)
@@ -224,8 +242,8 @@ def plot_learning_curves(summary, path, keys=()):
             ax.plot(ep, [h["valid_err"] for h in r["history"]], linewidth=0.9, label=f"seed {r['seed']}")
             if r["escape_epoch"] is not None:
                 ax.axvline(r["escape_epoch"], color=ax.lines[-1].get_color(), linewidth=0.5, linestyle=":")
-        ax.axhline(0.5, color="gray", linewidth=0.6, linestyle=":")
-        ax.set_ylim(0, 0.6)
+        ax.axhline(line, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_ylim(0, top)
         name = ", ".join(f"{k}={v}" for k, v in zip(keys, e[:-1]))
         ax.set_title((name + "\n" if name else "") + f"eps = {eps_label(e[-1])} ({len(by_eps[e])} runs)", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -1,6 +1,7 @@
 """Table 1's numbers: runs grouped by eps, means and spreads, tests against eps = 0 (`summarise`).
 
-The paper's values (`lstm_adv.common.paper.PAPER`) sit beside ours; `lstm_adv.analysis.tables` formats the result.
+The paper's values (`lstm_adv.common.paper.PAPER`) sit beside ours for IMDB runs only (the paper
+measured IMDB); `lstm_adv.analysis.tables` formats the result.
 """
 
 import json
@@ -12,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from ..common.paper import PAPER, TABLE1_ALPHA
-from ..config import NEUTRAL_KEYS, Config
+from ..config import NEUTRAL_KEYS, Config, is_corpus_path
 from .runs import find_runs, is_finite
 
 SPLITS = ("dev", "test", "average")
@@ -84,6 +85,20 @@ def holm(pvalues):
     return out.tolist()
 
 
+def corpus_of(runs):
+    """The ``data=`` the runs were trained on: one value, ``"mixed"``, or ``"imdb"`` for no runs.
+
+    A run saved before ``data=`` existed trained on IMDB.
+    """
+    names = {str(r["config"].get("data", "imdb")) for r in runs}
+    return names.pop() if len(names) == 1 else ("mixed" if names else "imdb")
+
+
+def corpus_label(data):
+    """`corpus_of`'s value as titles write it: imdb, toy, mixed, or the name of a user's file or folder."""
+    return Path(data).name if is_corpus_path(data) and data != "mixed" else data
+
+
 def _cell(runs):
     ok = [r for r in runs if r["status"] == "ok"]
     cell = {"n_ok": len(ok), "n_failed": len(runs) - len(ok), "not_ok": {},
@@ -127,8 +142,9 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
     Returns
     -------
     dict
-        ``alpha``; ``columns``: the eps values in order (the paper's grid plus any other eps
-        present); ``cells``: eps -> {``n_ok``, ``n_failed``, ``not_ok`` (status -> count),
+        ``alpha``; ``data``: the table's corpus (`corpus_of`); ``paper``: the paper's Table 1
+        (`PAPER`) for IMDB runs, else empty; ``columns``: the eps values in order (the paper's grid,
+        for IMDB runs, plus every eps present); ``cells``: eps -> {``n_ok``, ``n_failed``, ``not_ok`` (status -> count),
         ``seeds``, ``dirs``, ``wall_time_s``, and per split ``dev``/``test``/``average``:
         {``values``, ``mean``, ``sd`` (ddof=1), ``paper``, ``p_welch``, ``p_mwu``}} where the
         p-values test that eps against eps=0 (nan for eps=0 and where either side has < 2 ok
@@ -149,14 +165,18 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
     by_eps = {}
     for r in table_runs:
         by_eps.setdefault(r["eps"], []).append(r)
-    columns = sorted(set(PAPER) | set(by_eps))
+    data = corpus_of(table_runs or runs)
+    # The paper's numbers are IMDB's: beside another corpus's errors they would compare nothing, and
+    # its grid's empty columns would crowd out the eps the runs have.
+    paper_table = PAPER if data == "imdb" else {}
+    columns = sorted(set(paper_table) | set(by_eps))
     cells = {eps: _cell(by_eps.get(eps, [])) for eps in columns}
 
     for eps, cell in cells.items():
-        paper = PAPER.get(eps)
+        paper = paper_table.get(eps)
         for i, split in enumerate(SPLITS):
             cell[split]["paper"] = paper[i] if paper else None
-            if eps != 0.0:
+            if eps != 0.0 and 0.0 in cells:
                 cell[split]["p_welch"], cell[split]["p_mwu"] = compare(cell[split]["values"],
                                                                        cells[0.0][split]["values"])
     tested = [eps for eps in columns if eps != 0.0]
@@ -227,6 +247,6 @@ def summarise(run_dirs, alpha=TABLE1_ALPHA):
                 relative.setdefault(round(float(st), 9), []).append(rel)
     relative = {st: float(np.median(v)) for st, v in relative.items()}
 
-    return {"alpha": alpha, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
+    return {"alpha": alpha, "data": data, "paper": paper_table, "columns": columns, "cells": cells, "p_holm": p_holm, "attack": attack,
             "plateau": plateau, "attacks": attacks, "attacks_adv": attacks_adv, "relative": relative, "attack_k": attack_k,
             "other_alpha": other_alpha, "shared": shared, "mixed": mixed, "warnings": notes, "runs": runs}

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 
-from ..common.paper import PAPER
 from .runs import PLATEAU_MARGIN, is_finite, setting_label
-from .summary import SPLITS, compare, eps_label, holm, mean_sd, welch_ci
+from .summary import SPLITS, compare, corpus_label, eps_label, holm, mean_sd, welch_ci
 
 def _num(x, digits=3):
     return f"{x:.{digits}f}" if is_finite(x) else ""
@@ -24,12 +23,13 @@ def _p(p):
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _paper(eps, split_index):
-    if eps not in PAPER:
+def _paper(paper, eps, split_index):
+    """The paper's value beside ours (``paper``: the summary's, empty for a corpus other than IMDB)."""
+    if eps not in paper:
         return ""
-    if PAPER[eps] is None:
+    if paper[eps] is None:
         return " (paper failed)"
-    return f" (paper {PAPER[eps][split_index]:.2f})".replace("0.", ".", 1)
+    return f" (paper {paper[eps][split_index]:.2f})".replace("0.", ".", 1)
 
 
 def _ours(stat, cell):
@@ -53,11 +53,17 @@ def _md_table(header, rows):
 
 def to_markdown(summary):
     """``table1.md`` as a string (see the module docstring for its sections)."""
-    s, cols, cells = summary, summary["columns"], summary["cells"]
-    out = [f"# Table 1: error at alpha = {s['alpha']:g} (eps = 0 is the plain model)", "",
-           "Ours: mean ± sd (ddof=1) over seeds, ok runs only; the paper's single unseeded run in "
-           "brackets (its eps=0.1 run printed 0.00, a failed run). Average = mean of dev and test.", ""]
-    rows = [[split] + [_ours(cells[e][split], cells[e]) + _paper(e, i) for e in cols]
+    s, cols, cells, paper = summary, summary["columns"], summary["cells"], summary["paper"]
+    if paper:
+        out = [f"# Table 1: error at alpha = {s['alpha']:g} (eps = 0 is the plain model)", "",
+               "Ours: mean ± sd (ddof=1) over seeds, ok runs only; the paper's single unseeded run in "
+               "brackets (its eps=0.1 run printed 0.00, a failed run). Average = mean of dev and test.", ""]
+    else:
+        out = [f"# Error against eps at alpha = {s['alpha']:g} on data={corpus_label(s['data'])} "
+               "(eps = 0 is the plain model)", "",
+               "Mean ± sd (ddof=1) over seeds, ok runs only, at the eps the runs have. Average = mean of dev and "
+               "test. The paper's Table 1 measured IMDB: its numbers are shown beside IMDB runs only.", ""]
+    rows = [[split] + [_ours(cells[e][split], cells[e]) + _paper(paper, e, i) for e in cols]
             for i, split in enumerate(SPLITS)]
     out += _md_table(["eps"] + [eps_label(e) for e in cols], rows)
     if s["shared"]:
@@ -72,9 +78,9 @@ def to_markdown(summary):
             "eps = 0, its Holm-Bonferroni adjustment over all eps tested, and a Mann-Whitney U "
             "test as a non-parametric check; n/a where either group has fewer than 2 ok runs. The "
             "95% interval of the difference (Welch, not adjusted) bounds the effects the runs leave possible.", ""]
-    base = cells[0.0]["test"]
     rows, significant = [], []
-    for e in (e for e in cols if e != 0.0):
+    for e in (e for e in cols if e != 0.0 and 0.0 in cells):
+        base = cells[0.0]["test"]
         t = cells[e]["test"]
         diff = t["mean"] - base["mean"] if cells[e]["n_ok"] and cells[0.0]["n_ok"] else math.nan
         rows.append([eps_label(e), f"{cells[e]['n_ok']} vs {cells[0.0]['n_ok']}",
@@ -86,6 +92,8 @@ def to_markdown(summary):
     out += _md_table(["eps", "n ok (eps vs 0)", "test err - eps 0", "95% interval", "Welch p", "Welch p (Holm)",
                       "Mann-Whitney p"], rows)
     n_tested = sum(is_finite(p) for p in s["p_holm"].values())
+    if 0.0 not in cells:   # only another corpus's tables lack the column (IMDB's always show the grid)
+        out += ["", "No run at eps = 0: nothing to test against."]
     out += ["", (f"Differs from eps = 0 at the 5% level after Holm's correction: {', '.join(significant)}."
                  if significant else
                  f"No eps differs from eps = 0 at the 5% level after Holm's correction "
@@ -173,14 +181,15 @@ def to_csv(summary):
 
     ``split`` is dev, test or average; ``p_welch``/``p_mwu`` test that split's error against
     eps=0; ``paper_note`` is ``failed`` for the paper's eps=0.1 and ``not in paper`` for eps
-    outside its grid.
+    outside its grid; ``paper`` and ``paper_note`` are empty for a corpus other than IMDB.
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for e in summary["columns"]:
         c = summary["cells"][e]
-        note = "not in paper" if e not in PAPER else ("failed" if PAPER[e] is None else "")
+        paper = summary["paper"]
+        note = ("" if not paper else "not in paper" if e not in paper else "failed" if paper[e] is None else "")
         for split in SPLITS:
             st = c[split]
             w.writerow([eps_label(e), split, _num(st["mean"], 6), _num(st["sd"], 6), c["n_ok"], c["n_failed"],

@@ -77,11 +77,23 @@ def default_compiledir_root():
 
 
 def sweep_dir(name, opts, keys, extra_name=()):
+    """The sweep's folder: ``sweep_dir=``, else ``runs/NAME-KEY=VALUE,...`` from the pass-through ``keys``.
+
+    ``data=PATH`` is named by the file or folder's name, as a run directory is
+    (`lstm_adv.config.Config.run_dir`), so the folder says which corpus without the whole path.
+    """
     if opts.sweep_dir:
         return Path(opts.sweep_dir)
-    parts = list(extra_name) + [k for k in keys if k.split("=", 1)[0] not in _NOT_IN_DIR_NAME]
+    parts = list(extra_name) + [_dir_part(k) for k in keys if k.split("=", 1)[0] not in _NOT_IN_DIR_NAME]
     suffix = ("-" + ",".join(parts).replace(os.sep, "_")) if parts else ""
     return Path("runs") / (name + suffix)
+
+
+def _dir_part(key_value):
+    key, _, value = key_value.partition("=")
+    if key == "data" and config_mod.is_corpus_path(value):
+        return f"data={Path(value).name}"
+    return key_value
 
 
 class Command:

@@ -68,6 +68,9 @@ def plan(argv):
     config_mod.parse_args(keys)  # a bad pass-through value: one line, before anything
     root, commands = PLANS[name](opts, keys)
     lines = [command_line(c) for c in commands]
+    # The grid's own defaults the user did not type (preset=authors changes wdim and the
+    # embeddings): named on the plan's first line, not left for commands.txt to reveal.
+    applied = unless_given(TABLE1_DEFAULT_KEYS, keys) if name == "table1" else []
     parse_commands(lines, "the planned sweep")  # a bad pass-through key refuses the plan
     out = Path(opts.out or root / "commands.txt")
     checks.writable_dir("sweep_dir", root)
@@ -76,5 +79,11 @@ def plan(argv):
         atomic_write_text(out, "\n".join(lines) + "\n")
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror}") from None
-    print(f"{name}: {len(lines)} runs under {root}; commands in {out}", file=sys.stderr)
+    data = config_mod.parse_args(commands[0]).data
+    added = " ".join(k + (f" ({' '.join(f'{n}={v}' for n, v in config_mod.PRESETS[k[7:]].items())})"
+                          if k.startswith("preset=") and k[7:] else "") for k in applied)
+    print(f"{name}: {len(lines)} runs on data={data}"
+          + (f", each with {added} (set by the plan; give another value to replace it, e.g. preset=)"
+             if applied else ", with no keys added by the plan"), file=sys.stderr)
+    print(f"{name}: runs under {root}; commands in {out}", file=sys.stderr)
     return out
