@@ -32,7 +32,12 @@ def merge(*groups):
     return list(out.values())
 
 
-def run_cli(module, args, cwd, timeout=900, env=None):
+# Every subprocess a test starts has this timeout: a guard against a hung process, not a speed
+# requirement (a loaded machine, a cold compile cache and a first IMDB build are all slow).
+HANG_GUARD = 3600
+
+
+def run_cli(module, args, cwd, timeout=HANG_GUARD, env=None):
     """Run ``python -m module args`` and return the CompletedProcess (text output)."""
     # One BLAS thread: OpenBLAS threads oversubscribed by parallel test processes crawl.
     full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}

@@ -329,7 +329,7 @@ def test_there_are_at_least_60_cases_over_every_command():
 ])
 def test_bad_input_through_python_m(module, args, tmp_path):
     before = _tree(tmp_path)
-    assert_one_line_error(run_cli(module, args, tmp_path, timeout=120))
+    assert_one_line_error(run_cli(module, args, tmp_path))
     assert _tree(tmp_path) == before
 
 
@@ -346,10 +346,10 @@ def test_issue_32_commands_through_python_m(module, args, fragment, workdir):
     if "{proc}" in args and not os.path.isdir("/proc/self"):
         pytest.skip("no /proc here")
     before = _tree(workdir)
-    assert_one_line_error(run_cli(module, _argv(args, workdir), workdir, timeout=120), fragment)
+    assert_one_line_error(run_cli(module, _argv(args, workdir), workdir), fragment)
     assert _tree(workdir) == before
 
 
 def test_bench_help(tmp_path):
-    proc = run_cli("lstm_adv.bench", ["--help"], tmp_path, timeout=120)
+    proc = run_cli("lstm_adv.bench", ["--help"], tmp_path)
     assert proc.returncode == 0 and "modes=" in proc.stdout and not list(tmp_path.iterdir())

@@ -310,7 +310,7 @@ def test_bad_corpus_is_one_line_exit_2_and_writes_nothing(case, files, data, ext
 
 def test_bad_corpus_through_python_m(tmp_path):
     (tmp_path / "c.csv").write_bytes(b"text,label\nA good film.,1\nA bad film.,neg\n")
-    proc = run_cli("lstm_adv.train", ["data=c.csv", "saveto=run"], tmp_path, timeout=120,
+    proc = run_cli("lstm_adv.train", ["data=c.csv", "saveto=run"], tmp_path,
                    env={"LSTM_ADV_CACHE": str(tmp_path / "cache")})
     assert_one_line_error(proc, "mixes numbers and names")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import HANG_GUARD
 from lstm_adv.common import faults
 from lstm_adv.common.errors import UserError
 
@@ -86,7 +87,7 @@ def test_pause_waits_for_a_signal_and_hands_it_to_the_process(tmp_path):
             time.sleep(0.01)
         # Sent at once, perhaps before sigwait is reached: blocked first, the signal waits pending.
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=HANG_GUARD)
     finally:
         if proc.poll() is None:
             proc.kill()

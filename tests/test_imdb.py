@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import merge
+from conftest import HANG_GUARD, merge
 from lstm_adv.data import imdb, imdb_source
 from lstm_adv.config import parse_args
 from lstm_adv.data import PAD, UNK
@@ -209,7 +209,7 @@ def test_pool_workers_end_quietly_under_the_trainings_signal_handlers():
             "signal.signal(signal.SIGTERM, stop)\nsignal.signal(signal.SIGINT, stop)\n"
             "texts = ['a fine film , really .'] * (4 * imdb_source.POOL_MIN_REVIEWS)\n"
             "print(len(imdb_source.tokenize_texts(texts, workers=2, progress=False)))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0 and r.stdout.strip() == str(4 * imdb_source.POOL_MIN_REVIEWS), r.stderr
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
 
@@ -385,7 +385,7 @@ def test_cli_bad_data_exits_2_with_one_line(tmp_path):
     for args in (["build", f"data_path={bad}"], ["build", f"data_path={tmp_path / 'missing'}"],
                  ["build", "colour=blue"], ["frobnicate"]):
         proc = subprocess.run([sys.executable, "-m", "lstm_adv.data", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=HANG_GUARD)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
@@ -393,7 +393,7 @@ def test_cli_bad_data_exits_2_with_one_line(tmp_path):
 
 def test_cli_help():
     proc = subprocess.run([sys.executable, "-m", "lstm_adv.data", "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=HANG_GUARD)
     assert proc.returncode == 0
     for word in ("fetch", "build", "export", "data_path=", "cache_dir=", "LSTM_ADV_DATA", "LSTM_ADV_OFFLINE"):
         assert word in proc.stdout

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, assert_one_line_error, merge, read_json, run_cli
+from conftest import HANG_GUARD, TINY, assert_one_line_error, merge, read_json, run_cli
 
 PROBE = Path(__file__).resolve().parents[1] / "experiments" / "length_probe.py"
 
 
 def probe(*args, cwd):
     return subprocess.run([sys.executable, str(PROBE), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                          timeout=HANG_GUARD, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
 
 
 @pytest.mark.slow

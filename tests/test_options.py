@@ -115,7 +115,7 @@ def test_every_command_has_the_common_help_and_did_you_mean(command, tmp_path):
     module, *sub = command.split()
     (tmp_path / "adir").mkdir()
     (tmp_path / "commands.txt").write_text("python -m lstm_adv.train data=toy saveto=r1\n")
-    proc = run_cli(f"lstm_adv.{module}", [*sub, "--help"], tmp_path, timeout=120)
+    proc = run_cli(f"lstm_adv.{module}", [*sub, "--help"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: python -m lstm_adv.{module}") and proc.stderr == ""
     assert "\nEach key at most once, as key=value" in proc.stdout or "\nkeys: none\n" in proc.stdout
@@ -124,7 +124,7 @@ def test_every_command_has_the_common_help_and_did_you_mean(command, tmp_path):
     before, typo, near = COMMANDS[command]
     subst = {"dir": str(tmp_path / "adir"), "cmds": str(tmp_path / "commands.txt")}
     args = [*sub, *(a.format(**subst) for a in before), typo]
-    proc = run_cli(f"lstm_adv.{module}", args, tmp_path, timeout=120)
+    proc = run_cli(f"lstm_adv.{module}", args, tmp_path)
     key = typo.split("=")[0]
     assert_one_line_error(proc, f"unknown key {key!r}", *([f"did you mean {near}?"] if near else []))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "commands.txt"]   # nothing written

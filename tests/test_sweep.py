@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import merge, write_nan_params
+from conftest import HANG_GUARD, merge, write_nan_params
 from lstm_adv.sweeps import commands as commands_file, launcher, plan, random_search, slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def env():
     return e
 
 
-def sweep_cli(*args, cwd, timeout=600):
+def sweep_cli(*args, cwd, timeout=HANG_GUARD):
     return subprocess.run([sys.executable, "-m", "lstm_adv.sweep", *map(str, args)], cwd=cwd, env=env(),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -301,7 +301,7 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     results = tmp_path / "results"
     script = ["bash", str(REPO / "experiments" / "table1.sh"), "eps_grid=0,0.5", f"sweep_dir={root}", *TINY]
     script_env = {**env(), "SEEDS": "1", "JOBS": "2", "PYTHON": sys.executable, "RESULTS_DIR": str(results)}
-    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"2 runs under {root}: 2 already finished, 0 failed (nan earlier, or bad input), 0 to run" in r.stdout
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes   # nothing retrained
@@ -342,7 +342,7 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
 
     # On a machine without the run directories, the published runs are not run again.
     shutil.rmtree(ok_dirs[0])
-    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
 
@@ -366,7 +366,7 @@ def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_o
                   "LSTM_ADV_CACHE": str(tmp_path / "cache"), "LSTM_ADV_OFFLINE": "1"}
     script_env.pop("RESULTS_DIR", None)
     r = subprocess.run(["bash", str(copy / "experiments" / "table1.sh"), *keys], cwd=caller, env=script_env,
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
     [sweep] = (copy / "runs").iterdir()
     assert ",data=my.csv," in sweep.name and (sweep / "table1.md").exists()
@@ -404,7 +404,7 @@ def test_resume_after_a_run_is_killed(tmp_path):
     # a has 60 updates, b 240: only b reaches update 150, where it kills itself (after the checkpoint there).
     r = subprocess.run([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1", "retries=0"],
                        cwd=tmp_path, env={**env(), "LSTM_ADV_FAULT": "kill@update=150"}, capture_output=True,
-                       text=True, timeout=900)
+                       text=True, timeout=HANG_GUARD)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert f"failed      {b}: killed by SIGKILL" in out, out
@@ -430,7 +430,7 @@ def test_a_crashed_run_is_retried_and_resumes(tmp_path):
     fired = tmp_path / "fired"
     r = subprocess.run([sys.executable, "-m", "lstm_adv.sweep", "run", str(cmds), "jobs=1", "retries=1"],
                        cwd=tmp_path, env={**env(), "LSTM_ADV_FAULT": f"kill@update=35,file={fired}"},
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
     assert fired.exists() and "summary: 1 of 1 runs ok, 0 failed" in r.stdout
     assert status(a) == "ok" and attempts(a) == 2
@@ -452,7 +452,7 @@ def test_sigterm_stops_the_sweep(tmp_path):
     try:
         wait_for_file(paused, proc)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=300)
+        out, _ = proc.communicate(timeout=HANG_GUARD)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -475,20 +475,20 @@ def _no_slurm(reason):
 def slurm_cluster():
     if shutil.which("sbatch") is None:
         _no_slurm("sbatch not installed (apt-get install slurm-wlm munge; see ../shared/slurm/README.md)")
-    up = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    up = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=HANG_GUARD).returncode == 0
     started = False
     if not up:
         start = REPO.parent / "shared" / "slurm" / "start-cluster.sh"
         if not start.exists() or os.geteuid() != 0:
             _no_slurm("no Slurm controller answers and start-cluster.sh cannot be run here")
-        r = subprocess.run(["bash", str(start)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(["bash", str(start)], capture_output=True, text=True, timeout=HANG_GUARD)
         if r.returncode != 0:
             _no_slurm(f"could not start a single-node Slurm: {r.stderr.strip()[-300:]}")
         started = True
     yield
     if started:
         subprocess.run(["bash", str(REPO.parent / "shared" / "slurm" / "stop-cluster.sh")], capture_output=True,
-                       timeout=60)
+                       timeout=HANG_GUARD)
 
 
 @pytest.mark.slow
@@ -500,7 +500,7 @@ def test_slurm_array_for_real(tmp_path, slurm_cluster):
     r = sweep_cli("slurm", cmds, "max_parallel=2", "time=0:10:00", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     job = subprocess.run(["sbatch", "--parsable", r.stdout.strip()], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=60)
+                         timeout=HANG_GUARD)
     assert job.returncode == 0, job.stderr
     job_id = job.stdout.strip().split(";")[0]
     # Wait while the tasks are queued or running; a task in any other state fails at once. The guard
@@ -540,7 +540,7 @@ def test_a_run_locked_by_a_live_process_is_waited_for(tmp_path):
         held.write_metrics({"status": "ok"})
     finally:
         held.unlock()
-    assert proc.wait(timeout=60) == 0, (tmp_path / "sweep.out").read_text()
+    assert proc.wait(timeout=HANG_GUARD) == 0, (tmp_path / "sweep.out").read_text()
     log.close()
     out = (tmp_path / "sweep.out").read_text()
     assert f"being trained by pid {os.getpid()}" in out and "[1/1] ok" in out
@@ -591,7 +591,7 @@ def test_publish_copies_each_run_as_it_ends(tmp_path):
     finally:
         for run in held.values():
             run.unlock()
-    assert proc.wait(timeout=60) == 0, (tmp_path / "sweep.out").read_text()
+    assert proc.wait(timeout=HANG_GUARD) == 0, (tmp_path / "sweep.out").read_text()
     log.close()
     assert json.loads((results / "b" / "metrics.json").read_text()) == {"status": "ok"}
     assert "summary: 3 of 3 runs ok, 0 failed" in (tmp_path / "sweep.out").read_text()
@@ -607,7 +607,7 @@ def test_vat_comparison_selects_eps_on_validation_then_runs_more_seeds(tmp_path)
     tiny = [a for a in TINY if not a.startswith("attack_eps=")]
     r = subprocess.run(["bash", str(REPO / "experiments" / "vat_comparison.sh"), *tiny, "preset=",
                         "attack_eps=0.1,1", "attack_k=2", "attack_size=20"],
-                       cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=900)
+                       cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     published = results / "vat_comparison"
     stage1 = sorted(p.name for p in published.glob("*_seed=1"))

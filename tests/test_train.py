@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
+from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
 from lstm_adv import train
 from lstm_adv.rundir import RunDir
 
@@ -269,7 +269,7 @@ def test_flush_denormals_zeroes_subnormals_on_the_calling_thread():
             "a = np.array([1e-39], dtype=np.float32)\n"
             "print(float((a * np.float32(1))[0]), flush_denormals(), float((a * np.float32(1))[0]))")
     # A fresh process: the setting would otherwise stay with this test worker.
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD)
     before, ok, after = out.stdout.split()
     assert float(before) > 0 and ok == "True" and float(after) == 0.0, out.stderr
 
