@@ -113,6 +113,58 @@ def test_missing_file(tmp_path):
         load_word2vec(tmp_path / "GoogleNews.bin.gz", WORDS, w_init())
 
 
+def test_missing_rows_uniform_and_rescaling_to_a_std(tmp_path):
+    # preset=authors: words the vectors lack (and UNK) drawn from U(-0.25, 0.25), padding 0;
+    # the vectors read rescaled to a per-coordinate std, the drawn rows left as drawn.
+    path = write_vectors(tmp_path / "v.txt", False)
+    found = [2, 3, 4, 5, 6]                                   # the, movie, good, bad, paris
+    draw = np.random.default_rng(5).uniform(-0.25, 0.25, size=(len(WORDS), DIM)).astype(np.float32)
+    W, info = load_word2vec(path, WORDS, w_init(), missing="uniform", rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(W[0], 0.0)
+    np.testing.assert_array_equal(W[[1, 7]], draw[[1, 7]])   # UNK and "zebra": the draw, not W_init's -7
+    vec = dict(zip(KEYS, vectors()))
+    file_rows = np.stack([vec[k] for k in ("the", "movie", "Good", "BAD", "Paris")])
+    np.testing.assert_array_equal(W[found], file_rows)      # std=0: as in the file
+    assert info["missing_init"] == "uniform" and "scaled_coord_std" not in info
+
+    W2, info2 = load_word2vec(path, WORDS, w_init(), missing="uniform", std=0.144, rng=np.random.default_rng(5))
+    assert W2.dtype == np.float32
+    assert float(W2[found].std()) == pytest.approx(0.144, rel=1e-5)
+    np.testing.assert_allclose(W2[found], file_rows * (0.144 / file_rows.std()), rtol=1e-6)
+    np.testing.assert_array_equal(W2[[0, 1, 7]], W[[0, 1, 7]])   # only the rows read are rescaled
+    assert info2["file_coord_std"] == pytest.approx(file_rows.std(), abs=1e-5)
+    assert info2["scaled_coord_std"] == pytest.approx(0.144) and info2["w2v_std_target"] == 0.144
+    with pytest.raises(ValueError, match="needs rng"):
+        load_word2vec(path, WORDS, w_init(), missing="uniform")
+
+
+def test_preset_authors_starts_from_rescaled_vectors_and_uniform_missing_rows(tmp_path):
+    # The training command's initialisation (train.initial_params) under preset=authors, on the
+    # toy corpus with a tiny word2vec file for some of its words: the preset's w2v_missing and
+    # w2v_std reach load_word2vec, with the run's seeded generator for the drawn rows.
+    from lstm_adv import train
+    from lstm_adv.common.utils import make_rng
+    from lstm_adv.config import parse_args
+    from lstm_adv.data import load_dataset
+
+    cfg = parse_args(["data=toy", "preset=authors", "wdim=4", f"w2v_path={tmp_path / 'v.txt'}", "seed=3"])
+    assert (cfg.wemb_init, cfg.w2v_missing, cfg.w2v_std) == ("word2vec", "uniform", 0.144)
+    data = load_dataset(cfg)
+    n_words = min(cfg.n_words, len(data.words))
+    keys = list(data.words[2:12])                         # ten toy words; the others are missing
+    vecs = np.random.default_rng(0).normal(3.0, 2.0, size=(len(keys), DIM)).astype(np.float32)
+    write_vectors(tmp_path / "v.txt", False, keys=keys, vecs=vecs)
+    params, info = train.initial_params(cfg, n_words, data)
+    W = params["Wemb"]
+    assert W.shape == (n_words, 4) and W.dtype == np.dtype(cfg.floatX)
+    assert float(W[2:12].std()) == pytest.approx(0.144, rel=1e-5)
+    np.testing.assert_allclose(W[2:12], vecs * (0.144 / vecs.std()), rtol=1e-5)
+    draw = make_rng(3, "w2v_missing").uniform(-0.25, 0.25, size=(n_words, 4)).astype(W.dtype)
+    np.testing.assert_array_equal(W[12:], draw[12:])
+    np.testing.assert_array_equal(W[0], 0.0)
+    assert (info["found_exact"], info["missing"]) == (10, n_words - 12)
+
+
 def test_gzipped_text_by_magic(tmp_path):
     plain = write_vectors(tmp_path / "v.txt", False)
     packed = tmp_path / "vectors.gz"

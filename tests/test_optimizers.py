@@ -22,6 +22,7 @@ import pytest
 
 from lstm_adv.config import FIELDS, parse_args
 from lstm_adv.common.errors import UserError
+from lstm_adv.core.backend import blas_ldflags
 from lstm_adv.core.optimizers import LAZY_ROWS, OPTIMIZERS
 
 N_WORDS, WDIM, N_CLASSES = 12, 3, 2
@@ -30,6 +31,9 @@ LRATE = 0.5  # sgd's only; adadelta and rmsprop ignore it, as in the tutorial
 # The C backend, the one training uses by default (and the one `AdadeltaRows` is written for);
 # PyTensor 3's own default, NUMBA, would spend minutes compiling these few small functions.
 MODE = pytensor.compile.mode.get_mode("CVM")
+# PyTensor's mode, not lstm_adv's get_mode: read the BLAS flags silently as get_mode does, or the
+# first compile here warns that a pip-installed PyTensor has no BLAS to link (expected: README).
+blas_ldflags()
 
 
 # --- the tutorial's two-function form, rewritten in PyTensor ---------------------------------

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from conftest import TINY, assert_one_line_error, run_cli
 from lstm_adv import visualize
 from lstm_adv.analysis.visualize import analyse, bigram, decode, inputs, options, render
+from lstm_adv.common.errors import UserError
 from lstm_adv.core.compiled import Model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,6 +250,60 @@ def test_tables_and_summary(tmp_path, fmt):
 
 
 # ---------------------------------------------------------------------------------------------
+# choosing the reviews: index=, sample=, text= (select_reviews, on the toy corpus)
+
+@pytest.fixture(scope="module")
+def toy_corpus_run(tmp_path_factory):
+    """A Run over data=toy's own dictionary (select_reviews checks it against the data set's)."""
+    from lstm_adv.config import parse_args
+    from lstm_adv.data import load_dataset
+
+    cfg = parse_args(["data=toy", "wdim=4", "hdim=4", "mode=C", "progress=0"])
+    data = load_dataset(cfg)
+    return inputs.Run(tmp_path_factory.mktemp("toy_corpus"), cfg, len(data.words), {}, list(data.words)), data
+
+
+def _select(run, *args):
+    return inputs.select_reviews(options.parse_options(["model=x", *args]), run)
+
+
+def _assert_split_reviews(reviews, split, name, idx):
+    assert [r.name for r in reviews] == [f"{name}[{i}]" for i in idx]
+    for r, i in zip(reviews, idx):
+        assert r.ids.tolist() == list(split.seqs[i]) and r.label == int(split.labels[i])
+
+
+def test_index_chooses_those_reviews_in_that_order(toy_corpus_run):
+    run, data = toy_corpus_run
+    _assert_split_reviews(_select(run, "index=7,0,3"), data.test, "test", [7, 0, 3])
+    _assert_split_reviews(_select(run, "split=valid", "index=2"), data.valid, "valid", [2])
+
+
+def test_sample_is_a_seeded_random_choice_of_distinct_reviews(toy_corpus_run):
+    run, data = toy_corpus_run
+    picks = {seed: [int(r.name[5:-1]) for r in _select(run, "sample=6", f"seed={seed}")] for seed in (0, 1)}
+    for seed, idx in picks.items():
+        assert len(set(idx)) == 6 and all(0 <= i < len(data.test) for i in idx), (seed, idx)
+        assert idx != list(range(6)) and idx != sorted(idx)   # not the first (shortest) reviews
+        _assert_split_reviews(_select(run, "sample=6", f"seed={seed}"), data.test, "test", idx)   # same seed, same
+    assert picks[0] != picks[1]
+    with pytest.raises(UserError, match=f"sample={len(data.test) + 1} but split=test has only"):
+        _select(run, f"sample={len(data.test) + 1}")
+
+
+def test_text_is_one_review_tokenised_as_in_training(toy_corpus_run):
+    run, _ = toy_corpus_run
+    ids = {w: i for i, w in enumerate(run.words)}
+    # Case and punctuation as a user types them: lowercased, "!" split off; a word the toy
+    # corpus never saw is UNK (1).
+    reviews = _select(run, "text=The plot and the music, zyzzyva!")
+    assert len(reviews) == 1 and reviews[0].name == "text" and reviews[0].label == -1
+    assert reviews[0].ids.tolist() == [ids["the"], ids["plot"], ids["and"], ids["the"], ids["music"], ids[","],
+                                       1, ids["!"]]
+    assert _select(run, "text=the plot", "label=1")[0].label == 1
+
+
+# ---------------------------------------------------------------------------------------------
 # bad input, in process (fast) ...
 
 def _main_error(capsys, args):
@@ -317,6 +373,25 @@ def test_end_to_end_markdown_and_html(toy_run, tmp_path):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<h3>line ") == 3   # 2 in Table 2, 1 in Table 3
     assert page.count("<td>KNN</td>") == 3 and "wonderful , brilliant film !" in page
+
+
+@pytest.mark.slow
+def test_end_to_end_index_sample_and_text(toy_run, capsys):
+    # The command line's choice reaches the document: Table 2's headings name the chosen reviews.
+    def headings(*args):
+        assert visualize.main([f"model={toy_run}", "pairs=0", *args]) == 0
+        md = capsys.readouterr().out
+        return md, re.findall(r"^### (.+?): true label", md, flags=re.M)
+
+    _, names = headings("index=4,1")
+    assert sorted(names) == ["test[1]", "test[4]"]
+    _, names = headings("sample=3", "seed=2")
+    chosen = inputs.select_reviews(options.parse_options([f"model={toy_run}", "sample=3", "seed=2"]),
+                                   inputs.load_run(str(toy_run)))
+    assert sorted(names) == sorted(r.name for r in chosen) and len(set(names)) == 3
+    md, names = headings("text=A wonderful film!", "label=1")
+    assert names == ["text"] and "### text: true label positive, 4 tokens" in md
+    assert "| original | a wonderful film ! |" in md
 
 
 @pytest.mark.slow

@@ -301,8 +301,8 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
     if delta is None:
         d0 = fixed.get("d0")
         if d0 is None:
-            draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=rngs["vat"])
-            rng_updates[rngs["vat"]] = draw.owner.outputs[0]
+            rng_updates[rngs["vat"]], draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=rngs["vat"],
+                                                              return_next_rng=True)
             d0 = pt.cast(draw, emb.dtype)
         direction = power_iteration(lambda r: kl_divergence(target, logits_at(const_v + r)), d0, mask_v,
                                     float(cfg.vat_xi), cfg.vat_iters)

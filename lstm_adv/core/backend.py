@@ -49,7 +49,10 @@ def get_mode(cfg):
     # The model writes its softmax out (`lstm_adv.core.model.softmax_rows`); do not let PyTensor fold
     # it back into the `OpFromGraph` that the C backend would run through a Numba function.
     mode = pytensor.compile.mode.get_mode(MODES[name]).excluding("symbolic_op_recognition")
-    if name == "C" and not blas_ldflags():
+    # Both modes whose C code links BLAS (FAST_COMPILE's C thunks too) read the flags here, silently
+    # (`blas_ldflags`): else the first such compile in a process reads them itself and warns.
+    ldflags = blas_ldflags() if name in ("C", "FAST_COMPILE") else None
+    if name == "C" and not ldflags:
         # Without a BLAS to link (a pip-installed PyTensor), the C backend's Gemm/Gemv use a
         # NumPy-C-API fallback that is 2-4x slower than NumPy's own dot for our (16, 128) x
         # (128, 512) steps; keep Dot22 (numpy.dot on NumPy's OpenBLAS) plus an elementwise add.

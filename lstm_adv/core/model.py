@@ -247,8 +247,7 @@ def dropout(h, use_noise, rng):
     """
     if isinstance(use_noise, bool) and not use_noise:
         return h * 0.5, None
-    draw = pt.random.uniform(0.0, 1.0, size=h.shape, rng=rng)
-    next_rng = draw.owner.outputs[0]
+    next_rng, draw = pt.random.uniform(0.0, 1.0, size=h.shape, rng=rng, return_next_rng=True)
     keep = pt.cast(draw < 0.5, h.dtype)
     if isinstance(use_noise, bool):
         return h * keep, next_rng
@@ -260,8 +259,8 @@ def dropout_keep(shape, dtype, rng):
 
     Returns ``(keep, next_rng)``; the VAT branch applies one mask to all its passes.
     """
-    draw = pt.random.uniform(0.0, 1.0, size=shape, rng=rng)
-    return pt.cast(draw < 0.5, dtype), draw.owner.outputs[0]
+    next_rng, draw = pt.random.uniform(0.0, 1.0, size=shape, rng=rng, return_next_rng=True)
+    return pt.cast(draw < 0.5, dtype), next_rng
 
 
 def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None, keep=None,

@@ -1,0 +1,107 @@
+"""The speed benchmark (`python -m lstm_adv.bench`): end to end on tiny shapes, and its cold/cached bookkeeping.
+
+The figures themselves are timings (not asserted); what is asserted is what the benchmark
+promises around them: one result per mode and float type, the keys given reaching the workers,
+unavailable modes reported as skipped, the parameter hash after a few updates reproducible
+across processes, and with ``cold=1`` two workers per measurement sharing one fresh compile
+directory, compared bit for bit.
+"""
+
+import json
+import os
+
+import pytest
+
+from lstm_adv import bench
+from lstm_adv.common.errors import cli_entry
+
+TINY_SHAPES = ["wdim=8", "hdim=8", "n_words=50"]
+
+
+@pytest.fixture(autouse=True)
+def _bench_shapes(monkeypatch):
+    """`bench.main` sets the module's shapes (globals) for the run: put them back afterwards."""
+    for name in ("WDIM", "HDIM", "N_WORDS", "WEMB_UPDATE"):
+        monkeypatch.setattr(bench, name, getattr(bench, name))
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
+    # JAX reported missing (whether or not it is installed): its line says skipped, nothing runs.
+    real = bench._available
+    monkeypatch.setattr(bench, "_available", lambda mode: "not here (test)" if mode == "JAX" else real(mode))
+    out = tmp_path / "bench.json"
+    assert cli_entry(bench.main)(["modes=c,JAX", "reps=3", "cold=0", *TINY_SHAPES, f"out={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert "n_words=50 wdim=8 hdim=8" in printed and "JAX: skipped (not here (test))" in printed
+    assert printed.rstrip().endswith(f"wrote {out}")
+
+    rep = json.loads(out.read_text())
+    assert rep["settings"] == {"B": bench.B, "T": bench.T, "n_words": 50, "wdim": 8, "hdim": 8, "reps": 3,
+                               "wemb_update": "lazy"}
+    c, jax = rep["results"]
+    assert jax == {"mode": "JAX", "skipped": "not here (test)"}
+    assert (c["mode"], c["floatX"]) == ("C", "float32")
+    assert c["shapes"] == {"wdim": 8, "hdim": 8, "n_words": 50, "wemb_update": "lazy"}   # the keys reached the worker
+    assert "cold_compile_s" not in c and "bitwise_same_across_processes" not in c        # cold=0: one process
+    for name in ("clean", "adversarial"):
+        u = c["update"][name]
+        assert 0 < u["ms_min"] <= u["ms_median"] and u["cpu_ms_median"] > 0, (name, u)
+        assert u["tokens_per_s"] == pytest.approx(bench.B * bench.T / (u["ms_median"] / 1000), rel=0.01)
+        assert u["flops"] == sum(bench.update_flops(name == "adversarial").values())
+    assert c["update"]["adversarial"]["flops"] > c["update"]["clean"]["flops"]
+    phases = c["breakdown"]["phases_ms"]   # the first mode's adversarial update, profiled
+    assert {"forward scans", "backward scans", "optimizer step Wemb"} <= set(phases)
+    assert sum(phases.values()) == pytest.approx(c["breakdown"]["ms_in_nodes"], abs=0.01 * len(phases))
+
+    # The hash after 5 updates from the fixed start: the same in a second process (what cold=1
+    # compares between its cold and cached worker).
+    again = bench._run_worker("C", "float32", 1, None, dict(wdim=8, hdim=8, n_words=50, breakdown=False))
+    for name in ("clean", "adversarial"):
+        assert again["update"][name]["params_sha256_after_5"] == c["update"][name]["params_sha256_after_5"], name
+    assert c["update"]["clean"]["params_sha256_after_5"] != c["update"]["adversarial"]["params_sha256_after_5"]
+
+
+def _fake_result(mode, floatX, compile_s, sha):
+    update = {name: {"ms_median": 10.0, "cpu_ms_median": 9.0, "ms_min": 8.0, "tokens_per_s": 160000, "flops": 1,
+                     "params_sha256_after_5": sha[name], "flop_floor_ms": 1.0, "fraction_of_matmul_peak": 0.1}
+              for name in ("clean", "adversarial")}
+    return {"mode": mode, "floatX": floatX, "compile_s": {"clean": compile_s, "adversarial": 2 * compile_s},
+            "update": update, "adv_clean_ratio": 1.0, "adv_clean_ratio_cpu": 1.0,
+            "eval": {"tokens_per_s": 1000}, "peak_rss_mb": 100.0}
+
+
+def test_cold_runs_two_workers_in_one_fresh_compile_directory_and_compares_their_bits(tmp_path, monkeypatch, capsys):
+    # The workers stubbed (a real cold compile takes minutes): main's bookkeeping around them.
+    calls = []
+
+    def worker(mode, floatX, reps, compiledir, shapes):
+        calls.append((mode, floatX, reps, compiledir, os.path.isdir(compiledir), dict(shapes)))
+        first = sum(1 for c in calls if c[:2] == (mode, floatX)) == 1
+        sha = {"clean": "same", "adversarial": "same" if floatX == "float32" or first else "differs"}
+        return _fake_result(mode, floatX, 5.0 if first else 1.0, sha)
+
+    monkeypatch.setattr(bench, "_run_worker", worker)
+    monkeypatch.setattr(bench, "_available", lambda mode: None)
+    out = tmp_path / "bench.json"
+    assert cli_entry(bench.main)(["modes=C,NUMBA", "floatX=float32,float64", "reps=2", *TINY_SHAPES,
+                                  f"out={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert [c[:3] for c in calls] == [(m, f, 2) for m in ("C", "NUMBA") for f in ("float32", "float64") for _ in (0, 1)]
+    for cold, cached in zip(calls[::2], calls[1::2]):
+        assert cold[3] == cached[3] and cold[4] and cached[4]   # one compile directory, existing, for both
+        assert cold[5]["breakdown"] is False                     # the cold worker is never profiled
+    assert len({c[3] for c in calls}) == 4 and not any(os.path.exists(c[3]) for c in calls)   # fresh, then removed
+    # Only the first measurement is profiled.
+    assert [c[5]["breakdown"] for c in calls[1::2]] == [True, False, False, False]
+
+    results = json.loads(out.read_text())["results"]
+    assert [(r["mode"], r["floatX"]) for r in results] == [("C", "float32"), ("C", "float64"),
+                                                          ("NUMBA", "float32"), ("NUMBA", "float64")]
+    for r in results:
+        assert r["cold_compile_s"] == 15.0 and r["compile_s"] == {"clean": 1.0, "adversarial": 2.0}
+        assert r["cold_run"]["compile_s"]["clean"] == 5.0
+        assert r["bitwise_same_across_processes"] == (r["floatX"] == "float32"), r
+    lines = [ln for ln in printed.splitlines() if ln.strip().startswith(("C ", "NUMBA "))]
+    assert len(lines) == 4
+    assert ["NOT bit-reproducible" in ln for ln in lines] == [False, True, False, True]
