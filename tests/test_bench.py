@@ -37,6 +37,11 @@ def test_bench_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
     assert printed.rstrip().endswith(f"wrote {out}")
 
     rep = json.loads(out.read_text())
+    # The BLAS libraries and the kernel each runs (OPENBLAS_CORETYPE pins one), on the first line too.
+    blas = rep["machine"]["blas"]
+    assert blas and all(b["library"] and b["architecture"] and b["file"] for b in blas), blas
+    assert f"BLAS {blas[0]['library'].split()[0]}" in printed.splitlines()[0]
+    assert set(rep["machine"]["openblas_env"]) <= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     assert rep["settings"] == {"B": bench.B, "T": bench.T, "n_words": 50, "wdim": 8, "hdim": 8, "reps": 3,
                                "wemb_update": "lazy"}
     c, jax = rep["results"]

@@ -2,14 +2,10 @@
 run trains on to a larger ``max_epochs``, and ``mode=JAX`` trains, checkpoints and resumes from the
 command line, each on data=toy at the TINY settings.
 
-An interrupted run is made without racing the clock: `interrupted_run` starts the training
-command in a child process whose update function sends the process SIGINT after update N, so the
-run stops (checkpoint, exit 130) at that update whatever the machine's speed.
+An interrupted run is made without racing the clock: the tests' fault hook (``LSTM_ADV_FAULT``,
+`lstm_adv.common.faults`) sends the run SIGINT at the end of update N, so it stops (checkpoint,
+exit 130) at that update whatever the machine's speed.
 """
-
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,28 +14,10 @@ from conftest import TINY, load_npz, merge, read_json, run_cli
 
 PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
 
-# python -c: the training command, its update function wrapped to SIGINT the process after update N.
-_STOP_AFTER = """
-import os, signal, sys
-from lstm_adv import train
-n, real, done = int(sys.argv[1]), train.train_update, []
-def update(*args):
-    cost = real(*args)
-    done.append(1)
-    if len(done) == n:
-        os.kill(os.getpid(), signal.SIGINT)
-    return cost
-train.train_update = update
-sys.exit(train.cli_entry(train.main)(sys.argv[2:]))
-"""
-
 
 def interrupted_run(args, n, cwd):
     """``python -m lstm_adv.train args``, interrupted by SIGINT at the end of update ``n`` (exit 130)."""
-    # One BLAS thread, as `conftest.run_cli` (which runs modules, not -c).
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", _STOP_AFTER, str(n), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=900, env=env)
+    return run_cli("lstm_adv.train", args, cwd, env={"LSTM_ADV_FAULT": f"int@update={n}"})
 
 
 def assert_same_run(a, b):

@@ -15,6 +15,7 @@ from gensim.models import KeyedVectors
 from lstm_adv.data import embeddings
 from lstm_adv.data.embeddings import load_word2vec
 from lstm_adv.common.errors import UserError
+from conftest import HANG_GUARD
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 4
@@ -218,6 +219,6 @@ def test_train_cli_errors_are_one_line(tmp_path):
     env.pop("LSTM_ADV_DATA", None)
     for args in (["train", f"data_path={tmp_path / 'missing.tar.gz'}"], ["train", "dim=zero"], ["fit"]):
         proc = subprocess.run([sys.executable, "-m", "lstm_adv.embeddings", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=HANG_GUARD)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, assert_one_line_error, run_cli
+from conftest import HANG_GUARD, TINY, assert_one_line_error, run_cli
 from lstm_adv import visualize
 from lstm_adv.analysis.visualize import analyse, bigram, decode, inputs, options, render
 from lstm_adv.common.errors import UserError
@@ -452,10 +452,10 @@ def test_page_renders_in_headless_chromium(toy_run, tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
     shot = tmp_path / "page.png"
     r = subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=HANG_GUARD)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "<h1>Adversarial examples decoded into words" in dom.stdout and "</table>" in dom.stdout
     assert dom.stdout.count("<h3>") >= 2 and "ERR_" not in dom.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, assert_one_line_error, load_npz, read_json, run_cli
+from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, read_json, run_cli
 from lstm_adv import config as config_mod
 from lstm_adv.common.errors import UserError
 from lstm_adv.common.publish import publishable_config, publishable_path, publishable_text
@@ -174,13 +174,13 @@ def test_pip_install_puts_the_console_scripts_on_path(tmp_path):
     venv.create(tmp_path / "venv", with_pip=True, system_site_packages=True)
     bindir = tmp_path / "venv" / "bin"
     proc = subprocess.run([bindir / "python", "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr[-2000:]
     from lstm_adv import cli
     for name in cli.SCRIPTS:
         assert (bindir / name).exists(), name
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([bindir / "lstm-adv-train", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([bindir / "lstm-adv-train", "--help"], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
     assert out.returncode == 0 and "config=PATH" in out.stdout
 
 
