@@ -447,10 +447,11 @@ def _attack_line(a):
     name = "iter_sign_pred" if "iter_sign_pred" in a else "onestep_pred"
     if a.get("strength_units") == "x emb_median_abs":
         return (f"robust error under {name} on {a['n']} test reviews, radius x median |e| "
-                f"({a['emb_median_abs']:.3g}): " + ", ".join(f"{s} {v['robust_err']:.3f}" for s, v in a[name].items()))
+                f"({a['emb_median_abs']:.3g}): " + ", ".join(f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items()))
+    # "radius (multiple of the median |Wemb|): error", so the three numbers do not run together.
     return f"robust error under {name} on {a['n']} test reviews: " + ", ".join(
-        f"{s} (x{a['relative'][s]:.2g} median |Wemb|) {v['robust_err']:.3f}" if a["relative"][s] else
-        f"{s} {v['robust_err']:.3f}" for s, v in a[name].items())
+        f"{s} (x{a['relative'][s]:.2g} median |Wemb|): {v['robust_err']:.3f}" if a["relative"][s] else
+        f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items())
 
 
 def _init_note(info):
@@ -521,11 +522,13 @@ def _show_update(cfg, run, bar, state, cost):
 
 
 def _progress(cfg, total, state):
+    """progress=1: the epoch's bar on a terminal; redirected to a file or a pipe, a bar that draws
+    nothing (disable=None), so a log holds the validation lines and no carriage-return redraws."""
     if not cfg.progress:
         return None
     from tqdm import tqdm  # only with progress=1
     return tqdm(total=total, initial=state.batch_pos, desc=f"epoch {state.eidx}", leave=False,
-                dynamic_ncols=True, file=sys.stderr)
+                dynamic_ncols=True, file=sys.stderr, disable=None)
 
 
 def _write(bar, run, line):

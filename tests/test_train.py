@@ -285,3 +285,10 @@ def test_denormals_flush_and_keep_train_the_same_parameters_at_large_eps(tmp_pat
         params[mode] = load_npz(tmp_path / mode / "params.npz")
     for k in params["keep"]:
         np.testing.assert_array_equal(params["flush"][k], params["keep"][k], err_msg=k)
+
+
+def test_done_line_keeps_radius_multiplier_and_error_apart():
+    a = {"n": 100, "relative": {"0.001": 0.0104, "0.5": 5.19, "0.1": 0.0},
+         "iter_sign_pred": {"0.001": {"robust_err": 0.48}, "0.5": {"robust_err": 0.7}, "0.1": {"robust_err": 0.5}}}
+    assert train._attack_line(a) == ("robust error under iter_sign_pred on 100 test reviews: "
+                                     "0.001 (x0.01 median |Wemb|): 0.480, 0.5 (x5.2 median |Wemb|): 0.700, 0.1: 0.500")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, read_json, run_cli
+from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli
 from lstm_adv import config as config_mod
 from lstm_adv.common.errors import UserError
 from lstm_adv.common.publish import publishable_config, publishable_path, publishable_text
@@ -103,6 +103,18 @@ def test_progress_0_logs_every_dispFreq_updates_without_the_blas_alarm(source_ru
     assert [ln.split()[1] for ln in lines[:3]] == ["10", "20", "30"]
     assert lines[0].startswith("update 10 epoch 0: cost ")
     assert "could not link to a BLAS installation" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_progress_1_redirected_writes_no_bar(tmp_path):
+    """progress=1 with the output going to a pipe (as to a log file or a Slurm .out): the validation
+    lines only, no carriage-return redraws of the bar."""
+    proc = run_cli("lstm_adv.train", merge(TINY, ["progress=1", "eps=0.5", f"saveto={tmp_path / 'r'}"]), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # run_cli reads text with universal newlines (a carriage return arrives as a newline): look for the bar.
+    assert "%|" not in proc.stdout + proc.stderr and "it/s" not in proc.stderr
+    assert "valid " in proc.stdout and "done: " in proc.stdout
+    assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("update ") and " train " not in ln]
 
 
 def test_publishable_files_have_no_local_paths(tmp_path):
