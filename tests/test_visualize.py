@@ -260,7 +260,8 @@ def toy_corpus_run(tmp_path_factory):
 
     cfg = parse_args(["data=toy", "wdim=4", "hdim=4", "mode=C", "progress=0"])
     data = load_dataset(cfg)
-    return inputs.Run(tmp_path_factory.mktemp("toy_corpus"), cfg, len(data.words), {}, list(data.words)), data
+    params = {"U": np.zeros((4, 2), dtype="float32")}   # the classes select_reviews reads (K = 2)
+    return inputs.Run(tmp_path_factory.mktemp("toy_corpus"), cfg, len(data.words), params, list(data.words)), data
 
 
 def _select(run, *args):
