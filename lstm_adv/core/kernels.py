@@ -16,6 +16,7 @@ Op's ``c_code`` (which depends on its ``save`` and ``clip`` properties) stays he
 
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -23,6 +24,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.link.c.cmodule import GCC_compiler
 from pytensor.link.c.op import ExternalCOp
+from pytensor.utils import hash_from_code
 
 #: Beside this module; `ExternalCOp` resolves it relative to the Op's source file.
 C_SOURCE = "lstm_kernel.c"
@@ -52,6 +54,8 @@ def _vector_math_flags():
 
 
 _VMATH = None
+#: This module's source: its c_code methods generate part of the C (see `_CellOp.c_code_cache_version`).
+_MODULE_HASH = hash_from_code(Path(__file__).read_text())
 
 
 class _CellOp(ExternalCOp):
@@ -66,7 +70,22 @@ class _CellOp(ExternalCOp):
         return _vector_math_flags()
 
     def c_code_cache_version(self):
-        return (3, tuple(_vector_math_flags()))
+        # Keyed on the C source (ExternalCOp's own key) and on this module, whose c_code methods
+        # write the rest of the C: an edit of either compiles anew, never a hand-bumped number.
+        return (*super().c_code_cache_version(), _MODULE_HASH, tuple(_vector_math_flags()))
+
+    def _inputs(self, values, ndims):
+        """The inputs as tensors, refused unless each has its ndim and input 0's dtype (the C code
+        casts every input by input 0's dtype)."""
+        ins = [pt.as_tensor_variable(v) for v in values]
+        dtype = ins[0].dtype
+        if dtype not in ("float32", "float64"):
+            raise TypeError(f"{type(self).__name__}: inputs must be float32 or float64, got {dtype}")
+        for k, (v, nd) in enumerate(zip(ins, ndims)):
+            if v.ndim != nd or v.dtype != dtype:
+                raise TypeError(f"{type(self).__name__}: input {k} must be a {nd}-d {dtype} tensor, "
+                                f"got {v.ndim}-d {v.dtype}")
+        return ins
 
     def _typenum(self, node):
         return {"float32": "NPY_FLOAT32", "float64": "NPY_FLOAT64"}[node.inputs[0].dtype]
@@ -83,7 +102,7 @@ class LSTMCell(_CellOp):
     """
 
     def make_node(self, d, x, c_, h_, m):
-        ins = [pt.as_tensor_variable(v) for v in (d, x, c_, h_, m)]
+        ins = self._inputs((d, x, c_, h_, m), (2, 2, 2, 2, 1))
         outs = [ins[2].type(), ins[2].type()] + ([ins[0].type(), ins[2].type()] if self.save else [])
         return Apply(self, ins, outs)
 
@@ -148,7 +167,7 @@ class LSTMCellGrad(_CellOp):
     """
 
     def make_node(self, act, tc, c_, dho, dh, dc, m):
-        ins = [pt.as_tensor_variable(v) for v in (act, tc, c_, dho, dh, dc, m)]
+        ins = self._inputs((act, tc, c_, dho, dh, dc, m), (2, 2, 2, 2, 2, 2, 1))
         return Apply(self, ins, [ins[0].type(), ins[1].type(), ins[1].type()])
 
     def perform(self, node, inputs, outputs):
