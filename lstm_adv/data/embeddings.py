@@ -228,17 +228,27 @@ def ensure_imdb_vectors(dim, data_path="", download=True, progress=True, log=pri
     """
     cache = cache_dir()
     out = auto_vectors_path(cache, dim)
+
+    def build():
+        log(f"training the IMDB word2vec stand-in ({dim}-d, once; several minutes on 2 cores) -> {out}")
+        train_imdb_word2vec(EmbeddingOptions(**AUTO_SETTINGS, data_path=data_path, cache_dir=str(cache), out=str(out),
+                                             dim=dim, download=bool(download), progress=bool(progress)))
+
+    return _build_once(out, build)
+
+
+def _build_once(out, build):
+    """``out``, made by ``build()`` unless it exists; under a file lock beside it, so parallel runs
+    (a sweep's) build it once and the others wait for it."""
     if out.is_file():
         return out
-    cache.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(out.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.is_file():
-            log(f"training the IMDB word2vec stand-in ({dim}-d, once; several minutes on 2 cores) -> {out}")
-            opts = EmbeddingOptions(**AUTO_SETTINGS, data_path=data_path, cache_dir=str(cache), out=str(out), dim=dim,
-                                    download=bool(download), progress=bool(progress))
-            train_imdb_word2vec(opts)
+            build()
     return out
+
 
 def ensure_corpus_vectors(cfg, info, log=print):
     """``preset=authors`` on a user's corpus: word2vec (`AUTO_SETTINGS`, one worker thread so it is
@@ -257,17 +267,14 @@ def ensure_corpus_vectors(cfg, info, log=print):
     columns = Path(info["cache"]).name.split("-")[2]   # the cache's key for the columns read
     out = cache / (f"corpus-{info['sha256'][:16]}-{columns}-word2vec-{cfg.wdim}d-cbow-e{a['epochs']}-w{a['window']}"
                    f"-m{a['min_count']}-s{a['seed']}-t{cfg.test_portion!r}.bin")
-    if out.is_file():
-        return out
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not out.is_file():
-            log(f"training word2vec on {cfg.data} ({cfg.wdim}-d, once) -> {out}")
-            model = Word2Vec(sentences=corpus_sentences(cfg), vector_size=cfg.wdim, window=a["window"],
-                             min_count=a["min_count"], workers=1, epochs=a["epochs"], seed=a["seed"])
-            save_word2vec(model.wv, out)
-    return out
+
+    def build():
+        log(f"training word2vec on {cfg.data} ({cfg.wdim}-d, once) -> {out}")
+        model = Word2Vec(sentences=corpus_sentences(cfg), vector_size=cfg.wdim, window=a["window"],
+                         min_count=a["min_count"], workers=1, epochs=a["epochs"], seed=a["seed"])
+        save_word2vec(model.wv, out)
+
+    return _build_once(out, build)
 
 
 @dataclass(frozen=True)
