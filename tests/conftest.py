@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,14 @@ def run_cli(module, args, cwd, timeout=HANG_GUARD, env=None):
     full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def wait_for_file(path, proc):
+    """Poll until ``path`` exists; fail as soon as ``proc`` has ended without it. No deadline: the
+    file comes at a chosen point of the run (lstm_adv.common.faults), however slow the machine."""
+    while not Path(path).exists():
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
 
 
 def read_json(path):

@@ -54,6 +54,14 @@ def authors_gradients(m, x, mask, y, direction_from="L_clean"):
     return out[0], out[1], dict(zip(tp, out[2:]))
 
 
+def assert_same_as_reference(ours, cost, delta, ref):
+    """Our objective (`Model.inspect`) equals the reference graph's cost, step and gradients to 1e-10."""
+    assert ours["cost"] == pytest.approx(float(cost), rel=1e-12)
+    np.testing.assert_allclose(ours["delta"], delta, rtol=1e-10, atol=1e-12)
+    for name, g in ref.items():
+        np.testing.assert_allclose(ours["grads"][name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 # The fast tier (-m "not slow") keeps the paper's setting and the one that differs from it on
 # every axis; each case compiles two models, so the other six are slow.
 @pytest.mark.parametrize("encoder, norm, emb_grad", [
@@ -65,10 +73,7 @@ def test_training_gradients_equal_the_authors_joint_cost_with_clipping(encoder, 
     x, mask, y = batch(np.random.default_rng(0))
     ours = m.inspect(x, mask, y)
     cost, delta, ref = authors_gradients(m, x, mask, y, direction_from="alpha*L_clean")
-    assert ours["cost"] == pytest.approx(float(cost), rel=1e-12)
-    np.testing.assert_allclose(ours["delta"], delta, rtol=1e-10, atol=1e-12)
-    for name, g in ref.items():
-        np.testing.assert_allclose(ours["grads"][name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_same_as_reference(ours, cost, delta, ref)
     # The clip is really active: without it the reference's gradients are different.
     m_free = Model(parse_args(BASE + [f"encoder={encoder}", f"adv_norm={norm}", f"adv_emb_grad={emb_grad}",
                                       "clip=0", "alpha=0.5"]), N_WORDS)
@@ -88,10 +93,7 @@ def test_adv_grad_separate_is_the_authors_graph_exactly_with_clipping(encoder, n
     x, mask, y = batch(np.random.default_rng(0))
     ours = m.inspect(x, mask, y)
     cost, delta, ref = authors_gradients(m, x, mask, y, direction_from="L_clean")
-    assert ours["cost"] == pytest.approx(float(cost), rel=1e-12)
-    np.testing.assert_allclose(ours["delta"], delta, rtol=1e-10, atol=1e-12)
-    for name, g in ref.items():
-        np.testing.assert_allclose(ours["grads"][name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_same_as_reference(ours, cost, delta, ref)
     # The clip is really active: unclipped, the gradients differ; and the L2 step of the default
     # (adv_grad=joint, clipped in effect at clip / alpha) is another one. (The sign step of these
     # small cases happens to be the same under both.)

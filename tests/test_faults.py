@@ -4,11 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import HANG_GUARD
+from conftest import HANG_GUARD, wait_for_file
 from lstm_adv.common import faults
 from lstm_adv.common.errors import UserError
 
@@ -82,9 +81,7 @@ def test_pause_waits_for_a_signal_and_hands_it_to_the_process(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, faults.ENV: f"pause@update=3,file={paused}"})
     try:
-        while not paused.exists():   # no deadline: the file comes at update 3 however slow the machine
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.01)
+        wait_for_file(paused, proc)
         # Sent at once, perhaps before sigwait is reached: blocked first, the signal waits pending.
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=HANG_GUARD)

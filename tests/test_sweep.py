@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HANG_GUARD, merge, write_nan_params
+from conftest import HANG_GUARD, merge, wait_for_file, write_nan_params
 from lstm_adv.sweeps import commands as commands_file, launcher, plan, random_search, slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -382,14 +382,6 @@ def wait_for_text(log, text, proc):
     No deadline: the launcher writes it at a point these tests hold it at (a lock they keep)."""
     while text not in log.read_text():
         assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
-
-
-def wait_for_file(path, proc, log=None):
-    """Poll until ``path`` exists; fail as soon as ``proc`` has ended without it (no deadline: the
-    file comes at a chosen point of the run, lstm_adv.common.faults, however slow the machine)."""
-    while not path.exists():
-        assert proc.poll() is None, log.read_text() if log else proc.stdout.read()
         time.sleep(0.05)
 
 
