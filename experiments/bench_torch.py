@@ -1,12 +1,14 @@
 """Our adversarial update against PyTorch's ``nn.LSTM`` on the same model, side by side in one process.
 
     pip install torch==2.13.0     # not a dependency of lstm_adv; CPU wheel is enough
-    python experiments/bench_torch.py [reps=30] [shapes=300x128,128x128] [n_words=10000] [dense=1]
+    python experiments/bench_torch.py [reps=30] [shapes=300x128,128x128] [n_words=10000] [dense=1] [scan=1]
 
 For each shape (wdim x hdim), B=16 reviews x T=100 steps, float32, one thread each
 (OPENBLAS_NUM_THREADS=1, ``torch.set_num_threads(1)``), the updates are timed alternately (ours,
-ours with the dense Wemb update when ``dense=1``, PyTorch, ours, ...), so both see the same
-machine load; medians of wall time and of process CPU time, and the ratio ours / PyTorch.
+ours with the dense Wemb update when ``dense=1``, ours on the scan path with the per-step C
+kernels when ``scan=1`` (``Model(lstm_kernel="c")``, the default before the whole-sequence Ops),
+PyTorch, ours, ...), so all see the same machine load; medians of wall time and of process CPU
+time, and the ratio ours / PyTorch. The first line names the CPU and the BLAS kernel.
 
 PyTorch side, the same model and objective as ``python -m lstm_adv.train eps=0.5`` (adv_norm=sign,
 alpha=0.5, adv_emb_grad=0): embedding, ``nn.LSTM``, masked mean pooling, dropout (keep 0.5, the
@@ -72,7 +74,7 @@ def torch_update(n_words, wdim, hdim, seed=0):
     return update
 
 
-def ours_update(n_words, wdim, hdim, wemb_update):
+def ours_update(n_words, wdim, hdim, wemb_update, lstm_kernel="seq"):
     from lstm_adv.config import parse_args
     from lstm_adv.core.backend import limit_blas_threads
     from lstm_adv.core.compiled import Model
@@ -80,11 +82,11 @@ def ours_update(n_words, wdim, hdim, wemb_update):
     limit_blas_threads(1)   # as lstm_adv.train and lstm_adv.bench run the model
     cfg = parse_args(["mode=C", "floatX=float32", f"eps={EPS}", f"alpha={ALPHA}", f"n_words={n_words}",
                       f"wdim={wdim}", f"hdim={hdim}"])
-    m = Model(cfg, n_words, wemb_update=wemb_update)
+    m = Model(cfg, n_words, wemb_update=wemb_update, lstm_kernel=lstm_kernel)
     return m.f_train
 
 
-def measure(n_words, wdim, hdim, reps, dense):
+def measure(n_words, wdim, hdim, reps, dense, scan=False):
     import torch
 
     torch.set_num_threads(1)
@@ -96,6 +98,8 @@ def measure(n_words, wdim, hdim, reps, dense):
     sides = {"ours": (ours_update(n_words, wdim, hdim, "lazy"), (x, mask, y))}
     if dense:
         sides["ours_dense_wemb"] = (ours_update(n_words, wdim, hdim, "dense"), (x, mask, y))
+    if scan:
+        sides["ours_scan"] = (ours_update(n_words, wdim, hdim, "lazy", "c"), (x, mask, y))
     sides["torch"] = (torch_update(n_words, wdim, hdim), (tx, tmask, ty))
     for fn, args in sides.values():  # warm up (first calls allocate)
         for _ in range(3):
@@ -111,8 +115,22 @@ def measure(n_words, wdim, hdim, reps, dense):
     return {k: (1000 * float(np.median(wall[k])), 1000 * float(np.median(cpu[k]))) for k in sides}
 
 
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def main(argv):
-    opts = {"reps": "30", "shapes": "300x128,128x128", "n_words": "10000", "dense": "1"}
+    opts = {"reps": "30", "shapes": "300x128,128x128", "n_words": "10000", "dense": "1", "scan": "0"}
     for a in argv:
         if a in ("-h", "--help"):
             print(__doc__)
@@ -127,9 +145,12 @@ def main(argv):
     except ImportError:
         print("error: PyTorch is not installed: pip install torch==2.13.0", file=sys.stderr)
         return 2
-    reps, n_words, dense = int(opts["reps"]), int(opts["n_words"]), opts["dense"] != "0"
+    reps, n_words, dense, scan = int(opts["reps"]), int(opts["n_words"]), opts["dense"] != "0", opts["scan"] != "0"
+    from lstm_adv.core.backend import blas_info
+
     print(f"B={B} T={T} n_words={n_words} float32, 1 thread each, {reps} alternating updates; torch "
-          f"{torch.__version__}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+          f"{torch.__version__}; {cpu_model()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; BLAS "
+          + ", ".join(sorted({f"{b['library']} ({b['architecture']})" for b in blas_info()})), flush=True)
     for shape in opts["shapes"].split(","):
         wdim, hdim = (int(v) for v in shape.split("x"))
         res = measure(n_words, wdim, hdim, reps, dense)
@@ -141,6 +162,8 @@ def main(argv):
         if dense:
             line.append(f"(dense Wemb: {res['ours_dense_wemb'][0] / t_wall:.2f} wall, "
                         f"{res['ours_dense_wemb'][1] / t_cpu:.2f} cpu)")
+        if scan:
+            line.append(f"(scan path: {res['ours_scan'][0] / t_wall:.2f} wall, {res['ours_scan'][1] / t_cpu:.2f} cpu)")
         print(" ".join(line), f"; load {os.getloadavg()[0]:.1f}", flush=True)
     return 0
 

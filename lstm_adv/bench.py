@@ -22,15 +22,17 @@ and Numba cache included), the second reusing it (cached compile). Each reports:
 
 The keys (``--help`` lists them): the modes and float types, the timed updates, the shapes
 (``wdim=``, ``hdim=``, ``n_words=``: the tutorial's by default, or ``preset=authors``), the
-update of ``Wemb`` (``wemb_update=lazy`` or ``dense``: `lstm_adv.core.compiled.Model`), ``cold=0``
-(one process in PyTensor's usual compile directory instead: no cold figure, no cross-process
-check).
+update of ``Wemb`` (``wemb_update=lazy`` or ``dense``: `lstm_adv.core.compiled.Model`), mode
+C's LSTM (``lstm_kernel=seq``, the whole-sequence C Ops, or ``c``, the scans with per-step C
+kernels), ``cold=0`` (one process in PyTensor's usual compile directory instead: no cold
+figure, no cross-process check).
 
 Breakdown (``breakdown=1``, the default): the adversarial update of the first mode compiled once
 more with PyTensor's profiler, its time per phase (ms per update and share): input projections
-and the other whole-sequence products (outside the scans), forward scans, backward scans, the
-embedding gradient (rows, or the dense zero-filled scatter), the optimizer step on ``Wemb`` and
-on the other parameters, everything else. The profiler times each node (its own overhead is
+and the other whole-sequence products (outside the recurrence), the forward and the backward
+recurrence (scans, or mode C's `LSTMSeq` / `LSTMSeqGrad`), the embedding gradient (rows, or the
+dense zero-filled scatter), the optimizer step on ``Wemb`` and on the other parameters,
+everything else. The profiler times each node (its own overhead is
 in the total it reports, which is above the unprofiled median).
 """
 
@@ -59,6 +61,7 @@ from .data import prepare_data
 B, T, N_WORDS, DIM = 16, 100, 10000, 128
 WDIM, HDIM = DIM, DIM  # set per run (wdim=, hdim=, preset=authors)
 WEMB_UPDATE = "lazy"
+LSTM_KERNEL = "seq"
 # Set on some machines (older OpenBLAS builds crash on newer CPUs): they pin a kernel, recorded with the figures.
 BLAS_KERNEL_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 EVAL_B, EVAL_T = 64, 256
@@ -130,7 +133,8 @@ def worker(mode, floatX, reps, shapes=None):
     flushed = flush_denormals()        # as train's default denormals=flush
 
     res = {"mode": mode, "floatX": floatX, "compile_s": {}, "update": {},
-           "shapes": {"wdim": WDIM, "hdim": HDIM, "n_words": N_WORDS, "wemb_update": WEMB_UPDATE}}
+           "shapes": {"wdim": WDIM, "hdim": HDIM, "n_words": N_WORDS, "wemb_update": WEMB_UPDATE,
+                      "lstm_kernel": LSTM_KERNEL}}
     rng = np.random.default_rng(0)
     x, mask, y = _batch(rng, B, T, floatX)
     xe, maske, _ = _batch(rng, EVAL_B, EVAL_T, floatX)
@@ -139,7 +143,7 @@ def worker(mode, floatX, reps, shapes=None):
         cfg = parse_args([f"mode={mode}", f"floatX={floatX}", f"eps={eps}", f"n_words={N_WORDS}",
                           f"wdim={WDIM}", f"hdim={HDIM}"])
         t0 = time.perf_counter()
-        m = Model(cfg, N_WORDS, wemb_update=WEMB_UPDATE)
+        m = Model(cfg, N_WORDS, wemb_update=WEMB_UPDATE, lstm_kernel=LSTM_KERNEL)
         p0 = {k: v.copy() for k, v in m.get_params().items()}
         state0 = _state(m)
         m.f_train(x, mask, y)
@@ -196,15 +200,16 @@ def worker(mode, floatX, reps, shapes=None):
 
 
 def _set_shapes(shapes):
-    global WDIM, HDIM, N_WORDS, WEMB_UPDATE
+    global WDIM, HDIM, N_WORDS, WEMB_UPDATE, LSTM_KERNEL
     shapes = shapes or {}
+    LSTM_KERNEL = shapes.get("lstm_kernel", LSTM_KERNEL)
     WDIM, HDIM = int(shapes.get("wdim", WDIM)), int(shapes.get("hdim", HDIM))
     N_WORDS = int(shapes.get("n_words", N_WORDS))
     WEMB_UPDATE = shapes.get("wemb_update", WEMB_UPDATE)
 
 
 # ---- the per-phase breakdown (PyTensor's profiler) -------------------------------------------
-PHASES = ("input projections (sequence products)", "forward scans", "backward scans", "embedding gradient",
+PHASES = ("input projections (sequence products)", "forward recurrence", "backward recurrence", "embedding gradient",
           "optimizer step Wemb", "optimizer step rest", "everything else")
 
 
@@ -213,6 +218,8 @@ def _phase_labels(fn):
     from pytensor.scan.op import Scan  # PyTensor: worker process only (see `worker`)
     from pytensor.tensor.extra_ops import Unique  # (as above)
     from pytensor.tensor.subtensor import AdvancedIncSubtensor1
+
+    from .core.kernels import LSTMSeq, LSTMSeqGrad  # (as above)
 
     fg = fn.maker.fgraph
     # What each output is: the cost, or the update of a named shared variable.
@@ -249,8 +256,11 @@ def _phase_labels(fn):
     labels = {}
     for n in nodes:
         op = n.op
-        if isinstance(op, Scan):
-            labels[n] = "backward scans" if "backward" in (op.name or "") else "forward scans"
+        # The recurrence: scans (NUMBA, JAX, lstm_kernel="c") or the whole-sequence Ops (mode C).
+        if isinstance(op, LSTMSeqGrad) or (isinstance(op, Scan) and "backward" in (op.name or "")):
+            labels[n] = "backward recurrence"
+        elif isinstance(op, (Scan, LSTMSeq)):
+            labels[n] = "forward recurrence"
         elif n in emb_grad or isinstance(op, Unique):
             labels[n] = "embedding gradient"
         elif "Dot" in type(op).__name__ or "Gemm" in type(op).__name__ or "Gemv" in type(op).__name__:
@@ -361,13 +371,16 @@ class BenchOptions:
     n_words: int = option(N_WORDS, "vocabulary size", minimum=3, maximum=10_000_000)
     preset: str = option("", "authors: the authors' configuration (wdim=300; keys given win)", ("", "authors"))
     wemb_update: str = option("lazy", "adadelta's update of Wemb (lstm_adv.core.compiled.Model)", ("lazy", "dense"))
+    lstm_kernel: str = option("seq", "mode C's LSTM: seq (whole-sequence C Ops) or c (scans, per-step C kernels)",
+                              ("seq", "c"))
     breakdown: bool = option(True, "the first mode's adversarial update once more under the profiler, per phase")
 
 
 def _parse(argv):
     opts = parse(BenchOptions, argv)
     shapes = {"wdim": opts.wdim or (300 if opts.preset == "authors" else DIM), "hdim": opts.hdim,
-              "n_words": opts.n_words, "wemb_update": opts.wemb_update, "breakdown": opts.breakdown}
+              "n_words": opts.n_words, "wemb_update": opts.wemb_update, "lstm_kernel": opts.lstm_kernel,
+              "breakdown": opts.breakdown}
     # An empty list given is a mistake, not a request for the default modes.
     if not opts.modes and any(a.partition("=")[0].strip().lstrip("-") == "modes" for a in argv):
         raise UserError("modes= is empty; e.g. modes=C,NUMBA (or leave it out for the default); choose from "
@@ -417,7 +430,7 @@ def main(argv):
     kernels = ", ".join(sorted({f"{b['library']} ({b['architecture']})" for b in machine["blas"]})) or "none found"
     pinned = "".join(f", {k}={v}" for k, v in machine["openblas_env"].items())
     print(f"lstm_adv.bench: B={B} T={T} n_words={N_WORDS} wdim={WDIM} hdim={HDIM} adadelta (Wemb "
-          f"{shapes['wemb_update']}), eval B={EVAL_B} T={EVAL_T}; "
+          f"{shapes['wemb_update']}), mode C's LSTM {shapes['lstm_kernel']}, eval B={EVAL_B} T={EVAL_T}; "
           f"{machine['cpus']} CPUs, load {machine['loadavg_start'][0]:.1f}; BLAS {kernels}{pinned}", flush=True)
     results = []
     for mode in modes:
@@ -446,7 +459,8 @@ def main(argv):
                 print("\n".join(_breakdown_lines(r)), flush=True)
     machine["loadavg_end"] = os.getloadavg()
     record = {"machine": machine, "settings": {"B": B, "T": T, "n_words": N_WORDS, "wdim": WDIM, "hdim": HDIM,
-                                               "reps": reps, "wemb_update": shapes["wemb_update"]},
+                                               "reps": reps, "wemb_update": shapes["wemb_update"],
+                                               "lstm_kernel": shapes["lstm_kernel"]},
               "results": results}
     try:
         atomic_write_text(out, json.dumps(record, indent=2))

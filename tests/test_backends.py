@@ -119,11 +119,11 @@ def test_objective_and_gradients_agree_across_backends(mode):
 
 
 # manual-graph: the backward pass in PyTensor ops is what NUMBA and JAX run, a second-backend check.
-@pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"),
+@pytest.mark.parametrize("backward,kernel", [("autodiff", "graph"), ("manual", "c"),
                                              pytest.param("manual", "graph", marks=pytest.mark.slow)])
 def test_manual_backward_and_c_kernels_match_autodiff(backward, kernel):
-    # The default (manual backward, C kernels for the step) against PyTensor differentiating the
-    # tutorial's scan, and against the manual backward in PyTensor ops (what Numba and JAX run),
+    # The default (the whole-sequence C Ops) against PyTensor differentiating the tutorial's scan,
+    # the manual backward scan with the per-step C kernels, and with PyTensor ops (what Numba and JAX run),
     # with gradient clipping active (clip=0.05 clips here) and Wemb learning through both terms.
     extra = ("adv_emb_grad=1",)
     ref = _inspect("C", *extra, cls=_InspectOnly)
@@ -133,13 +133,22 @@ def test_manual_backward_and_c_kernels_match_autodiff(backward, kernel):
     _assert_close(m.inspect(x, mask, y, dropout=False), ref, RTOL64, (backward, kernel, extra))
 
 
-def test_one_backward_scan_per_branch():
+def test_one_backward_pass_per_branch():
+    """Mode C's default runs each branch's LSTM as one `LSTMSeq` and its backward as one
+    `LSTMSeqGrad`, no scan; with lstm_kernel="c", one forward and one backward scan per branch."""
     from pytensor.scan.op import Scan
 
-    for extra, n in ((("eps=0",), 2), ((), 4)):
-        m = _model("C", *extra)
-        names = sorted(node.op.name for node in m.f_train.maker.fgraph.toposort() if isinstance(node.op, Scan))
-        assert len(names) == n and names.count("lstm_backward") == n // 2, names
+    from lstm_adv.core.kernels import LSTMSeq, LSTMSeqGrad
+
+    for extra, branches in ((("eps=0",), 1), ((), 2)):
+        ops = [node.op for node in _model("C", *extra).f_train.maker.fgraph.toposort()]
+        assert not any(isinstance(op, Scan) for op in ops)
+        assert sum(type(op) is LSTMSeq for op in ops) == branches
+        assert sum(type(op) is LSTMSeqGrad for op in ops) == branches
+        cfg = parse_args(merge(BASE, ["mode=C", "floatX=float64", *extra]))
+        scans = Model(cfg, N_WORDS, _params("float64"), lstm_kernel="c").f_train.maker.fgraph.toposort()
+        names = sorted(node.op.name for node in scans if isinstance(node.op, Scan))
+        assert len(names) == 2 * branches and names.count("lstm_backward") == branches, names
 
 
 @pytest.mark.parametrize("mode", [m if m == "C" else pytest.param(m, marks=pytest.mark.slow) for m in MODES])

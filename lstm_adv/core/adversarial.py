@@ -201,7 +201,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     Objective
     """
     names, params = list(tparams), list(tparams.values())
-    emb = embed(tparams, x, freqs)
+    emb = embed(tparams, x, freqs, c_ops=bool(lstm and lstm.c_backend))
     emb_in = clip_input(emb, cfg)
     # The original code also clipped the gradient of the clean branch's LSTM outputs.
     probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True, lstm=lstm)
@@ -280,7 +280,7 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
     emb_v, mask_v = emb_in, mask
     if unlabelled is not None:
         xu, mu = unlabelled
-        emb_u = clip_input(embed(tparams, xu, freqs), cfg)
+        emb_u = clip_input(embed(tparams, xu, freqs, c_ops=bool(lstm and lstm.c_backend)), cfg)
         ins.append(emb_u)
         emb_v, mask_v = _stack_batches(emb_in, emb_u), _stack_batches(mask, mu)
     keep = None

@@ -62,9 +62,10 @@ class Model:
     lstm_backward : {"manual", "autodiff"}
         How the LSTM's gradient is built (`lstm_adv.core.lstm.lstm_layer`): the hand-written
         backward scan (default) or PyTensor's differentiation of the tutorial's scan.
-    lstm_kernel : {"c", "graph"}
-        On mode C, the LSTM step's elementwise part as the C kernels of `lstm_adv.core.kernels`
-        (default) or as PyTensor ops; the other modes always use PyTensor ops.
+    lstm_kernel : {"seq", "c", "graph"}
+        On mode C, the LSTM as the whole-sequence C Ops of `lstm_adv.core.kernels` (default: no
+        scan), or scans whose step's elementwise part is its per-step C kernels ("c") or
+        PyTensor ops ("graph"); the other modes always run the scans in PyTensor ops.
 
     Attributes
     ----------
@@ -82,14 +83,14 @@ class Model:
     """
 
     def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None, lstm_backward="manual",
-                 lstm_kernel="c", n_classes=None):
+                 lstm_kernel="seq", n_classes=None):
         self.cfg = cfg
         self.n_words = n_words
         self.n_classes = int(n_classes or (params_classes(params) if params is not None else 2))
         self.mode_name = resolve_mode_name(cfg)
         self.mode = get_mode(cfg)
-        if lstm_kernel not in ("c", "graph"):
-            raise ValueError(f"lstm_kernel must be 'c' or 'graph', got {lstm_kernel!r}")
+        if lstm_kernel not in ("seq", "c", "graph"):
+            raise ValueError(f"lstm_kernel must be 'seq', 'c' or 'graph', got {lstm_kernel!r}")
         self.lstm = LSTMOptions.for_config(cfg, lstm_backward, lstm_kernel, self.mode)
         self._jax_functions = []
         self.train_compile_s = 0.0  # time spent compiling f_train (JAX: every bucket), inside its calls
@@ -161,7 +162,7 @@ class Model:
                               freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm)
         rows = None
         if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
-            rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim)}
+            rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
         else:
             self.wemb_update = "dense"
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
@@ -194,7 +195,7 @@ class Model:
         return sum(f.compile_s.values()) if f is not None and hasattr(f, "compile_s") else 0.0
 
     def _build_eval(self):
-        probs, _ = classify(self.tparams, embed(self.tparams, self.x, self.freqs), self.mask, self.cfg, use_noise=False,
+        probs, _ = classify(self.tparams, embed(self.tparams, self.x, self.freqs, c_ops=self.lstm.c_backend), self.mask, self.cfg, use_noise=False,
                             backward="none", lstm=self.lstm)
         self.f_pred_prob = self._function([self.x, self.mask], probs, name="f_pred_prob")
 
@@ -236,7 +237,7 @@ class Model:
             g_emb = pytensor.grad(nll(probs, self.y), emb_in)
             probs_fwd, _ = classify(self.tparams, emb_in, self.mask, self.cfg, use_noise=False, backward="none",
                                     lstm=self.lstm)
-            self._attack = (self._function([self.x], embed(self.tparams, self.x, self.freqs), name="f_embed",
+            self._attack = (self._function([self.x], embed(self.tparams, self.x, self.freqs, c_ops=self.lstm.c_backend), name="f_embed",
                                            time_inputs=(0,), time_outputs=(0,)),
                             self._function([emb_in, self.mask, self.y], [g_emb, probs], name="f_grad_prob_emb",
                                            time_outputs=(0,)),

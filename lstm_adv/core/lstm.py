@@ -14,7 +14,7 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import DisconnectedType, grad_clip
 
 from .backend import get_mode, resolve_mode_name
-from .kernels import LSTMCell, LSTMCellGrad
+from .kernels import LSTMCell, LSTMCellGrad, LSTMSeq
 
 
 @dataclass(frozen=True)
@@ -25,35 +25,41 @@ class LSTMOptions:
     ----------
     backward : {"manual", "autodiff"}
         How the LSTM's gradient is built (see `lstm_layer`); "manual" is the default.
-    kernel : {"graph", "c"}
-        The step's elementwise part as PyTensor ops, or as `LSTMCell` / `LSTMCellGrad` (mode C
-        only).
+    kernel : {"graph", "c", "seq"}
+        The step's elementwise part as PyTensor ops, or as `LSTMCell` / `LSTMCellGrad` in the
+        scans (mode C only), or no scan: the whole recurrence and its backward as `LSTMSeq` /
+        `LSTMSeqGrad` (mode C only; the default there).
     scan_mode : PyTensor Mode, optional
         Compilation mode of the scans' inner functions. The C backend compiles a scan's inner
         function in its own default mode unless given one, so mode C passes its own (with its
         exclusions); Numba and JAX compile the inner graph themselves (None).
+    c_backend : bool
+        Mode C: the embedding lookup and its gradient use the C Ops `GatherRows` / `ScatterRows`
+        too (`lstm_adv.core.model.embed`).
     """
 
     backward: str = "manual"
     kernel: str = "graph"
     scan_mode: object = None
+    c_backend: bool = False
 
     def __post_init__(self):
         if self.backward not in ("manual", "autodiff"):
             raise ValueError(f"backward must be 'manual' or 'autodiff', got {self.backward!r}")
-        if self.kernel not in ("graph", "c"):
-            raise ValueError(f"kernel must be 'graph' or 'c', got {self.kernel!r}")
+        if self.kernel not in ("graph", "c", "seq"):
+            raise ValueError(f"kernel must be 'graph', 'c' or 'seq', got {self.kernel!r}")
 
     @classmethod
-    def for_config(cls, cfg, backward="manual", kernel="c", mode=None):
+    def for_config(cls, cfg, backward="manual", kernel="seq", mode=None):
         """The options a configuration's backend implies.
 
-        On mode C: ``kernel`` ("c": the C kernels of `lstm_adv.core.kernels`, or "graph") and the
+        On mode C: ``kernel`` ("seq": the whole-sequence C Ops of `lstm_adv.core.kernels`; "c":
+        its per-step C kernels inside the scans; or "graph") and the
         scans compiled in the configuration's mode (``mode``, default `get_mode`); on the other
         modes PyTensor ops, and the backend compiles the scans' inner graphs itself.
         """
         if resolve_mode_name(cfg) == "C":
-            return cls(backward, kernel, mode if mode is not None else get_mode(cfg))
+            return cls(backward, kernel, mode if mode is not None else get_mode(cfg), c_backend=True)
         return cls(backward, "graph", None)
 
 
@@ -182,9 +188,11 @@ def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", 
         in an inlined `OpFromGraph` whose pullback is `_lstm_backward` (one backward scan that
         reuses the saved gates). "autodiff": PyTensor differentiates the tutorial's scan.
         "none": a forward scan that saves nothing, for graphs that are not differentiated.
-    kernel : {"graph", "c"}
+    kernel : {"graph", "c", "seq"}
         The step's elementwise part as PyTensor ops, or as `LSTMCell` / `LSTMCellGrad` (C
-        backend only). Ignored by "autodiff".
+        backend only); "seq": no scan, the recurrence and (with "manual") its backward each one
+        C loop over time, `LSTMSeq` / `LSTMSeqGrad` (C backend only; same formulas). Ignored
+        by "autodiff".
     mode : PyTensor Mode, optional
         Compilation mode of the scans' inner functions (the C backend compiles them with
         ``Mode("cvm", "fast_run")`` unless told; see `lstm_adv.core.backend.get_mode`).
@@ -199,10 +207,16 @@ def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", 
     U = tparams["lstm_U"]
     if backward == "autodiff":
         return _lstm_scan_autodiff(state_below, mask, U, H, clip, mode)
+    if backward not in ("manual", "none"):
+        raise ValueError(f"backward must be 'manual', 'autodiff' or 'none', got {backward!r}")
+    if kernel == "seq":
+        # Deviation (speed only): no scan on mode C; the recurrence and its backward are each one C
+        # loop over time (same formulas; tests/test_kernels.py holds them to the scan path).
+        if backward == "none":
+            return LSTMSeq(save=False)(state_below, mask, U)
+        return LSTMSeq(clip=clip)(state_below, mask, U)[0]
     if backward == "none":
         return _lstm_forward(state_below, mask, U, H, kernel, save=False, mode=mode)
-    if backward != "manual":
-        raise ValueError(f"backward must be 'manual', 'autodiff' or 'none', got {backward!r}")
 
     sb_in, mask_in, U_in = state_below.type(), mask.type(), U.type()
     outs = list(_lstm_forward(sb_in, mask_in, U_in, H, kernel, save=True, mode=mode))

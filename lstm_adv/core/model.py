@@ -20,6 +20,7 @@ import pytensor.tensor as pt
 
 from ..common.errors import UserError
 from ..common.utils import make_rng
+from .kernels import GatherRows, ScatterRows
 from .lstm import ENCODERS, LSTMOptions, clip_gradient, lstm_layer
 
 ENCODER_PARAMS = {"lstm": ("lstm_W", "lstm_U", "lstm_b"), "rnn": ("rnn_W", "rnn_U", "rnn_b")}
@@ -165,13 +166,15 @@ def normalize_embeddings(W, weights, eps=1e-6):
     return (W - mean[None, :]) / scale[None, :]
 
 
-def embed(tparams, x, freqs=None):
+def embed(tparams, x, freqs=None, c_ops=False):
     """Look up word embeddings (of the normalised table when ``freqs`` is given).
 
-    The rows are gathered from the flattened ``Wemb`` with one index per element, so that the
-    gradient (a scatter-add into a zero ``Wemb``, duplicates summed in order, as the tutorial's)
-    is PyTensor's one-dimensional ``AdvancedIncSubtensor1``, which has C code; the row-wise
-    version falls back to ``numpy.add.at``, about 7x slower here. Same values.
+    With ``c_ops`` (mode C) the rows are copied whole by `GatherRows`, whose gradient is the
+    row-wise scatter-add `ScatterRows`. Elsewhere they are gathered from the flattened ``Wemb``
+    with one index per element, so that the gradient (a scatter-add into a zero ``Wemb``,
+    duplicates summed in order, as the tutorial's) is PyTensor's one-dimensional
+    ``AdvancedIncSubtensor1``, which the backends compile; PyTensor's row-wise version falls back
+    to ``numpy.add.at``, about 7x slower here. Same values, and the same sums in the same order.
 
     Parameters
     ----------
@@ -186,8 +189,11 @@ def embed(tparams, x, freqs=None):
     """
     W = tparams["Wemb"]
     E = W.shape[1]
-    idx = (x.flatten()[:, None] * E + pt.arange(E, dtype=x.dtype)[None, :]).flatten()
-    rows = W.flatten()[idx].reshape((x.shape[0], x.shape[1], E))
+    if c_ops:
+        rows = GatherRows()(W, x.flatten()).reshape((x.shape[0], x.shape[1], E))
+    else:
+        idx = (x.flatten()[:, None] * E + pt.arange(E, dtype=x.dtype)[None, :]).flatten()
+        rows = W.flatten()[idx].reshape((x.shape[0], x.shape[1], E))
     if freqs is None:
         return rows
     # The gathered rows of `normalize_embeddings`, without normalising the whole table (cheaper);
@@ -196,7 +202,7 @@ def embed(tparams, x, freqs=None):
     return (rows - mean) / scale
 
 
-def embedding_row_grad(x, g_emb, E):
+def embedding_row_grad(x, g_emb, E, c_ops=False):
     """The gradient of ``Wemb`` restricted to the rows the batch uses.
 
     Parameters
@@ -206,6 +212,8 @@ def embedding_row_grad(x, g_emb, E):
         Gradient with respect to the embedded input `embed` returned.
     E : int
         wdim.
+    c_ops : bool
+        Mode C: the rows summed by `ScatterRows` (else an element-wise scatter-add, as `embed`).
 
     Returns
     -------
@@ -216,6 +224,8 @@ def embedding_row_grad(x, g_emb, E):
         as the dense scatter-add, so the values are the same bit for bit.
     """
     ids, inv = pt.extra_ops.unique(x.flatten(), return_inverse=True)
+    if c_ops:
+        return ids, ScatterRows()(ids.shape[0], inv.flatten(), g_emb.reshape((-1, E)))
     idx = (inv.flatten()[:, None] * E + pt.arange(E, dtype=inv.dtype)[None, :]).flatten()
     flat = pt.zeros((ids.shape[0] * E,), dtype=g_emb.dtype)
     return ids, pt.inc_subtensor(flat[idx], g_emb.flatten()).reshape((ids.shape[0], E))
