@@ -153,7 +153,7 @@ def main(argv):
           + ", ".join(sorted({f"{b['library']} ({b['architecture']})" for b in blas_info()})), flush=True)
     for shape in opts["shapes"].split(","):
         wdim, hdim = (int(v) for v in shape.split("x"))
-        res = measure(n_words, wdim, hdim, reps, dense)
+        res = measure(n_words, wdim, hdim, reps, dense, scan)
         t_wall, t_cpu = res["torch"]
         line = [f"wdim={wdim} hdim={hdim}:"]
         for k, (w, c) in res.items():
