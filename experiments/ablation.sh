@@ -10,7 +10,7 @@
 # Inits: tutorial (0.01 * U[0,1), wdim=128), w2v-scaled (preset=authors: the IMDB stand-in vectors
 # rescaled to GoogleNews's std 0.144), w2v-unscaled (preset=authors w2v_std=0: the vectors as
 # trained, 3x larger; not in the default grid, which is the issue's tutorial-vs-word2vec grid: the
-# unscaled runs test the scale explanation at chosen eps, see experiments/README.md).
+# unscaled runs test the scale explanation at chosen eps, see experiments/results/ablation/README.md).
 # Run directories go to $ABLATION_DIR (default runs/ablation); finished runs' small files are
 # copied to experiments/results/ablation/ and the table to experiments/results/ablation/ablation.md.
 # Resumable: run it again and finished runs are skipped, interrupted runs continue; runs whose

@@ -108,7 +108,7 @@ OPT_IN = ("long", "browser")
 # Files whose tests must share one process, in this order: a JAX model compiled in a process that
 # has trained a FAST_COMPILE one (tests/test_backends.py) fails with "No JAX conversion for Gemm"
 # (PyTensor 3.0.7: the Scan's inner graph reaches the JAX linker rewritten with BLAS ops; the
-# shared state is not found yet, experiments/README.md, "JAX"). NUMBA or C before JAX is fine.
+# shared state is not found yet, experiments/benchmarks.md, "JAX"). NUMBA or C before JAX is fine.
 JAX_FIRST = ("tests/test_jax.py", "tests/test_backends.py")
 
 

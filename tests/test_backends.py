@@ -36,7 +36,7 @@ def _jax_available():
 
 # JAX is tested against C in tests/test_jax.py (training updates, dropout draws, f_grad_emb). Not
 # here: a JAX Model compiled in a process that has trained a FAST_COMPILE one fails with "No JAX
-# conversion for Gemm" (PyTensor 3.0.7; experiments/README.md, "JAX"), so tests/conftest.py runs
+# conversion for Gemm" (PyTensor 3.0.7; experiments/benchmarks.md, "JAX"), so tests/conftest.py runs
 # tests/test_jax.py before this file, in the same process.
 MODES = ["C", "NUMBA", "FAST_COMPILE"]
 

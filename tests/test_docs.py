@@ -1,6 +1,7 @@
 """The user documentation stays true: its commands parse, its modules exist, its links resolve.
 
-README.md and experiments/README.md are read as text; no command is run and nothing is trained.
+The doc pages (README.md and every hand-written Markdown page under experiments/: `DOCS`) are read
+as text; no command is run and nothing is trained.
 Every ``python -m lstm_adv.train ...`` line of their shell code blocks, and every inline code span
 that is such a command (and the training keys passed through ``bash experiments/table1.sh``),
 must be accepted by `lstm_adv.config.parse_args`; lines
@@ -16,7 +17,23 @@ import pytest
 from lstm_adv.config import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "experiments" / "README.md"]
+#: Markdown files the package's commands and the experiments' probes write under experiments/results
+#: (`python -m lstm_adv.results`: table1.md, ablation.md; the random search: summary.md; the visualiser's
+#: example: imdb_vis.md; experiments/*_probe.py: *_probe.md): outputs, not doc pages.
+GENERATED = {"table1.md", "ablation.md", "summary.md", "imdb_vis.md"}
+
+
+def _generated(path):
+    return path.name in GENERATED or path.name.endswith("_probe.md")
+
+
+#: the doc pages: the README, experiments/README.md (how to run), the reference pages beside it and
+#: one results page per study (experiments/results/<study>/README.md).
+DOCS = [ROOT / "README.md"] + sorted(p for p in (ROOT / "experiments").rglob("*.md") if not _generated(p))
+
+#: every doc page stays readable in one sitting; the README, the entry point, shorter still
+DOC_PAGE_MAX_BYTES = 40_000
+README_MAX_BYTES = 30_000
 
 #: the commands users type as ``python -m lstm_adv.<X>`` (README "Code map"; `lstm_adv/cli.py`).
 COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir"}
@@ -119,6 +136,18 @@ def test_the_docs_have_training_commands():
     # A change to the extraction that finds nothing would make every check below vacuous.
     assert sum(1 for c in DOC_COMMANDS if c[1] == "README.md" and c[4] is None) >= 4
     assert sum(1 for c in DOC_COMMANDS if c[1] == "experiments/README.md" and c[4] is None) >= 4
+    assert sum(1 for c in DOC_COMMANDS if c[1] == "experiments/reference.md" and c[4] is None) >= 2
+
+
+def test_the_docs_are_the_split_pages():
+    # The glob must keep finding the pages by topic, so that every check below covers each of them.
+    names = {d.relative_to(ROOT).as_posix() for d in DOCS}
+    assert names >= {"README.md", "experiments/README.md", "experiments/reference.md",
+                     "experiments/visualiser.md", "experiments/benchmarks.md", "experiments/results/README.md",
+                     "experiments/results/table1/README.md", "experiments/results/ablation/README.md",
+                     "experiments/results/table1-tutorial-init/README.md",
+                     "experiments/results/vat_comparison/README.md"}, sorted(names)
+    assert not any(_generated(d) for d in DOCS)
 
 
 @pytest.mark.parametrize("doc, line, argv, reason", [c[1:] for c in DOC_COMMANDS],
@@ -189,8 +218,15 @@ def test_relative_links_and_anchors_resolve(doc):
 
 
 def test_readme_stays_short():
-    # The README is the user's entry point; reference text belongs in experiments/README.md.
-    assert (ROOT / "README.md").stat().st_size < 30_000
+    # The README is the user's entry point; reference text belongs in the pages under experiments/.
+    assert (ROOT / "README.md").stat().st_size < README_MAX_BYTES
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.relative_to(ROOT).as_posix() for d in DOCS])
+def test_every_doc_page_stays_short(doc):
+    # One page per topic: a page that grows past this splits by topic, as experiments/README.md did.
+    size = doc.stat().st_size
+    assert size < DOC_PAGE_MAX_BYTES, f"{doc.relative_to(ROOT)}: {size} bytes, over {DOC_PAGE_MAX_BYTES}"
 
 
 def _python_blocks(text):

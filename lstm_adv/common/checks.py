@@ -246,7 +246,7 @@ def mode_name(cfg):
     # C, not NUMBA (PyTensor 3's default): with the C kernels of the LSTM step
     # (`lstm_adv.core.kernels.LSTMCell`) and the manual backward pass, C is about 2x faster per
     # update, because NUMBA's LLVM code computes every sigmoid and tanh with scalar libm calls
-    # (`python -m lstm_adv.bench` prints the figures; experiments/README.md, "CPU backends").
+    # (`python -m lstm_adv.bench` prints the figures; experiments/benchmarks.md, "CPU backends").
     # JAX stays opt-in on the CPU (an optional extra, and static shapes).
     return "JAX" if cfg.device == "gpu" else "C"
 

@@ -115,7 +115,7 @@ def limit_blas_threads(n=1):
     The model's matrix products are small ((16, 128) x (128, 512) per time step); OpenBLAS's
     default of one thread per core makes each of them wake a thread pool, and on a machine
     whose cores are busy (other runs of a sweep) its threads wait on each other: a training
-    update runs many times slower (experiments/README.md, "CPU backends"). One thread per process is also what
+    update runs many times slower (experiments/benchmarks.md, "CPU backends"). One thread per process is also what
     a sweep of several seeds in parallel wants. Setting any of `BLAS_THREAD_VARS` in the
     environment leaves the libraries alone. Called by the entry points, before the model runs.
 
@@ -146,8 +146,8 @@ def flush_denormals():
 
     With large eps the perturbed inputs saturate the LSTM gates; their derivatives and the
     products that use them underflow into subnormal floats, which x86 CPUs compute in microcode:
-    a table1 run at eps=15 took 247 ms an update instead of 57 (`experiments/README.md`, "CPU
-    backends"). Flushing them changed no bit of the parameters in our checks (42 updates from a
+    a table1 run at eps=15 took 247 ms an update instead of 57 (`experiments/benchmarks.md`,
+    "Subnormal floats"). Flushing them changed no bit of the parameters in our checks (42 updates from a
     trained eps=15 and eps=1 checkpoint; a toy run). NumPy, BLAS and PyTensor's C code run on the
     calling thread (one BLAS thread, `limit_blas_threads`), and threads started later inherit the
     setting. The two-line helper is compiled with PyTensor's C++ compiler and loaded with ctypes.

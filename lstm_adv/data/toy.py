@@ -23,7 +23,7 @@ N_TRAIN, N_TEST = 1000, 400
 #: like GoogleNews's (per-coordinate std 0.144) plus the word's polarity, +-POLARITY on coordinate
 #: 0. The polarity is 4x eps=0.5, so the paper's sign perturbation of a review cannot erase it;
 #: from the tutorial's random init (0.01 * U[0, 1)) eps=0.5 is 100x every coordinate and an
-#: adversarial toy run stays at chance (experiments/README.md, "The toy corpus: what lets eps=0.5 learn").
+#: adversarial toy run stays at chance (experiments/results/README.md, "The toy corpus: what lets eps=0.5 learn").
 POLARITY, NOISE_STD = 2.0, 0.144
 MIN_LEN, MAX_LEN = 3, 16
 
