@@ -43,11 +43,12 @@ def test_bench_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
     assert f"BLAS {blas[0]['library'].split()[0]}" in printed.splitlines()[0]
     assert set(rep["machine"]["openblas_env"]) <= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     assert rep["settings"] == {"B": bench.B, "T": bench.T, "n_words": 50, "wdim": 8, "hdim": 8, "reps": 3,
-                               "wemb_update": "lazy"}
+                               "wemb_update": "lazy", "lstm_kernel": "seq"}
     c, jax = rep["results"]
     assert jax == {"mode": "JAX", "skipped": "not here (test)"}
     assert (c["mode"], c["floatX"]) == ("C", "float32")
-    assert c["shapes"] == {"wdim": 8, "hdim": 8, "n_words": 50, "wemb_update": "lazy"}   # the keys reached the worker
+    assert c["shapes"] == {"wdim": 8, "hdim": 8, "n_words": 50, "wemb_update": "lazy",
+                           "lstm_kernel": "seq"}   # the keys reached the worker
     assert "cold_compile_s" not in c and "bitwise_same_across_processes" not in c        # cold=0: one process
     for name in ("clean", "adversarial"):
         u = c["update"][name]

@@ -204,9 +204,11 @@ def _params_digest(path):
     return h.hexdigest()
 
 
-#: params.npz of `test_binary_runs_are_unchanged`'s toy run, recorded before the classifier took K
-#: classes (commit b270db5, x86-64, OpenBLAS, mode C, float32): the binary model bit for bit.
-BINARY_PIN = "bb00c32a7c8c6190368a613acca0f5bb5e0670513c9e456add00f02ef5dedd15"
+#: params.npz of `test_binary_runs_are_unchanged`'s toy run (x86-64, OpenBLAS, mode C, float32): the
+#: binary model bit for bit. First recorded before the classifier took K classes (commit b270db5);
+#: re-recorded when mode C's LSTM became the whole-sequence Ops (their products round differently
+#: from OpenBLAS's; `tests/test_kernels.py` holds them to the scan path to float rounding).
+BINARY_PIN = "da756fad6353bc9e8833326f1ce4c4e07d93804bf065fc25d176e1f216c366a1"
 
 
 @pytest.mark.slow
