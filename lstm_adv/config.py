@@ -104,6 +104,9 @@ class Config:
     download: int = _key(1, "download the official archive if the data is nowhere (0 = never)", (0, 1),
                          group="data", role="output")
     n_words: int = _key(10000, "vocabulary size; rarer words map to UNK (id 1)", group="data")
+    vocab_order: str = _key("frequency", "which n_words words the model keeps: frequency (the tutorial's ranking) or "
+                            "random (seeded by seed: arbitrary word types, as the authors' Python 2 dict order)",
+                            ("frequency", "random"), group="data")
     maxlen: int = _key(100, "train reviews with length < maxlen are kept (0 = no limit)", group="data")
     maxlen_mode: str = _key("filter", "filter (tutorial: drop longer train reviews) or truncate (keep all, cut)",
                             ("filter", "truncate"), group="data")

@@ -353,3 +353,39 @@ def test_a_run_on_exported_imdb_is_the_imdb_run(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         digests.append(_params_digest(run / "params.npz"))
     assert digests[0] == digests[1]
+
+
+def test_vocab_order_random_keeps_a_seeded_random_choice_of_words():
+    """vocab_order=random (the authors' dict-order vocabulary): the same texts, the words renumbered
+    before the n_words cut, so the model keeps arbitrary word types; ids, words and counts agree."""
+    from lstm_adv.config import parse_args
+    from lstm_adv.data.base import Split, build_dictionary, encode, finalize, finalize_unlabelled
+
+    texts = [f"w{i % 37} w{(i * 7) % 53} w{(i * 3) % 11} x{i % 5}".split() for i in range(120)]
+    words, counts = build_dictionary(texts)
+    word_to_id = {w: i for i, w in enumerate(words)}
+    seqs = encode(texts, word_to_id)
+    labels = np.array([i % 2 for i in range(120)])
+    base = ["n_words=12", "maxlen=0", "valid_portion=0.1"]
+
+    def data(*extra):
+        cfg = parse_args(base + list(extra))
+        d = finalize(Split(seqs[:100], labels[:100]), Split(seqs[100:], labels[100:]), words, cfg,
+                     {"word_counts": counts})
+        return d, finalize_unlabelled(seqs[:5], parse_args(base + list(extra) + ["vat=1", "unlabelled=5"]), len(words))
+
+    freq, _ = data()
+    rnd, unl = data("vocab_order=random", "seed=1")
+    other, _ = data("vocab_order=random", "seed=2")
+    assert freq.words == words and rnd.words[:2] == words[:2] and sorted(rnd.words) == sorted(words)
+    assert rnd.words[2:12] != words[2:12] and rnd.words[2:12] != other.words[2:12]   # seeded, not frequency
+    assert rnd.info["word_counts"] == [counts[word_to_id[w]] for w in rnd.words]
+    # Each kept id still names its text's word; every other word sits on UNK.
+    texts_by_tokens = {tuple(sorted(t)) for t in texts}
+    for s in rnd.train.seqs + rnd.test.seqs:
+        decoded = [rnd.words[i] for i in s]
+        assert all(i < 12 for i in s)
+        assert any(set(w for w in decoded if w != "<unk>") <= set(t) for t in texts_by_tokens)
+    kept = set(rnd.words[2:12])
+    assert [[rnd.words[i] if i != 1 else None for i in s] for s in unl] == \
+        [[t if t in kept else None for t in text] for text in texts[:5]]

@@ -85,6 +85,28 @@ def _maxlen_rule(split, cfg):
     return split
 
 
+def vocab_ids(n_dict, cfg):
+    """The id each dictionary word gets under ``cfg.vocab_order``, or None for "frequency".
+
+    "random" (the authors' code, whose Python 2 dict order made ``n_words`` keep arbitrary word
+    types, every other word on the UNK row): padding and UNK keep ids 0 and 1, the other words
+    are shuffled by a stream of ``cfg.seed``, so the ``n_words`` cut keeps a random choice.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_dict,), or None
+        ``new[old_id]``.
+    """
+    if getattr(cfg, "vocab_order", "frequency") != "random":
+        return None
+    return np.concatenate([[PAD, UNK], 2 + make_rng(cfg.seed, "vocab_order").permutation(max(n_dict - 2, 0))])
+
+
+def _renumber(split, new):
+    return split if new is None else Split([new[np.asarray(s, dtype=np.int64)].tolist() for s in split.seqs],
+                                           split.labels)
+
+
 def finalize(train, test, words, cfg, info=None, valid=None):
     """Apply the tutorial's ``load_data`` to full-vocabulary splits.
 
@@ -110,6 +132,14 @@ def finalize(train, test, words, cfg, info=None, valid=None):
         class in the train split) and, for two classes, ``train_pos_fraction`` (of class 1).
     """
     info = dict(info or {})
+    new = vocab_ids(len(words), cfg)
+    if new is not None:   # vocab_order=random: the words renumbered before the n_words cut
+        train, test = _renumber(train, new), _renumber(test, new)
+        valid = None if valid is None else _renumber(valid, new)
+        order = np.argsort(new)
+        words = [words[i] for i in order]
+        if info.get("word_counts") is not None:
+            info["word_counts"] = [info["word_counts"][i] for i in order]
     n_train_all = len(train)
     train = _maxlen_rule(train, cfg)
     info["train_kept_fraction"] = len(train) / max(n_train_all, 1)
@@ -152,13 +182,16 @@ def finalize(train, test, words, cfg, info=None, valid=None):
     return Dataset(train, valid, test, words, info)
 
 
-def finalize_unlabelled(seqs, cfg):
+def finalize_unlabelled(seqs, cfg, n_dict):
     """Up to ``cfg.unlabelled`` unlabelled reviews, prepared as `finalize` prepares the train split.
 
     The same maxlen rule (filter: length < maxlen; truncate: cut), then the first N in the
-    corpus's fixed order (the same reviews for every seed), ids >= n_words mapped to UNK.
-    Empty reviews are dropped.
+    corpus's fixed order (the same reviews for every seed), ids renumbered as `vocab_ids` says
+    (``n_dict``: the dictionary's size), ids >= n_words mapped to UNK. Empty reviews are dropped.
     """
+    new = vocab_ids(n_dict, cfg)
+    if new is not None:
+        seqs = [new[np.asarray(s, dtype=np.int64)].tolist() for s in seqs]
     if cfg.maxlen and cfg.maxlen_mode == "filter":
         seqs = [s for s in seqs if len(s) < cfg.maxlen]
     elif cfg.maxlen and cfg.maxlen_mode == "truncate":

@@ -288,7 +288,7 @@ def load_corpus(cfg, workers=None, cache=None):
     valid = split("valid") if len(rows["valid"]) else None
     data = finalize(split("train"), split("test"), words, cfg, info, valid=valid)
     if cfg.unlabelled:
-        data.unlabelled = finalize_unlabelled(split("unlabelled").seqs, cfg)
+        data.unlabelled = finalize_unlabelled(split("unlabelled").seqs, cfg, len(words))
         data.info["n_unlabelled"] = len(data.unlabelled)
     data.info["load_seconds"] = round(time.perf_counter() - t0, 2)
     return data

@@ -251,7 +251,7 @@ def load_imdb(cfg, workers=None, cache=None):
     data = finalize(corpus.train, corpus.test, corpus.words, cfg, info)
     if cfg.unlabelled:
         seqs = load_unlabelled(source, corpus, workers=workers, cache=cache, progress=progress)
-        data.unlabelled = finalize_unlabelled(seqs, cfg)
+        data.unlabelled = finalize_unlabelled(seqs, cfg, len(corpus.words))
         data.info["n_unlabelled"] = len(data.unlabelled)
     return data
 

@@ -81,6 +81,6 @@ def load_toy(cfg):
     if cfg.unlabelled:
         # unlabelled=N: more reviews from the generator (its own fixed stream), labels dropped.
         tokens, _ = make_reviews(cfg.unlabelled, np.random.default_rng(20151202))
-        data.unlabelled = finalize_unlabelled(encode(tokens, word_to_id), cfg)
+        data.unlabelled = finalize_unlabelled(encode(tokens, word_to_id), cfg, len(words))
         data.info["n_unlabelled"] = len(data.unlabelled)
     return data
