@@ -83,6 +83,20 @@ def test_training_gradients_equal_the_authors_joint_cost_with_clipping(encoder, 
     assert clipped >= 2
 
 
+def test_with_clip_0_the_training_gradients_are_grad_of_the_paper_cost():
+    """`build_objective` is the paper's cost and `training_grads` plain ``pytensor.grad`` of it: with
+    clip=0 (no clip in either graph) they equal the reference's gradients, and no clip is left in
+    the compiled update (the LSTM backward's clip is 0)."""
+    from lstm_adv.core.kernels import LSTMSeqGrad
+
+    m = model_for(["clip=0", "alpha=0.5"])
+    x, mask, y = batch(np.random.default_rng(0))
+    cost, delta, ref = authors_gradients(m, x, mask, y, direction_from="alpha*L_clean")
+    assert_same_as_reference(m.inspect(x, mask, y), cost, delta, ref)
+    seq_grads = [n.op for n in m.f_train.maker.fgraph.toposort() if isinstance(n.op, LSTMSeqGrad)]
+    assert len(seq_grads) == 2 and all(op.clip == 0 for op in seq_grads)
+
+
 @pytest.mark.parametrize("encoder, norm, emb_grad", [
     c if c in {("lstm", "l2", 0), ("rnn", "sign", 1)} else pytest.param(*c, marks=pytest.mark.slow)
     for c in itertools.product(["lstm", "rnn"], ["sign", "l2"], [0, 1])])

@@ -19,7 +19,7 @@ with p(e) and r_vadv held constant. It needs no label, so unlabelled reviews can
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytensor
@@ -200,98 +200,112 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     -------
     Objective
     """
-    names, params = list(tparams), list(tparams.values())
-    emb = embed(tparams, x, freqs, c_ops=bool(lstm and lstm.c_backend))
+    nets = _Branches(tparams, cfg, use_noise, rngs, freqs, lstm)
+    emb = nets.embed(x)
     emb_in = clip_input(emb, cfg)
-    # The original code also clipped the gradient of the clean branch's LSTM outputs.
-    probs, next_clean = classify(tparams, emb_in, mask, cfg, use_noise, rngs["clean"], clip_output=True, lstm=lstm)
+    # The clean branch (the original code also clipped the gradient of its LSTM outputs).
+    probs = nets.classify(emb_in, mask, "clean", clip_output=True)
     cost_clean = nll(probs, y)
-    rng_updates = OrderedDict()
-    if next_clean is not None:
-        rng_updates[rngs["clean"]] = next_clean
     penalty = cfg.reg * (tparams["U"] ** 2).sum() if cfg.reg > 0 else 0.0
-
+    target = None
     if not cfg.adversarial:
-        rest = [p for n, p in zip(names, params) if n != "Wemb"]
-        g_emb, *g_rest = pytensor.grad(cost_clean + penalty, [emb] + rest)
-        it = iter(g_rest)
-        g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb: g_emb})
-        grads = OrderedDict((n, g_wemb if n == "Wemb" else next(it)) for n in names)
-        return Objective(cost_clean, cost_clean, cost_clean + penalty, grads,
-                         pt.zeros_like(emb), emb, rng_updates, emb_grad=g_emb)
-
-    if cfg.vat:
-        return _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled,
-                          vat_fixed or {}, cost_clean, penalty, rng_updates, lstm)
-    a = float(cfg.alpha)
-    rest = [p for n, p in zip(names, params) if n != "Wemb"]
-    # adv_grad=joint: one backward pass of the (weighted) clean branch gives both its parameter
-    # gradients and the input gradient the perturbation follows. Deviation from the authors, who
-    # took the direction from the unweighted L_clean in a gradient of its own (adv_grad=separate):
-    # alpha * L_clean has the same gradient up to the scale, except where a clip inside the LSTM
-    # acts (then in effect at clip / alpha); experiments/clip_probe.py measures how often it does.
-    if a > 0:
-        g_in_clean, *g_clean = pytensor.grad(a * cost_clean, [emb_in] + rest)
-        separate = cfg.adv_grad == "separate" and cfg.clip > 0
-        direction = pytensor.grad(cost_clean, emb_in) if separate else g_in_clean
+        cost_adv, delta = cost_clean, pt.zeros_like(emb)
+        cost = cost_clean + penalty
+    elif cfg.vat:
+        cost_adv, delta, target = _vat_term(nets, emb_in, mask, unlabelled, vat_fixed or {})
+        cost = cost_clean + float(cfg.vat_weight) * cost_adv + penalty
     else:
-        direction = pytensor.grad(cost_clean, emb_in)
-        g_in_clean, g_clean = pt.zeros_like(emb_in), [pt.zeros_like(p) for p in rest]
+        cost_adv, delta = _adversarial_term(nets, probs, cost_clean, emb_in, mask, y)
+        a = float(cfg.alpha)
+        cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
+    grads, emb_grad = training_grads(cost, tparams, emb)
+    # VAT's unlabelled batch reaches rows the labelled one does not: no row-wise Wemb update.
+    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target,
+                     emb_grad=None if cfg.vat and cfg.adversarial else emb_grad)
+
+
+@dataclass
+class _Branches:
+    """What the objective's branches share: one parameter dict, the configuration, dropout on or
+    off, the encoder's options; and the RNG updates their dropout draws collect."""
+
+    tparams: OrderedDict
+    cfg: object
+    use_noise: object
+    rngs: dict
+    freqs: object = None
+    lstm: object = None
+    rng_updates: OrderedDict = field(default_factory=OrderedDict)
+
+    def embed(self, x):
+        return embed(self.tparams, x, self.freqs, c_ops=bool(self.lstm and self.lstm.c_backend))
+
+    def classify(self, e, mask, rng=None, **kw):
+        """`classify` on the shared parameters; ``rng``: the name of the branch's dropout stream."""
+        out, next_rng = classify(self.tparams, e, mask, self.cfg, self.use_noise, self.rngs.get(rng), lstm=self.lstm,
+                                 **kw)
+        if next_rng is not None:
+            self.rng_updates[self.rngs[rng]] = next_rng
+        return out
+
+    def dropout_keep(self, n, dtype, rng):
+        """One dropout mask (n, H) from stream ``rng``, or None when dropout is off."""
+        if not self.cfg.use_dropout or (isinstance(self.use_noise, bool) and not self.use_noise):
+            return None
+        H = self.tparams["U"].get_value(borrow=True).shape[0]
+        keep, self.rng_updates[self.rngs[rng]] = dropout_keep((n, H), dtype, self.rngs[rng])
+        return keep
+
+
+def _adversarial_term(nets, probs, cost_clean, emb_in, mask, y):
+    """The paper's second branch: ``L(e + delta)`` with ``delta`` held constant; returns it and ``delta``.
+
+    The step follows the gradient of ``alpha * L_clean`` at the (clipped) embedded input: the
+    clean part of the training gradient's own backward pass (PyTensor merges the two), so one
+    backward pass serves both. Deviation from the authors, who took it from the unweighted
+    ``L_clean`` in a gradient of its own (``adv_grad=separate``, a second backward pass when
+    clip > 0): the same direction up to the scale, except where a clip inside the LSTM acts (then
+    in effect at clip / alpha); experiments/clip_probe.py measures how often it does.
+    """
+    cfg = nets.cfg
+    a = float(cfg.alpha)
     if cfg.adv_label == "predicted":
-        # Beyond the paper: the direction from the loss of the model's own clean prediction, so the
-        # perturbation carries no label (Kurakin et al. 2017); one more backward pass per update.
-        direction = pytensor.grad(nll(probs, pt.argmax(probs, axis=-1)), emb_in)
-    delta = disconnected_grad(perturbation(direction, mask, float(cfg.eps), cfg.adv_norm))
+        # Beyond the paper: the loss of the model's own clean prediction, so the step carries no
+        # label (Kurakin et al. 2017); one more backward pass per update.
+        loss = nll(probs, pt.argmax(probs, axis=-1))
+    elif a > 0 and not (cfg.adv_grad == "separate" and cfg.clip > 0):
+        loss = a * cost_clean
+    else:
+        loss = cost_clean
+    delta = disconnected_grad(perturbation(pytensor.grad(loss, emb_in), mask, float(cfg.eps), cfg.adv_norm))
     emb_adv = emb_in + delta
     if cfg.adv_emb_grad == 0:
         # The original code: Wemb learns only from the clean term (the paper: "only backprop
         # through the graph corresponding to the first term").
         emb_adv = disconnected_grad(emb_adv)
-    probs_adv, next_adv = classify(tparams, emb_adv, mask, cfg, use_noise, rngs["adv"], lstm=lstm)
-    cost_adv = nll(probs_adv, y)
-    if next_adv is not None:
-        rng_updates[rngs["adv"]] = next_adv
-    if cfg.adv_emb_grad:
-        g_in_adv, *g_adv = pytensor.grad((1.0 - a) * cost_adv, [emb_in] + rest)
-        g_in = g_in_clean + g_in_adv
-    else:
-        g_adv = pytensor.grad((1.0 - a) * cost_adv, rest, disconnected_inputs="ignore")
-        g_in = g_in_clean
-    # Both branches' input gradients pass the embedding clip together, then reach Wemb's rows.
-    g_emb = pytensor.grad(None, emb, known_grads={emb_in: g_in})
-    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads={emb: g_emb})
-
-    grads = _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams)
-    cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
-    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, rng_updates, emb_grad=g_emb)
+    return nll(nets.classify(emb_adv, mask, "adv"), y), delta
 
 
-def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, freqs, unlabelled, fixed,
-               cost_clean, penalty, rng_updates, lstm=None):
-    """The VAT objective: L(e) + vat_weight * KL(p(e) || p(e + r_vadv)), two branches as the paper's.
+def _vat_term(nets, emb_in, mask, unlabelled, fixed):
+    """VAT's term ``KL(p(e) || p(e + r_vadv))`` on the labelled batch plus the unlabelled one (if any).
 
-    The clean branch is differentiated with weight 1 (alpha is the paper's). The VAT branch
-    works on the labelled batch plus the unlabelled one (if any); its passes (p(e), the power
-    iteration, p(e + r_vadv)) share one dropout mask drawn from ``rngs["adv"]``, so KL is 0 at
-    r = 0. ``adv_emb_grad`` decides, as for the paper's term, whether Wemb learns from it.
+    Its passes (p(e), the power iteration, p(e + r_vadv)) share one dropout mask drawn from
+    ``rngs["adv"]``, so KL is 0 at r = 0; p(e) and r_vadv are held constant. ``adv_emb_grad``
+    decides, as for the paper's term, whether Wemb learns from it. ``fixed``: see `build_objective`.
+
+    Returns
+    -------
+    cost_vat, delta (T, B_vat, E), target (the logits of p(e), B_vat x K)
     """
-    rest = [p for n, p in zip(names, params) if n != "Wemb"]
-    ins = [emb_in]
+    cfg = nets.cfg
     emb_v, mask_v = emb_in, mask
     if unlabelled is not None:
         xu, mu = unlabelled
-        emb_u = clip_input(embed(tparams, xu, freqs, c_ops=bool(lstm and lstm.c_backend)), cfg)
-        ins.append(emb_u)
-        emb_v, mask_v = _stack_batches(emb_in, emb_u), _stack_batches(mask, mu)
-    keep = None
-    if cfg.use_dropout and not (isinstance(use_noise, bool) and not use_noise):
-        H = tparams["U"].get_value(borrow=True).shape[0]
-        keep, next_adv = dropout_keep((emb_v.shape[1], H), emb.dtype, rngs["adv"])
-        rng_updates[rngs["adv"]] = next_adv
+        emb_v, mask_v = _stack_batches(emb_in, clip_input(nets.embed(xu), cfg)), _stack_batches(mask, mu)
+    keep = nets.dropout_keep(emb_v.shape[1], emb_in.dtype, "adv")
 
     def logits_at(e, backward=None):
-        return classify(tparams, e, mask_v, cfg, use_noise, None, backward=backward, keep=keep, logits=True,
-                        lstm=lstm)[0]
+        return nets.classify(e, mask_v, backward=backward, keep=keep, logits=True)
 
     const_v = disconnected_grad(emb_v)
     target = fixed.get("target")
@@ -301,42 +315,33 @@ def _build_vat(tparams, names, params, emb, emb_in, mask, cfg, rngs, use_noise, 
     if delta is None:
         d0 = fixed.get("d0")
         if d0 is None:
-            rng_updates[rngs["vat"]], draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=rngs["vat"],
-                                                              return_next_rng=True)
-            d0 = pt.cast(draw, emb.dtype)
+            nets.rng_updates[nets.rngs["vat"]], draw = pt.random.normal(0.0, 1.0, size=emb_v.shape, rng=nets.rngs["vat"],
+                                                                        return_next_rng=True)
+            d0 = pt.cast(draw, emb_in.dtype)
         direction = power_iteration(lambda r: kl_divergence(target, logits_at(const_v + r)), d0, mask_v,
                                     float(cfg.vat_xi), cfg.vat_iters)
-        delta = disconnected_grad(pt.cast(float(cfg.eps) * direction, emb.dtype))
+        delta = disconnected_grad(pt.cast(float(cfg.eps) * direction, emb_in.dtype))
     emb_adv = emb_v + delta
     if cfg.adv_emb_grad == 0:
         emb_adv = disconnected_grad(emb_adv)
-    cost_vat = kl_divergence(target, logits_at(emb_adv))
-    w = float(cfg.vat_weight)
-
-    g_in_clean, *g_clean = pytensor.grad(cost_clean, [emb_in] + rest)
-    known = {emb_in: g_in_clean}
-    if cfg.adv_emb_grad:
-        g_ins_adv = pytensor.grad(w * cost_vat, ins + rest)
-        g_adv = g_ins_adv[len(ins):]
-        known[emb_in] = g_in_clean + g_ins_adv[0]
-        if len(ins) > 1:
-            known[ins[1]] = g_ins_adv[1]
-    else:
-        g_adv = pytensor.grad(w * cost_vat, rest, disconnected_inputs="ignore")
-    g_wemb = pytensor.grad(None, tparams["Wemb"], known_grads=known)
-
-    grads = _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams)
-    cost = cost_clean + w * cost_vat + penalty
-    return Objective(cost_clean, cost_vat, cost, grads, delta, emb, rng_updates, target)
+    return kl_divergence(target, logits_at(emb_adv)), delta, target
 
 
-def _training_grads(names, g_wemb, g_clean, g_adv, cfg, tparams):
-    """Parameter name -> gradient: Wemb's as given, the others the sum of both branches' terms,
-    plus the ``reg`` penalty's on ``U``."""
-    grads = OrderedDict()
-    it = iter(zip(g_clean, g_adv))
-    for n in names:
-        grads[n] = g_wemb if n == "Wemb" else sum(next(it))
-    if cfg.reg > 0:
-        grads["U"] = grads["U"] + 2.0 * cfg.reg * tparams["U"]
-    return grads
+def training_grads(cost, tparams, emb):
+    """The training gradient of every parameter, and the one at the embedded input ``emb``.
+
+    Plain ``pytensor.grad(cost)``: the authors' elementwise clipping is part of the graph it
+    differentiates (`grad_clip` on the embedded input once, before both branches, on h and c at
+    every step and on the clean branch's LSTM outputs), so every clip sees a gradient already
+    scaled by alpha or 1 - alpha, and the embedding clip the sum of both branches' gradients, as
+    in the authors' ``build_model``; with clip=0 there is no clip in the graph.
+
+    Returns
+    -------
+    grads : OrderedDict of str -> tensor
+        In ``tparams``'s order; ``Wemb``'s is the dense scatter-add of ``emb_grad``.
+    emb_grad : tensor, shape (T, B, E)
+        For updates of only the batch's rows of Wemb (`lstm_adv.core.model.embedding_row_grad`).
+    """
+    names, params = list(tparams), list(tparams.values())
+    return OrderedDict(zip(names, pytensor.grad(cost, params))), pytensor.grad(cost, emb)

@@ -182,13 +182,16 @@ def finalize(train, test, words, cfg, info=None, valid=None):
     return Dataset(train, valid, test, words, info)
 
 
-def finalize_unlabelled(seqs, cfg, n_dict):
+def finalize_unlabelled(seqs, cfg, n_dict=None):
     """Up to ``cfg.unlabelled`` unlabelled reviews, prepared as `finalize` prepares the train split.
 
     The same maxlen rule (filter: length < maxlen; truncate: cut), then the first N in the
     corpus's fixed order (the same reviews for every seed), ids renumbered as `vocab_ids` says
-    (``n_dict``: the dictionary's size), ids >= n_words mapped to UNK. Empty reviews are dropped.
+    (``n_dict``: the dictionary's size, needed with vocab_order=random), ids >= n_words mapped to
+    UNK. Empty reviews are dropped.
     """
+    if n_dict is None and getattr(cfg, "vocab_order", "frequency") == "random":
+        raise ValueError("finalize_unlabelled: vocab_order=random needs n_dict, the dictionary's size")
     new = vocab_ids(n_dict, cfg)
     if new is not None:
         seqs = [new[np.asarray(s, dtype=np.int64)].tolist() for s in seqs]
