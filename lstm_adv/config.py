@@ -85,7 +85,7 @@ class Config:
     dispFreq: int = _key(10, "every N updates: with progress=1 the bar shows the cost; with progress=0 a line "
                          "'update U epoch E: cost C, T ms/update' is printed (the tutorial's log)", group="training",
                          role="output")
-    validFreq: int = _key(370, "validate every N updates", group="training")
+    validFreq: int = _key(370, "validate every N updates (and at the end if none came)", group="training")
     saveFreq: int = _key(1110, "checkpoint every N updates", group="training", role="output")
     use_dropout: int = _key(1, "dropout (keep 0.5) on the pooled vector", (0, 1))
     seed: int = _key(123, "the one seed behind every random choice (init, split, shuffling, dropout)",

@@ -24,7 +24,7 @@ from .common import checks, faults
 from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
-from .data import BatchStream, load_dataset, prepare_data
+from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
 from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
 
 
@@ -213,7 +213,8 @@ def train(cfg, run):
 
 # ---- the tutorial's loop ----------------------------------------------------------------------------
 def run_loop(cfg, run, model, data, unlab, state, stop):
-    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop.
+    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop;
+    a run that ``validFreq`` never reached validates once after its last update.
 
     ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received: the
     loop raises `_Interrupted` at the end of the update in which one came (the caller checkpoints).
@@ -245,6 +246,9 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
                 raise _Interrupted(stop[0])
             if state.estop:
                 break
+        if state.eidx + 1 >= cfg.max_epochs and not state.history:
+            # validFreq never came: validate after the last update, so that every run has a history.csv
+            validation_step(cfg, run, model, data, state, bar)
         if bar is not None:
             bar.close()
         if not state.estop:
@@ -359,7 +363,8 @@ def load_data(cfg, run):
     info = data.info
     run.log(f"data {cfg.data}: train {info['n_train']}, valid {info['n_valid']}, test {info['n_test']} reviews; "
             f"the maxlen={cfg.maxlen} {cfg.maxlen_mode} kept {100 * info['train_kept_fraction']:.1f}% "
-            f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words"
+            f"of {info['n_train_all']} training reviews; "
+            + vocabulary_note(data, min(cfg.n_words, len(data.words)))
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
                if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
     return data

@@ -59,6 +59,22 @@ def test_toy_run_learns_and_writes_its_directory(tmp_path):
     assert "data toy: train 950, valid 50, test 400" in proc.stdout
 
 
+@pytest.mark.slow
+def test_a_run_shorter_than_validFreq_validates_at_its_end(tmp_path):
+    # 950 toy training reviews in batches of 16: 60 updates, and validFreq=1000 never comes. The
+    # README lists history.csv among every run's files: the run validates once at its end.
+    run = tmp_path / "r"
+    proc = run_cli("lstm_adv.train", merge(TINY, ["max_epochs=1", "validFreq=1000", "n_words=20", f"saveto={run}"]),
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("60,0,"), rows
+    assert read_json(run / "metrics.json")["best_update"] == 60
+    assert "update 60 epoch 0: cost " in proc.stdout
+    # The log names the model's vocabulary, not only the dictionary's size.
+    assert "words, the model's n_words=20 (the rest are UNK: " in proc.stdout
+
+
 # Each fault strikes at a chosen point (lstm_adv.common.faults), never after a sleep: the toy run
 # cannot end first on a fast machine. saveFreq=7: checkpoints at updates 7, 14, 21, ...
 KILLS = {
