@@ -330,7 +330,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
         state.best_p = model.get_params()
         state.best_update = state.uidx
     save_loop_state(run, model, state, unlab)
-    from .evaluate import attack_report, pred_error  # imports PyTensor: keep --help fast
+    from .evaluate import attack_report, attack_summary, pred_error  # imports PyTensor: keep --help fast
 
     t_eval = time.time()
     errs = {name: pred_error(model, split, cfg.valid_batch_size)
@@ -352,7 +352,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
+            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
     return EXIT_OK
 
 
@@ -446,17 +446,6 @@ def initial_params(cfg, n_words, data, n_classes=2):
                              else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)")
         return params, w2v
     return params, None
-
-
-def _attack_line(a):
-    name = "iter_sign_pred" if "iter_sign_pred" in a else "onestep_pred"
-    if a.get("strength_units") == "x emb_median_abs":
-        return (f"robust error under {name} on {a['n']} test reviews, radius x median |e| "
-                f"({a['emb_median_abs']:.3g}): " + ", ".join(f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items()))
-    # "radius (multiple of the median |Wemb|): error", so the three numbers do not run together.
-    return f"robust error under {name} on {a['n']} test reviews: " + ", ".join(
-        f"{s} (x{a['relative'][s]:.2g} median |Wemb|): {v['robust_err']:.3f}" if a["relative"][s] else
-        f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items())
 
 
 def _init_note(info):

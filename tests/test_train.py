@@ -12,6 +12,7 @@ import pytest
 
 from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
 from lstm_adv import train
+from lstm_adv.evaluate import attack_summary
 from lstm_adv.rundir import RunDir
 
 PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
@@ -306,5 +307,9 @@ def test_denormals_flush_and_keep_train_the_same_parameters_at_large_eps(tmp_pat
 def test_done_line_keeps_radius_multiplier_and_error_apart():
     a = {"n": 100, "relative": {"0.001": 0.0104, "0.5": 5.19, "0.1": 0.0},
          "iter_sign_pred": {"0.001": {"robust_err": 0.48}, "0.5": {"robust_err": 0.7}, "0.1": {"robust_err": 0.5}}}
-    assert train._attack_line(a) == ("robust error under iter_sign_pred on 100 test reviews: "
-                                     "0.001 (x0.01 median |Wemb|): 0.480, 0.5 (x5.2 median |Wemb|): 0.700, 0.1: 0.500")
+    assert attack_summary(a) == ("robust error under iter_sign_pred on 100 test reviews: "
+                                 "radius 0.001 (0.01x median |Wemb|): err 0.480; "
+                                 "radius 0.5 (5.2x median |Wemb|): err 0.700; radius 0.1: err 0.500")
+    a.update(strength_units="x emb_median_abs", emb_median_abs=0.0123)
+    assert attack_summary(a).startswith("robust error under iter_sign_pred on 100 test reviews, radius in multiples "
+                                        "of the median |e| (0.0123): radius 0.001x: err 0.480; radius 0.5x: ")
