@@ -71,6 +71,23 @@ def test_config_file_forms_and_presets(tmp_path):
         config_mod.parse_args([f"config={tmp_path / 'missing.json'}"])
 
 
+def test_a_missing_config_folder_names_the_run_folders_like_it(tmp_path):
+    # The README's config=runs/eps=0.5 after the toy quick start, whose folder is runs/eps=0.5,data=toy.
+    for name in ("eps=0.5,data=toy", "eps=0.3,data=toy", "eps=0.5,seed=2,data=toy"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "config.json").write_text("{}")
+    (tmp_path / "runs" / "eps=0.5,data=my.csv").mkdir()   # no config.json: not a run
+    proc = run_cli("lstm_adv.train", ["config=runs/eps=0.5", "seed=2"], tmp_path)
+    assert_one_line_error(proc, "config=runs/eps=0.5: no such file",
+                          "; did you mean runs/eps=0.5,data=toy or runs/eps=0.5,seed=2,data=toy?")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert len(list((tmp_path / "runs").iterdir())) == 4
+    # A near spelling (difflib), closest first; a run's config.json keeps its file name.
+    assert config_mod.similar_run_dirs(str(tmp_path / "runs" / "eps=0.3,data=tay" / "config.json"))[0] == \
+        str(tmp_path / "runs" / "eps=0.3,data=toy" / "config.json")
+    assert config_mod.similar_run_dirs("nowhere/eps=0.5") == []
+
+
 def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "c.json").write_text("{not json")
     proc = run_cli("lstm_adv.train", ["config=c.json"], tmp_path)
