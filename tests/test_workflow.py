@@ -134,6 +134,26 @@ def test_progress_1_redirected_writes_no_bar(tmp_path):
     assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("update ") and " train " not in ln]
 
 
+@pytest.mark.slow
+def test_progress_1_into_a_file_has_no_carriage_return(tmp_path):
+    """As a Slurm .out file or ``> log 2>&1`` receives it: the bytes themselves, one line per event."""
+    import os
+    import subprocess
+
+    log = tmp_path / "slurm.out"
+    with open(log, "wb") as fh:
+        code = subprocess.run([sys.executable, "-m", "lstm_adv.train",
+                               *merge(TINY, ["progress=1", "eps=0.5", f"saveto={tmp_path / 'r'}"])], cwd=tmp_path,
+                              stdout=fh, stderr=subprocess.STDOUT, timeout=HANG_GUARD,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}).returncode
+    out = log.read_bytes()
+    assert code == 0, out[-2000:]
+    assert b"\r" not in out and b"\x1b[" not in out   # no bar redraws, no cursor moves
+    lines = out.decode().splitlines()
+    assert sum(ln.startswith("update ") and " valid " in ln for ln in lines) == 6   # 120 updates, validFreq=20
+    assert lines[-1].startswith("done: ")
+
+
 def test_publishable_files_have_no_local_paths(tmp_path):
     root = tmp_path / "repo"
     assert publishable_path(root / "runs" / "x", root) == "runs/x"
