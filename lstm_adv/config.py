@@ -10,6 +10,7 @@ Usage::
 """
 
 import dataclasses
+import difflib
 import json
 import os
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Config:
     dispFreq: int = _key(10, "every N updates: with progress=1 the bar shows the cost; with progress=0 a line "
                          "'update U epoch E: cost C, T ms/update' is printed (the tutorial's log)", group="training",
                          role="output")
-    validFreq: int = _key(370, "validate every N updates", group="training")
+    validFreq: int = _key(370, "validate every N updates (and at the end if none came)", group="training")
     saveFreq: int = _key(1110, "checkpoint every N updates", group="training", role="output")
     use_dropout: int = _key(1, "dropout (keep 0.5) on the pooled vector", (0, 1))
     seed: int = _key(123, "the one seed behind every random choice (init, split, shuffling, dropout)",
@@ -363,6 +364,40 @@ def split_key_values(argv):
 CONFIG_FILE_SKIP = ("saveto",)
 
 
+def similar_run_dirs(path, limit=3):
+    """Run directories beside a missing ``config=`` path whose names come close to its own.
+
+    A run directory is named by its overridden keys, so the toy quick start's run is
+    ``runs/eps=0.5,data=toy`` where a reader of the README types ``runs/eps=0.5``: folders named
+    by all of the given keys and more come first, then near spellings (difflib).
+
+    Parameters
+    ----------
+    path : str
+        The ``config=`` value as given: a run directory, or its ``config.json``.
+    limit : int
+        At most this many names.
+
+    Returns
+    -------
+    list of str
+        Paths spelled as ``path`` is (relative stays relative) of folders that hold a
+        ``config.json``; empty when the parent folder is missing or unreadable.
+    """
+    p = Path(path)
+    suffix = ""
+    if p.name == "config.json":   # runs/eps=0.5/config.json: the folder's name is what was mistyped
+        p, suffix = p.parent, "/config.json"
+    try:
+        names = sorted(d.name for d in p.expanduser().parent.iterdir() if (d / "config.json").is_file())
+    except OSError:
+        return []
+    keys = set(p.name.split(","))
+    close = [n for n in names if keys < set(n.split(","))]
+    close += [n for n in difflib.get_close_matches(p.name, names, n=limit, cutoff=0.6) if n not in close]
+    return [str(p.parent / n) + suffix for n in close[:limit]]
+
+
 def read_config_file(path):
     """The ``key -> raw value`` pairs of a configuration file, for ``config=PATH``.
 
@@ -382,8 +417,10 @@ def read_config_file(path):
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
+        similar = similar_run_dirs(path)
+        hint = f"; did you mean {' or '.join(similar)}?" if similar else ""
         raise UserError(f"config={path}: no such file (give a run's config.json, its run directory, or a "
-                        "file of key=value lines)") from None
+                        f"file of key=value lines){hint}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"config={path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
     stripped = text.lstrip()

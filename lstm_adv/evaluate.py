@@ -215,6 +215,35 @@ def attack_report(model, split, batch_size, strengths, norm="sign", k=10, relati
     return out
 
 
+def attack_summary(report):
+    """The attacks' part of a training run's ``done:`` line: the strongest attack's robust error per radius.
+
+    Each radius reads ``radius R (Mx median |Wemb|): err E``, radii apart by ``;``, so that radius,
+    multiplier and error never run together.
+
+    Parameters
+    ----------
+    report : dict
+        `attack_report`'s output (``n``, ``relative``, ``strength_units``, ``emb_median_abs`` and
+        ``iter_sign_pred`` or ``onestep_pred``).
+
+    Returns
+    -------
+    str
+        E.g. ``robust error under iter_sign_pred on 100 test reviews: radius 0.001 (0.01x median
+        |Wemb|): err 0.480; radius 0.1: err 0.500``.
+    """
+    name = "iter_sign_pred" if "iter_sign_pred" in report else "onestep_pred"
+    head = f"robust error under {name} on {report['n']} test reviews"
+    if report.get("strength_units") == "x emb_median_abs":
+        return (f"{head}, radius in multiples of the median |e| ({report['emb_median_abs']:.3g}): "
+                + "; ".join(f"radius {s}x: err {v['robust_err']:.3f}" for s, v in report[name].items()))
+    # The multiplier only where there is one (a zero-size Wemb scale gives none).
+    return f"{head}: " + "; ".join(
+        f"radius {s} ({report['relative'][s]:.2g}x median |Wemb|): err {v['robust_err']:.3f}"
+        if report["relative"].get(s) else f"radius {s}: err {v['robust_err']:.3f}" for s, v in report[name].items())
+
+
 def attack_errors(model, split, batch_size, strengths, norm="sign"):
     """Error under the one-step attack on the TRUE label's loss (``onestep_true``), per strength.
 

@@ -24,7 +24,7 @@ from .common import checks, faults
 from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
-from .data import BatchStream, load_dataset, prepare_data
+from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
 from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
 
 
@@ -213,7 +213,8 @@ def train(cfg, run):
 
 # ---- the tutorial's loop ----------------------------------------------------------------------------
 def run_loop(cfg, run, model, data, unlab, state, stop):
-    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop.
+    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop;
+    a run that ``validFreq`` never reached validates once after its last update.
 
     ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received: the
     loop raises `_Interrupted` at the end of the update in which one came (the caller checkpoints).
@@ -245,6 +246,9 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
                 raise _Interrupted(stop[0])
             if state.estop:
                 break
+        if state.eidx + 1 >= cfg.max_epochs and not state.history:
+            # validFreq never came: validate after the last update, so that every run has a history.csv
+            validation_step(cfg, run, model, data, state, bar)
         if bar is not None:
             bar.close()
         if not state.estop:
@@ -326,7 +330,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
         state.best_p = model.get_params()
         state.best_update = state.uidx
     save_loop_state(run, model, state, unlab)
-    from .evaluate import attack_report, pred_error  # imports PyTensor: keep --help fast
+    from .evaluate import attack_report, attack_summary, pred_error  # imports PyTensor: keep --help fast
 
     t_eval = time.time()
     errs = {name: pred_error(model, split, cfg.valid_batch_size)
@@ -348,7 +352,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; {_attack_line(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
+            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
     return EXIT_OK
 
 
@@ -359,7 +363,8 @@ def load_data(cfg, run):
     info = data.info
     run.log(f"data {cfg.data}: train {info['n_train']}, valid {info['n_valid']}, test {info['n_test']} reviews; "
             f"the maxlen={cfg.maxlen} {cfg.maxlen_mode} kept {100 * info['train_kept_fraction']:.1f}% "
-            f"of {info['n_train_all']} training reviews; vocabulary {info['vocab_size']} words"
+            f"of {info['n_train_all']} training reviews; "
+            + vocabulary_note(data, min(cfg.n_words, len(data.words)))
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
                if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
     return data
@@ -441,17 +446,6 @@ def initial_params(cfg, n_words, data, n_classes=2):
                              else "IMDB stand-in (lstm_adv.data.embeddings.AUTO_SETTINGS)")
         return params, w2v
     return params, None
-
-
-def _attack_line(a):
-    name = "iter_sign_pred" if "iter_sign_pred" in a else "onestep_pred"
-    if a.get("strength_units") == "x emb_median_abs":
-        return (f"robust error under {name} on {a['n']} test reviews, radius x median |e| "
-                f"({a['emb_median_abs']:.3g}): " + ", ".join(f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items()))
-    # "radius (multiple of the median |Wemb|): error", so the three numbers do not run together.
-    return f"robust error under {name} on {a['n']} test reviews: " + ", ".join(
-        f"{s} (x{a['relative'][s]:.2g} median |Wemb|): {v['robust_err']:.3f}" if a["relative"][s] else
-        f"{s}: {v['robust_err']:.3f}" for s, v in a[name].items())
 
 
 def _init_note(info):

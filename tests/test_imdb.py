@@ -196,6 +196,13 @@ def test_folder_and_tarball_agree(tree, tarball):
     assert b.info["source"] == str(tarball.resolve()) and b.info["word_counts"][2] == 55
 
 
+def test_progress_bars_draw_only_on_a_terminal(capsys):
+    # A first IMDB run whose output goes to a log file or a Slurm .out: no bar redraws there.
+    assert imdb_source.tokenize_texts(["A good film.", "A bad one."], workers=1, progress=True) == [
+        ["a", "good", "film", "."], ["a", "bad", "one", "."]]
+    assert capsys.readouterr().err == ""   # capsys's stderr is not a terminal
+
+
 def test_pool_gives_the_same_tokens():
     texts = [f"Review {i}: it's {'GOOD' if i % 2 else 'bad'}, isn't it?<br />" for i in range(imdb_source.POOL_MIN_REVIEWS)]
     assert imdb_source.tokenize_texts(texts, workers=2, progress=False) == [imdb_source.tokenize(t) for t in texts]

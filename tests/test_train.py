@@ -12,6 +12,7 @@ import pytest
 
 from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli, write_nan_params
 from lstm_adv import train
+from lstm_adv.evaluate import attack_summary
 from lstm_adv.rundir import RunDir
 
 PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
@@ -57,6 +58,22 @@ def test_toy_run_learns_and_writes_its_directory(tmp_path):
     header = (run / "history.csv").read_text().splitlines()[0]
     assert header == "update,epoch,train_cost,train_err,valid_err,test_err"
     assert "data toy: train 950, valid 50, test 400" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_run_shorter_than_validFreq_validates_at_its_end(tmp_path):
+    # 950 toy training reviews in batches of 16: 60 updates, and validFreq=1000 never comes. The
+    # README lists history.csv among every run's files: the run validates once at its end.
+    run = tmp_path / "r"
+    proc = run_cli("lstm_adv.train", merge(TINY, ["max_epochs=1", "validFreq=1000", "n_words=20", f"saveto={run}"]),
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("60,0,"), rows
+    assert read_json(run / "metrics.json")["best_update"] == 60
+    assert "update 60 epoch 0: cost " in proc.stdout
+    # The log names the model's vocabulary, not only the dictionary's size.
+    assert "words, the model's n_words=20 (the rest are UNK: " in proc.stdout
 
 
 # Each fault strikes at a chosen point (lstm_adv.common.faults), never after a sleep: the toy run
@@ -290,5 +307,9 @@ def test_denormals_flush_and_keep_train_the_same_parameters_at_large_eps(tmp_pat
 def test_done_line_keeps_radius_multiplier_and_error_apart():
     a = {"n": 100, "relative": {"0.001": 0.0104, "0.5": 5.19, "0.1": 0.0},
          "iter_sign_pred": {"0.001": {"robust_err": 0.48}, "0.5": {"robust_err": 0.7}, "0.1": {"robust_err": 0.5}}}
-    assert train._attack_line(a) == ("robust error under iter_sign_pred on 100 test reviews: "
-                                     "0.001 (x0.01 median |Wemb|): 0.480, 0.5 (x5.2 median |Wemb|): 0.700, 0.1: 0.500")
+    assert attack_summary(a) == ("robust error under iter_sign_pred on 100 test reviews: "
+                                 "radius 0.001 (0.01x median |Wemb|): err 0.480; "
+                                 "radius 0.5 (5.2x median |Wemb|): err 0.700; radius 0.1: err 0.500")
+    a.update(strength_units="x emb_median_abs", emb_median_abs=0.0123)
+    assert attack_summary(a).startswith("robust error under iter_sign_pred on 100 test reviews, radius in multiples "
+                                        "of the median |e| (0.0123): radius 0.001x: err 0.480; radius 0.5x: ")

@@ -1,5 +1,6 @@
 """The adversarial-example visualiser (lstm_adv.analysis.visualize): decoder pieces by hand, then end to end."""
 
+import html
 import itertools
 import json
 import re
@@ -20,6 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 FAST_ENV = {"OPENBLAS_NUM_THREADS": "1", "LSTM_ADV_OFFLINE": "1"}
 
 WORDS = ["<pad>", "<unk>", "the", "movie", "good", "bad", "great", "awful", "plot", "zebra"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_folder(tmp_path_factory):
+    """The bigram model's cache (LSTM_ADV_CACHE) in a temporary folder, for this module and the
+    commands it starts: the tests never write into the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LSTM_ADV_CACHE", str(folder))
+        yield folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +258,38 @@ def test_tables_and_summary(tmp_path, fmt):
         assert '<td>the <mark title="was: good">bad</mark> movie</td>' in text
         assert "<script" not in text and "http" not in text    # self-contained
     assert "P(true label): original text 0.900, perturbed embeddings 0.300, decoded text 0.400" in text
+    # Rows are numbered as the page's "rows 2-3" and "rows 4-5" count them, and each is explained.
+    if fmt == "md":
+        assert "| 1 | original | the good movie |" in text and "| 5 | KNN top 5000 + scaled" in text
+        assert "\n1. original: the review as the model reads it" in text
+    else:
+        assert "<tr><td>4</td><td>KNN top 5000 + scaled perturbation</td>" in text
+        assert text.count("<li>") == 5
+    for sentence in render.row_explanations(opts) + [render.FLIP_RATES]:
+        assert (sentence if fmt == "md" else html.escape(sentence)) in text
+    for term in ("KNN top 5000: ", "scaled perturbation: ", "bigram smoothing: ", "Flip rates, over the reviews"):
+        assert term in text
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_table3_says_when_the_adversarial_text_is_the_original(tmp_path, fmt):
+    # A toy model's only pair can decode to the original text word for word, with nothing flipped.
+    opts = options.Options(model="x", format=fmt)
+    res = fake_result(opts)
+    res.rows["bigram"] = [res.rows["original"][0].copy()]
+    res.pred_emb[float(opts.eps_vis)][:] = 1      # the prediction stays right
+    res.pred_dec["bigram"][:] = 1
+    run = inputs.Run(tmp_path, tiny_run(tmp_path).cfg, len(WORDS), {}, WORDS)
+    pairs, flipped = analyse.choose_pairs(res, opts)
+    assert pairs == [0] and not flipped
+    text = render.render(res, opts, run, analyse.summarize(res, opts), pairs, flipped, "lm")
+    assert "No word changed: at eps_vis=0.005 every perturbed embedding is still nearest its own word, so the " \
+           "adversarial text is the original, and nothing flipped." in text
+    assert "original = adversarial" in text and "| adversarial |" not in text and "<td>adversarial</td>" not in text
+    # Only the embeddings flipped: said so.
+    res.pred_emb[float(opts.eps_vis)][:] = 0
+    text = render.render(res, opts, run, analyse.summarize(res, opts), [0], True, "lm")
+    assert "only the perturbed embeddings flip the prediction, not the decoded text." in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +396,7 @@ def toy_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_end_to_end_markdown_and_html(toy_run, tmp_path):
+def test_end_to_end_markdown_and_html(toy_run, tmp_path, cache_folder):
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "split=test", "first=5"], REPO, env=FAST_ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = proc.stdout
@@ -362,7 +405,10 @@ def test_end_to_end_markdown_and_html(toy_run, tmp_path):
         if key != "original":                          # (also a row of Table 3)
             assert md.count(f"| {label} |") == 6, label   # 5 reviews + the summary
     assert "## Table 3" in md and "per 1,000 reviews" in md
-    assert (toy_run / "bigram_lm.npz").exists()
+    # The bigram model is cached in the cache folder, and the page says so; the run directory is training's.
+    cached = list((cache_folder / "bigram").glob("toy-*.npz"))
+    assert len(cached) == 1 and not list(toy_run.glob("bigram*"))
+    assert f"cached as bigram/{cached[0].name} in the lstm_adv cache folder ($LSTM_ADV_CACHE" in md
 
     # Text reviews (tokenised as in training), the .npz path, HTML to a file.
     reviews = tmp_path / "reviews.txt"

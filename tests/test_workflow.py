@@ -71,6 +71,23 @@ def test_config_file_forms_and_presets(tmp_path):
         config_mod.parse_args([f"config={tmp_path / 'missing.json'}"])
 
 
+def test_a_missing_config_folder_names_the_run_folders_like_it(tmp_path):
+    # The README's config=runs/eps=0.5 after the toy quick start, whose folder is runs/eps=0.5,data=toy.
+    for name in ("eps=0.5,data=toy", "eps=0.3,data=toy", "eps=0.5,seed=2,data=toy"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "config.json").write_text("{}")
+    (tmp_path / "runs" / "eps=0.5,data=my.csv").mkdir()   # no config.json: not a run
+    proc = run_cli("lstm_adv.train", ["config=runs/eps=0.5", "seed=2"], tmp_path)
+    assert_one_line_error(proc, "config=runs/eps=0.5: no such file",
+                          "; did you mean runs/eps=0.5,data=toy or runs/eps=0.5,seed=2,data=toy?")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert len(list((tmp_path / "runs").iterdir())) == 4
+    # A near spelling (difflib), closest first; a run's config.json keeps its file name.
+    assert config_mod.similar_run_dirs(str(tmp_path / "runs" / "eps=0.3,data=tay" / "config.json"))[0] == \
+        str(tmp_path / "runs" / "eps=0.3,data=toy" / "config.json")
+    assert config_mod.similar_run_dirs("nowhere/eps=0.5") == []
+
+
 def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "c.json").write_text("{not json")
     proc = run_cli("lstm_adv.train", ["config=c.json"], tmp_path)
@@ -115,6 +132,26 @@ def test_progress_1_redirected_writes_no_bar(tmp_path):
     assert "%|" not in proc.stdout + proc.stderr and "it/s" not in proc.stderr
     assert "valid " in proc.stdout and "done: " in proc.stdout
     assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("update ") and " train " not in ln]
+
+
+@pytest.mark.slow
+def test_progress_1_into_a_file_has_no_carriage_return(tmp_path):
+    """As a Slurm .out file or ``> log 2>&1`` receives it: the bytes themselves, one line per event."""
+    import os
+    import subprocess
+
+    log = tmp_path / "slurm.out"
+    with open(log, "wb") as fh:
+        code = subprocess.run([sys.executable, "-m", "lstm_adv.train",
+                               *merge(TINY, ["progress=1", "eps=0.5", f"saveto={tmp_path / 'r'}"])], cwd=tmp_path,
+                              stdout=fh, stderr=subprocess.STDOUT, timeout=HANG_GUARD,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}).returncode
+    out = log.read_bytes()
+    assert code == 0, out[-2000:]
+    assert b"\r" not in out and b"\x1b[" not in out   # no bar redraws, no cursor moves
+    lines = out.decode().splitlines()
+    assert sum(ln.startswith("update ") and " valid " in ln for ln in lines) == 6   # 120 updates, validFreq=20
+    assert lines[-1].startswith("done: ")
 
 
 def test_publishable_files_have_no_local_paths(tmp_path):

@@ -222,7 +222,7 @@ def fetch(dest=None, url=OFFICIAL_URL, sha256=OFFICIAL_SHA256, opener=None, prog
             try:
                 with open(part, "ab" if start else "wb") as fh, \
                         tqdm(total=expected, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                             desc=f"fetch {dest.name}", disable=not progress, file=sys.stderr) as bar:
+                             desc=f"fetch {dest.name}", disable=None if progress else True, file=sys.stderr) as bar:
                     for block in iter(lambda: response.read(chunk_size), b""):
                         fh.write(block)
                         received += len(block)
@@ -426,7 +426,8 @@ def tokenize_texts(texts, workers=None, progress=True, desc="tokenise"):
 
     workers = workers or default_workers()
     out = []
-    with tqdm(total=len(texts), desc=desc, unit="review", disable=not progress, file=sys.stderr) as bar:
+    # disable=None: a bar on a terminal only; into a log file or a pipe its redraws would be noise.
+    with tqdm(total=len(texts), desc=desc, unit="review", disable=None if progress else True, file=sys.stderr) as bar:
         if workers <= 1 or len(texts) < POOL_MIN_REVIEWS:
             for t in texts:
                 out.append(tokenize(t))

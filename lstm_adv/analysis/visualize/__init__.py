@@ -62,8 +62,9 @@ UNK included), fitted on the whole IMDB training split (every training review, w
 
 ``D = n1 / (n1 + 2 n2)`` from the counts of bigrams seen once and twice (clipped to
 [0.05, 0.95]); an unseen history falls back to ``P_cont``. Every conditional distribution sums
-to one. The counts are cached in the run directory (``bigram_lm.npz``, keyed by the vocabulary)
-or, if it is not writable, in the IMDB cache folder; ``lm_cache=PATH`` chooses the file.
+to one. The counts are cached in the lstm_adv cache folder (``$LSTM_ADV_CACHE``, else the user
+cache folder) as ``bigram/<data>-<vocabulary digest>.npz``, never in the run directory (it holds
+what training wrote); ``lm_cache=PATH`` chooses the file. The page says where it went.
 
 Table 3 and the summary
 -----------------------
@@ -74,7 +75,10 @@ those whose decoded text still fools the model, then those short enough to show 
 (``max_tokens``), then the lowest P(true label) on the decoded text. For each it gives
 P(true label) on the original text, on the perturbed embeddings and on the decoded text
 (re-encoded and classified). When no review of the selection flips, the largest drops in
-P(true label) are shown and labelled so.
+P(true label) are shown and labelled so; a pair whose decoded text is the original word for word
+is shown once, with a line saying that no word changed and what flipped, if anything.
+
+The page numbers the rows of Table 2 and explains each in one sentence, and the flip rates.
 
 The summary gives, per row, the fraction of tokens that differ from the original, the flip
 rate of the continuous perturbation and of the decoded text (both over the reviews that were

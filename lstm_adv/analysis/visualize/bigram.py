@@ -4,6 +4,7 @@ See the docstring of `lstm_adv.analysis.visualize` for the formulas.
 """
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from ...common.utils import atomic_savez
 from ...data.imdb_source import cache_dir
 from .inputs import load_data, vocab_digest
+from .render import shown_path
 
 # the bigram language model
 
@@ -94,29 +96,47 @@ def lm_meta(run):
     return {"version": LM_VERSION, "data": run.cfg.data, "n_words": run.n_words, "vocab": vocab_digest(run.words)}
 
 
-def get_lm(run, opts, note):
-    """The bigram model: from the cache, else fitted on the whole training split and cached."""
-    meta = lm_meta(run)
+def lm_cache_path(run, opts):
+    """Where the bigram model is cached: ``lm_cache=``, else the lstm_adv cache folder.
+
+    The default is ``bigram/<data>-<vocabulary digest>.npz`` under `lstm_adv.data.imdb_source.cache_dir`
+    (``$LSTM_ADV_CACHE``, else the user cache folder), never the run directory: a run directory
+    holds what training wrote (and is published as such), and runs of one vocabulary share the model.
+    """
     if opts.lm_cache:
-        paths = [Path(opts.lm_cache)]
-    else:
-        paths = [run.path / "bigram_lm.npz", cache_dir() / "bigram" / f"{meta['data']}-{meta['vocab']}.npz"]
-    for path in paths:
-        lm = BigramLM.load(path, meta)
-        if lm is not None:
-            return lm, path
+        return Path(opts.lm_cache)
+    meta = lm_meta(run)
+    # data= may be a path (a user's corpus): its file name only, in characters safe in a file name.
+    data = re.sub(r"[^A-Za-z0-9_.=-]+", "_", Path(meta["data"]).name) or "data"
+    return cache_dir() / "bigram" / f"{data}-{meta['vocab']}.npz"
+
+
+def cache_place(path):
+    """Where the page says the bigram model is cached: no local absolute path (pages get published)."""
+    try:
+        rel = Path(path).resolve().relative_to(cache_dir().resolve())
+    except ValueError:
+        return shown_path(path)
+    return f"{rel.as_posix()} in the lstm_adv cache folder ($LSTM_ADV_CACHE, else the user cache folder)"
+
+
+def get_lm(run, opts, note):
+    """The bigram model and its cache file (None if that could not be written): read from
+    `lm_cache_path`, else fitted on the whole training split and cached there."""
+    meta = lm_meta(run)
+    path = lm_cache_path(run, opts)
+    lm = BigramLM.load(path, meta)
+    if lm is not None:
+        return lm, path
     t0 = time.perf_counter()
     # Every training review: no maxlen filter; train + the run's validation part = the whole split.
     data = load_data(run.cfg, run.words, run.data_cache, maxlen=0, maxlen_mode="filter", test_size=-1)
     lm = BigramLM.fit(list(data.train.seqs) + list(data.valid.seqs), run.n_words)
-    for path in paths:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lm.save(path, meta)
-            break
-        except OSError:
-            continue
-    else:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lm.save(path, meta)
+    except OSError as err:   # an unwritable cache costs a refit next time, not the page
+        note(f"bigram model not cached: cannot write {path} ({err.strerror or err}); set LSTM_ADV_CACHE or lm_cache=")
         path = None
     note(f"bigram model: {lm.n_tokens} training bigrams, {lm.keys.size} distinct, D={lm.discount:.3f}, "
          f"fitted in {time.perf_counter() - t0:.1f}s" + (f", cached in {path}" if path else " (not cached)"))

@@ -14,10 +14,10 @@ from ...common.utils import atomic_write_text
 from ...core.backend import limit_blas_threads
 from ..figures import lm_weight_figure
 from .analyse import analyse, choose_pairs, summarize
-from .bigram import get_lm
+from .bigram import cache_place, get_lm
 from .inputs import load_run, select_reviews
 from .options import help_text, lm_figure_path, parse_options
-from .render import Doc, pct, render, shown_path
+from .render import Doc, pct, render
 
 
 def lm_weight_points(model, run, reviews, opts, lm, weights):
@@ -76,7 +76,7 @@ def main(argv):
     if opts.lm_weight > 0:
         lm, path = get_lm(run, opts, note)
         lm_info = (f"bigram model: interpolated Kneser-Ney (D={lm.discount:.3f}) on {lm.n_tokens:,} training bigrams"
-                   + (f", cached in {shown_path(path)}" if path else ""))
+                   + (f", cached as {cache_place(path)}" if path else ", not cached"))
     from ...core.compiled import Model   # PyTensor is imported only when a model is needed (--help stays fast)
 
     limit_blas_threads(1)

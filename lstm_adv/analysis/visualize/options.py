@@ -28,7 +28,8 @@ class Options:
     top_words: int = _opt(5000, "rows 3-5 decode to UNK or the N most frequent training words")
     k: int = _opt(10, "cosine candidates per position rescored by the bigram model (row 5)")
     lm_weight: float = _opt(0.02, "weight of the bigram log-probability against cosine similarity (row 5)")
-    lm_cache: str = _opt("", "bigram model cache file (default: RUN_DIR/bigram_lm.npz)")
+    lm_cache: str = _opt("", "bigram model cache file (default: bigram/DATA-VOCAB.npz in the lstm_adv cache "
+                         "folder, $LSTM_ADV_CACHE, else the user cache folder; never the run directory)")
     lm_weights: tuple[float, ...] = _opt((), "lm_weight values: row 5 decoded at each, a table and a figure of "
                                          "tokens changed and flip rates against lm_weight (e.g. 0,0.01,0.02,0.05,0.1)",
                                          minimum=0)

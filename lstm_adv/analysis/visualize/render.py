@@ -136,6 +136,13 @@ class Doc:
         else:
             self.parts.append(f"<p>{text if raw else html.escape(text)}</p>")
 
+    def ol(self, items):
+        """A numbered list (the rows of Table 2 are read by their numbers)."""
+        if self.fmt == "md":
+            self.parts.append("\n".join(f"{n}. {item}" for n, item in enumerate(items, 1)) + "\n")
+        else:
+            self.parts.append("<ol>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ol>")
+
     def table(self, header, rows, raw_cols=()):
         """``raw_cols``: columns already rendered for this format (token strings)."""
         if self.fmt == "md":
@@ -164,6 +171,29 @@ class Doc:
                 + "\n".join(self.parts) + "\n</body></html>\n")
 
 
+def row_explanations(opts):
+    """One sentence per row of Table 2, in its order: what the page's terms mean."""
+    top = f"KNN top {opts.top_words}"
+    return [
+        "original: the review as the model reads it (words outside its vocabulary are UNK).",
+        f"KNN: each word's embedding moved by eps_knn={opts.eps_knn:g} (the training strength) along "
+        "sign(dL/de), the gradient of the true label's loss, then replaced by the vocabulary word whose embedding "
+        "is nearest in cosine similarity.",
+        f"{top}: the same, choosing only among UNK and the {opts.top_words} most frequent training words, so that "
+        "rare words with barely trained embeddings cannot win.",
+        f"{top} + scaled perturbation: row 3 with the step scaled down to eps_vis={opts.eps_vis:g}, (the paper's "
+        "size), small enough that most words stay as they were.",
+        f"+ bigram smoothing: at each position the k={opts.k} nearest candidates of row 4 are rescored with a "
+        f"bigram language model of the training reviews (weight lm_weight={opts.lm_weight:g}) and the whole "
+        "review is decoded at once (Viterbi), so that each word fits its neighbours.",
+    ]
+
+
+FLIP_RATES = ("Flip rates, over the reviews the model classifies correctly: the share it gets wrong when it reads "
+              "the perturbed embeddings themselves (perturbed embeddings), or the row's words, re-encoded "
+              "(decoded text).")
+
+
 def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     """The whole document (Markdown or HTML) as a string."""
     fmt = opts.format
@@ -179,16 +209,18 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     doc.p(f"Perturbation eps * sign(dL(true label)/de): eps_knn={opts.eps_knn:g} for rows 2-3, "
           f"eps_vis={opts.eps_vis:g} for rows 4-5; top_words={opts.top_words}, k={opts.k}, "
           f"lm_weight={opts.lm_weight:g}; {lm_info}.")
+    doc.p("The rows of Table 2, each adding one change to the row above:")
+    doc.ol(row_explanations(opts))
+    doc.p(FLIP_RATES)
 
     doc.h(2, "Summary")
     rows = []
-    for r in summary["rows"]:
-        rows.append([labels[r["row"]], _fmt_eps(r["eps"]), pct(r["changed"]) if r["eps"] is not None else "-",
+    for n, r in enumerate(summary["rows"], 1):
+        rows.append([n, labels[r["row"]], _fmt_eps(r["eps"]), pct(r["changed"]) if r["eps"] is not None else "-",
                      pct(r["flip_emb"]) if r["eps"] is not None else "-",
                      pct(r["flip_dec"]) if r["eps"] is not None else "-"])
-    doc.table(["row", "eps", "tokens changed", "flip rate, perturbed embeddings", "flip rate, decoded text"], rows)
-    doc.p("Flip rates are over the reviews the model classifies correctly: the fraction whose prediction "
-          "becomes wrong.")
+    doc.table(["#", "row", "eps", "tokens changed", "flip rate, perturbed embeddings", "flip rate, decoded text"],
+              rows)
     t = res.timings
     decode = t["nearest neighbours"] + t["bigram Viterbi"]
     per_k = 1000 * decode / max(summary["n_reviews"], 1)
@@ -216,11 +248,11 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
               f"decoded row 5 {res.p_dec['bigram'][i]:.3f}.")
         orig = res.rows["original"][i]
         table = []
-        for key in ROW_KEYS:
+        for n, key in enumerate(ROW_KEYS, 1):
             ref = None if key == "original" else orig
             show_row = render_collapsed if key in ("knn", "knn_top") else render_tokens
-            table.append([labels[key], show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
-        doc.table(["row", "text (changed words marked)"], table, raw_cols=(1,))
+            table.append([n, labels[key], show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
+        doc.table(["#", "row", "text (changed words marked)"], table, raw_cols=(2,))
     if len(res.reviews) > opts.show:
         doc.p(f"({len(res.reviews) - opts.show} more reviews are counted in the summary; show= displays more.)")
 
@@ -247,8 +279,29 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
                   + (f" Predicted: original text {label_name(run, res.pred_orig[i])}, decoded text "
                      f"{label_name(run, res.pred_dec['bigram'][i])}." if len(run.label_names or ()) > 2 else ""))
             orig = res.rows["original"][i]
+            if np.array_equal(res.rows["bigram"][i], orig):
+                # Two identical rows would read as a rendering fault: say what happened, show the text once.
+                doc.p(unchanged_note(wrong, opts.eps_vis))
+                doc.table(["", "text"], [["original = adversarial", render_tokens(orig, None, words, fmt,
+                                                                                  opts.max_tokens)]], raw_cols=(1,))
+                continue
             doc.table(["", "text"], [
                 ["original", render_tokens(orig, None, words, fmt, opts.max_tokens)],
                 ["adversarial", render_tokens(res.rows["bigram"][i], orig, words, fmt, opts.max_tokens)]],
                 raw_cols=(1,))
     return doc.render(title)
+
+
+def unchanged_note(wrong, eps_vis):
+    """Table 3's words for a review whose decoded adversarial text is the original, word for word.
+
+    ``wrong``: what the model misclassifies among "original text", "perturbed embeddings" and
+    "decoded text" (the decoded text is the original, so it is wrong exactly when the original is).
+    """
+    what = (f"No word changed: at eps_vis={eps_vis:g} every perturbed embedding is still nearest its own word, so "
+            "the adversarial text is the original")
+    if not wrong:
+        return what + ", and nothing flipped."
+    if "original text" in wrong:
+        return what + "; the model misclassifies the original text already."
+    return what + "; only the perturbed embeddings flip the prediction, not the decoded text."
