@@ -219,7 +219,7 @@ def _phase_labels(fn):
     from pytensor.tensor.extra_ops import Unique  # (as above)
     from pytensor.tensor.subtensor import AdvancedIncSubtensor1
 
-    from .core.kernels import LSTMSeq, LSTMSeqGrad  # (as above)
+    from .core.sequence_ops import LSTMSeq, LSTMSeqGrad  # (as above)
 
     fg = fn.maker.fgraph
     # What each output is: the cost, or the update of a named shared variable.

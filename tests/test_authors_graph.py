@@ -87,7 +87,7 @@ def test_with_clip_0_the_training_gradients_are_grad_of_the_paper_cost():
     """`build_objective` is the paper's cost and `training_grads` plain ``pytensor.grad`` of it: with
     clip=0 (no clip in either graph) they equal the reference's gradients, and no clip is left in
     the compiled update (the LSTM backward's clip is 0)."""
-    from lstm_adv.core.kernels import LSTMSeqGrad
+    from lstm_adv.core.sequence_ops import LSTMSeqGrad
 
     m = model_for(["clip=0", "alpha=0.5"])
     x, mask, y = batch(np.random.default_rng(0))

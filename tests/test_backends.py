@@ -138,7 +138,7 @@ def test_one_backward_pass_per_branch():
     `LSTMSeqGrad`, no scan; with lstm_kernel="c", one forward and one backward scan per branch."""
     from pytensor.scan.op import Scan
 
-    from lstm_adv.core.kernels import LSTMSeq, LSTMSeqGrad
+    from lstm_adv.core.sequence_ops import LSTMSeq, LSTMSeqGrad
 
     for extra, branches in ((("eps=0",), 1), ((), 2)):
         ops = [node.op for node in _model("C", *extra).f_train.maker.fgraph.toposort()]

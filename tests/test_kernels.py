@@ -1,5 +1,6 @@
 """The C Ops of the LSTM step (lstm_adv.core.kernels): their compile-cache key and input checks."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +12,19 @@ from pytensor.utils import hash_from_code
 
 from lstm_adv.core import kernels
 from lstm_adv.core.backend import blas_ldflags
-from lstm_adv.core.kernels import GatherRows, LSTMCell, LSTMCellGrad, LSTMSeq, LSTMSeqGrad, ScatterRows
+from lstm_adv.core.kernels import GatherRows, LSTMCell, LSTMCellGrad, ScatterRows
+from lstm_adv.core.sequence_ops import LSTMSeq, LSTMSeqGrad
 from lstm_adv.core.lstm import _lstm_backward, _lstm_forward
 
 
 @pytest.mark.parametrize("op", [LSTMCell(), LSTMCellGrad(clip=5.0), LSTMSeq(clip=5.0), LSTMSeqGrad()])
 def test_cache_key_covers_the_c_source_and_the_module_that_writes_the_rest(op):
-    """An edit of lstm_kernel.c or of kernels.py gives another key, so a stale binary is never reused."""
+    """An edit of lstm_kernel.c, of kernels.py or of the Op's module gives another key: no stale binary."""
     key = op.c_code_cache_version()
     c_source = (Path(kernels.__file__).parent / kernels.C_SOURCE).read_text()
     assert op.func_codes == [c_source] and hash_from_code(c_source) in key
     assert hash_from_code(Path(kernels.__file__).read_text()) in key
+    assert hash_from_code(Path(sys.modules[type(op).__module__].__file__).read_text()) in key
     edited = type(op)(**{k: getattr(op, k) for k in op.__props__})
     edited.func_codes = [code + "\n/* edited */" for code in op.func_codes]
     assert edited.c_code_cache_version() != key
@@ -118,7 +121,7 @@ def test_the_sequence_ops_compute_what_the_scans_compute(dtype, B, H, clip):
 
 
 def _seq_grad_numpy(sb, m, U, dho, clip):
-    from lstm_adv.core.kernels import _seq_backward_numpy, _seq_forward_numpy
+    from lstm_adv.core.sequence_ops import _seq_backward_numpy, _seq_forward_numpy
 
     return _seq_backward_numpy(m, U, *_seq_forward_numpy(sb, m, U), dho, clip)
 

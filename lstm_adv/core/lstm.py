@@ -14,7 +14,8 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import DisconnectedType, grad_clip
 
 from .backend import get_mode, resolve_mode_name
-from .kernels import LSTMCell, LSTMCellGrad, LSTMSeq
+from .kernels import LSTMCell, LSTMCellGrad
+from .sequence_ops import LSTMSeq
 
 
 @dataclass(frozen=True)

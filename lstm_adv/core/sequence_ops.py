@@ -1,0 +1,193 @@
+"""The LSTM over a whole sequence as two C Ops (mode C's default): `LSTMSeq` and `LSTMSeqGrad`.
+
+The recurrence and its backward are each one C loop over time (``lstm_kernel.c``: each step's
+product a register-tiled kernel, BLAS where the shape does not tile), instead of a scan around
+`lstm_adv.core.kernels.LSTMCell` / `LSTMCellGrad`; same formulas (`lstm_adv.core.lstm`), tested
+against the scan path in ``tests/test_kernels.py``. The NumPy versions below are their `perform`.
+"""
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType
+from pytensor.graph.basic import Apply
+
+from .kernels import CellOp
+
+
+def _seq_forward_numpy(sb, m, U, save=True):
+    """`LSTMSeq`'s formulas in NumPy, step by step (its Python-linker `perform`)."""
+    Tn, B, H4 = sb.shape
+    H = H4 // 4
+    one = sb.dtype.type(1)
+    h, c = np.zeros((Tn, B, H), sb.dtype), np.zeros((Tn, B, H), sb.dtype)
+    act, tc = np.zeros_like(sb), np.zeros((Tn, B, H), sb.dtype)
+    hp = cp = np.zeros((B, H), sb.dtype)
+    for t in range(Tn):
+        p = sb[t] + (hp @ U if t > 0 else 0)
+        a = np.concatenate([one / (one + np.exp(-p[:, :3 * H])), np.tanh(p[:, 3 * H:])], axis=1)
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        mm, nm = m[t][:, None], (one - m[t])[:, None]
+        c[t] = mm * (f * cp + i * g) + nm * cp
+        tc[t] = np.tanh(c[t])
+        h[t] = mm * (o * tc[t]) + nm * hp
+        act[t] = a
+        hp, cp = h[t], c[t]
+    return (h, c, act, tc) if save else (h,)
+
+
+def _seq_backward_numpy(m, U, h, c, act, tc, dho, clip):
+    """`LSTMSeqGrad`'s formulas in NumPy (those of `lstm_adv.core.lstm._lstm_backward`)."""
+    Tn, B, H = h.shape
+    one = h.dtype.type(1)
+    cl = (lambda v: np.clip(v, -clip, clip)) if clip > 0 else (lambda v: v)
+    dpre = np.zeros_like(act)
+    dh = dc = np.zeros((B, H), h.dtype)
+    for t in range(Tn - 1, -1, -1):
+        cp = c[t - 1] if t > 0 else np.zeros_like(dh)
+        i, f, o, g = (act[t][:, k * H:(k + 1) * H] for k in range(4))
+        mm, nm = m[t][:, None], (one - m[t])[:, None]
+        gh, gc = cl(dho[t] + dh), cl(dc)
+        dcv = gc + mm * gh * o * (one - tc[t] ** 2)
+        dcm = mm * dcv
+        dpre[t] = np.concatenate([dcm * g * i * (one - i), dcm * cp * f * (one - f),
+                                  mm * gh * tc[t] * o * (one - o), dcm * i * (one - g ** 2)], axis=1)
+        dh, dc = nm * gh + dpre[t] @ U.T, nm * dcv + dcm * f
+    h_prev = np.concatenate([np.zeros_like(h[:1]), h[:-1]])
+    dU = h_prev.reshape(-1, H).T @ dpre.reshape(-1, 4 * H)
+    return dpre, dU.astype(h.dtype)
+
+
+class LSTMSeq(CellOp):
+    """The LSTM over all time steps in one C loop: ``(state_below, mask, U) -> h[, c, act, tc]``.
+
+    Each step is one BLAS product ``dot(h_{t-1}, U)`` (SciPy's sgemm/dgemm, called from C) added to
+    the step's input projection in place, then `LSTMCell`'s formulas; the scan's per-step
+    machinery (inner-function calls, output buffers, slicing) is gone and the step's gates stay
+    in cache. Shapes: state_below (T, B, 4H), mask (T, B), U (H, 4H); h, c, tc (T, B, H), act
+    (T, B, 4H). ``save=False`` (evaluation) returns only h and keeps one step of the rest.
+    Its gradient is `LSTMSeqGrad` with the same ``clip``.
+    """
+
+    def make_node(self, sb, m, U):
+        ins = self._inputs((sb, m, U), (3, 2, 2))
+        seq = pt.TensorType(ins[0].dtype, shape=(None, None, None))   # h, c, tc: (T, B, H)
+        outs = [seq(), seq(), ins[0].type(), seq()] if self.save else [seq()]
+        return Apply(self, ins, outs)
+
+    def perform(self, node, inputs, outputs):
+        for out, v in zip(outputs, _seq_forward_numpy(*inputs, save=self.save)):
+            out[0] = v
+
+    def pullback(self, inputs, outputs, cotangents):
+        if not self.save:
+            raise NotImplementedError("LSTMSeq(save=False) is for graphs that are not differentiated")
+        sb, m, U = inputs
+        h, c, act, tc = outputs
+        dh = cotangents[0]
+        if isinstance(dh.type, DisconnectedType):
+            return [pt.zeros_like(sb), pt.zeros_like(m), pt.zeros_like(U)]
+        dsb, dU = LSTMSeqGrad(clip=self.clip)(m, U, h, c, act, tc, dh)
+        # The mask is data: its gradient is never asked for (zeros keep the pattern connected).
+        return [dsb, pt.zeros_like(m), dU]
+
+    def connection_pattern(self, node):
+        # Only h is a model output; c, the gates and tanh(c) exist for the gradient.
+        return [[True] + [False] * (len(node.outputs) - 1) for _ in node.inputs]
+
+    def c_code(self, node, name, inp, out, sub):
+        sb, m, U = inp
+        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        h = out[0]
+        save = int(self.save)
+        if self.save:
+            c, act, tc = out[1:]
+            alloc = (f"err = lstm_adv_prepare_out(&{c}, 3, d3, {typenum}) || lstm_adv_prepare_out(&{act}, 3, d4, {typenum})"
+                     f" || lstm_adv_prepare_out(&{tc}, 3, d3, {typenum});\n"
+                     f"if (!err) {{ Cp = ({T}*)PyArray_DATA({c}); Ap = ({T}*)PyArray_DATA({act}); "
+                     f"TCp = ({T}*)PyArray_DATA({tc}); }}")
+        else:
+            alloc = (f"scratch = ({T}*)malloc(sizeof({T}) * (6 * B * H + 1));\n"
+                     "if (!scratch) { PyErr_NoMemory(); err = 1; }\n"
+                     "else { Cp = scratch; TCp = scratch + B * H; Ap = scratch + 2 * B * H; }")
+        return f"""
+        {{
+        PyArrayObject *SB = lstm_adv_contig({sb}), *M = lstm_adv_contig({m}), *U = lstm_adv_contig({U});
+        int err = !(SB && M && U);
+        npy_intp Tn = 0, B = 0, H = 0;
+        {T} *Cp = NULL, *Ap = NULL, *TCp = NULL, *scratch = NULL, *zero = NULL;
+        if (!err) {{
+            Tn = PyArray_DIMS(SB)[0]; B = PyArray_DIMS(SB)[1]; H = PyArray_DIMS(U)[0];
+            if (PyArray_DIMS(SB)[2] != 4 * H || PyArray_DIMS(U)[1] != 4 * H || PyArray_DIMS(M)[0] != Tn ||
+                PyArray_DIMS(M)[1] != B) {{
+                PyErr_SetString(PyExc_ValueError, "LSTMSeq: inconsistent shapes"); err = 1;
+            }}
+        }}
+        npy_intp d3[3] = {{Tn, B, H}}, d4[3] = {{Tn, B, 4 * H}};
+        if (!err) err = lstm_adv_prepare_out(&{h}, 3, d3, {typenum});
+        if (!err) {{ {alloc} }}
+        if (!err) {{ zero = ({T}*)calloc(B * H + 1, sizeof({T})); if (!zero) {{ PyErr_NoMemory(); err = 1; }} }}
+        if (!err && Tn > 0)
+            err = lstm_adv_seq_fwd<{T}>(Tn, B, H, ({T}*)PyArray_DATA(SB), ({T}*)PyArray_DATA(M), ({T}*)PyArray_DATA(U),
+                                        zero, ({T}*)PyArray_DATA({h}), Cp, {save} * B * H, Ap, {save} * B * 4 * H,
+                                        TCp, {save} * B * H);
+        free(scratch); free(zero);
+        Py_XDECREF(SB); Py_XDECREF(M); Py_XDECREF(U);
+        if (err) {{ {fail} }}
+        }}
+        """
+
+
+class LSTMSeqGrad(CellOp):
+    """`LSTMSeq`'s backward in one C loop: ``(mask, U, h, c, act, tc, dh) -> d_state_below, dU``.
+
+    ``dh`` (T, B, H) is the gradient reaching h from above; per step the formulas of
+    `LSTMCellGrad` (with the original code's clipping at ``clip``) and one product
+    ``dot(dpre_t, U.T)``; ``dU`` (H, 4H) is one product over all steps at the end.
+    """
+
+    def make_node(self, m, U, h, c, act, tc, dh):
+        ins = self._inputs((m, U, h, c, act, tc, dh), (2, 2, 3, 3, 3, 3, 3))
+        return Apply(self, ins, [ins[4].type(), ins[1].type()])   # like act (T, B, 4H) and U (H, 4H)
+
+    def perform(self, node, inputs, outputs):
+        m, U, h, c, act, tc, dh = inputs
+        for out, v in zip(outputs, _seq_backward_numpy(m, U, h, c, act, tc, dh, self.clip)):
+            out[0] = v
+
+    def c_code(self, node, name, inp, out, sub):
+        m, U, h, c, act, tc, dh = inp
+        dsb, dU = out
+        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        return f"""
+        {{
+        PyArrayObject *M = lstm_adv_contig({m}), *U = lstm_adv_contig({U}), *Hs = lstm_adv_contig({h}),
+                      *Cs = lstm_adv_contig({c}), *A = lstm_adv_contig({act}), *TC = lstm_adv_contig({tc}),
+                      *DH = lstm_adv_contig({dh});
+        int err = !(M && U && Hs && Cs && A && TC && DH);
+        npy_intp Tn = 0, B = 0, H = 0;
+        {T} *work = NULL;
+        if (!err) {{
+            Tn = PyArray_DIMS(Hs)[0]; B = PyArray_DIMS(Hs)[1]; H = PyArray_DIMS(Hs)[2];
+            npy_intp n3 = Tn * B * H;
+            if (PyArray_DIMS(U)[0] != H || PyArray_DIMS(U)[1] != 4 * H || PyArray_DIMS(M)[0] != Tn ||
+                PyArray_DIMS(M)[1] != B || PyArray_SIZE(Cs) != n3 || PyArray_SIZE(TC) != n3 ||
+                PyArray_SIZE(DH) != n3 || PyArray_SIZE(A) != 4 * n3) {{
+                PyErr_SetString(PyExc_ValueError, "LSTMSeqGrad: inconsistent shapes"); err = 1;
+            }}
+        }}
+        npy_intp d4[3] = {{Tn, B, 4 * H}}, du[2] = {{H, 4 * H}};
+        if (!err) err = lstm_adv_prepare_out(&{dsb}, 3, d4, {typenum}) || lstm_adv_prepare_out(&{dU}, 2, du, {typenum});
+        if (!err) {{ work = ({T}*)calloc(5 * B * H + 4 * H * H + 1, sizeof({T})); if (!work) {{ PyErr_NoMemory(); err = 1; }} }}
+        if (!err) {{
+            if (Tn > 0)
+                err = lstm_adv_seq_bwd<{T}>(Tn, B, H, {self.clip!r}, ({T}*)PyArray_DATA(M), ({T}*)PyArray_DATA(U),
+                                            ({T}*)PyArray_DATA(Hs), ({T}*)PyArray_DATA(Cs), ({T}*)PyArray_DATA(A),
+                                            ({T}*)PyArray_DATA(TC), ({T}*)PyArray_DATA(DH), work + 4 * B * H, work,
+                                            work + 5 * B * H, ({T}*)PyArray_DATA({dsb}), ({T}*)PyArray_DATA({dU}));
+            else memset(PyArray_DATA({dU}), 0, sizeof({T}) * H * 4 * H);
+        }}
+        free(work);
+        Py_XDECREF(M); Py_XDECREF(U); Py_XDECREF(Hs); Py_XDECREF(Cs); Py_XDECREF(A); Py_XDECREF(TC); Py_XDECREF(DH);
+        if (err) {{ {fail} }}
+        }}
+        """
