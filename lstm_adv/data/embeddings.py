@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..common import checks
-from ..common.errors import UserError, cli_entry
+from ..common.errors import UserError
+from ..common.lifecycle import cli_entry
 from ..common.options import help_text, option, parse, wants_help
 from .imdb import load_corpus
 from .imdb_source import cache_dir, find_source, read_reviews, tokenize_texts

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..common import checks
-from ..common.errors import UserError, cli_entry
+from ..common.errors import UserError
+from ..common.lifecycle import cli_entry
 from ..common.utils import atomic_savez, atomic_write_bytes, atomic_write_json
 from ..common.options import help_text, option, parse, wants_help
 from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
