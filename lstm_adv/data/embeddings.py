@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import checks
+from ..common import checks, faults
 from ..common.errors import UserError
 from ..common.lifecycle import cli_entry
 from ..common.options import help_text, option, parse, wants_help
@@ -345,6 +345,7 @@ def save_word2vec(kv, out, binary=True):
     os.close(fd)
     try:
         kv.save_word2vec_format(tmp, binary=binary)
+        faults.reached("write")   # tests only: LSTM_ADV_FAULT
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
