@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from lstm_adv.analysis.visualize.inputs import load_data, load_run
-from lstm_adv.common.errors import cli_entry
+from lstm_adv.common.lifecycle import cli_entry
 from lstm_adv.core.backend import limit_blas_threads
 from lstm_adv.core.compiled import Model
 from lstm_adv.data.base import Split

@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from .common import checks
-from .common.errors import UserError, cli_entry
+from .common.errors import UserError
+from .common.lifecycle import cli_entry
 from .common.options import help_text, option, parse, wants_help
 from .common.utils import atomic_write_text
 from .config import parse_args

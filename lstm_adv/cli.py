@@ -6,7 +6,7 @@ Each function takes no arguments, reads ``sys.argv[1:]`` and returns the exit st
 
 import sys
 
-from .common.errors import cli_entry
+from .common.lifecycle import cli_entry
 
 
 def train():

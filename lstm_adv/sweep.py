@@ -8,7 +8,8 @@ keys, ``sweep COMMAND --help`` one sub-command's. ``plan``, ``run`` and ``slurm`
 import sys
 
 from . import sweeps
-from .common.errors import UserError, cli_entry
+from .common.errors import UserError
+from .common.lifecycle import cli_entry
 from .common.options import KEYS_NOTE, help_text, key_lines, wants_help
 from .sweeps import launcher, plan, slurm
 from .sweeps.commands import RunOptions, SlurmOptions

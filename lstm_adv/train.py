@@ -11,51 +11,24 @@ Exit status: 0 finished (or already finished), 2 bad input, 3 the cost became Na
 
 import json
 import os
-import signal
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from . import config as config_mod
-from .common import checks, faults
-from .common.errors import EXIT_NAN, EXIT_OK, UserError, cli_entry, exit_for_signal
+from .common import checks, faults, lifecycle
+from .common.errors import UserError
+from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
 from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
-from .rundir import LoopState, RunDir, is_disk_full, restore_loop_state, save_loop_state
+from .rundir import LoopState, RunDir, restore_loop_state, save_loop_state
 
 
-class _Interrupted(BaseException):
-    """SIGINT/SIGTERM: at once outside the training loop (start-up, final evaluation), at the end of
-    the update inside it; a BaseException so that no ``except Exception`` on the way swallows it."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_interrupted(signum, frame):
-    raise _Interrupted(signum)
-
-
-@contextmanager
-def _on_signals(handler):
-    """SIGTERM and SIGINT go to ``handler`` inside the block; the previous handlers come back after it."""
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def _raise_if_disk_full(err, run, advice):
-    """A full disk as one line (a `UserError` naming the run directory, then ``advice``); other errors pass."""
-    if is_disk_full(err):
-        raise UserError(f"disk full while writing to {run.path} ({err.strerror}); {advice}") from None
+#: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
+STOPPED_AT_START_UP = "interrupted by signal {signum} during start-up; nothing was trained: run the same command again"
 
 
 def main(argv):
@@ -71,30 +44,16 @@ def main(argv):
         print(f"run directory: {cfg.run_dir()}", file=sys.stderr)
         return 0
     run = RunDir(cfg.run_dir())
-    # Outside the loop (which checkpoints first) a signal stops at once, with one line.
-    with _on_signals(_raise_interrupted):
-        try:
-            preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
-            run.lock()
-            try:
-                limit_blas_threads(1)
-                if cfg.denormals == "flush" and not flush_denormals():
-                    print("note: denormals=flush is not available here (needs x86-64 and a C++ compiler); "
-                          "training with gradual underflow", file=sys.stderr)
-                return train(cfg, run)
-            except BaseException:
-                if run.provisional:   # refused (or stopped) before the start-up's checks passed
-                    run.discard()
-                raise
-            finally:
-                run.unlock()
-        except _Interrupted as intr:
-            print(f"interrupted by signal {intr.signum} during start-up; nothing was trained: run the same command "
-                  "again", file=sys.stderr)
-            return exit_for_signal(intr.signum)
-        except OSError as err:
-            _raise_if_disk_full(err, run, "free space and run the same command again (a checkpoint, if any, is intact)")
-            raise
+    # Outside the loop (which checkpoints first) a signal stops at once, with one line (`cli_entry`).
+    with lifecycle.interruptible(STOPPED_AT_START_UP), lifecycle.disk_full_says(
+            run.path, "free space and run the same command again (a checkpoint, if any, is intact)"):
+        preflight(cfg, run)   # every check that needs no data loaded: nothing is written before it
+        with run.locked():    # a start-up refused or stopped before `RunDir.keep` leaves nothing
+            limit_blas_threads(1)
+            if cfg.denormals == "flush" and not flush_denormals():
+                print("note: denormals=flush is not available here (needs x86-64 and a C++ compiler); "
+                      "training with gradual underflow", file=sys.stderr)
+            return train(cfg, run)
 
 
 def preflight(cfg, run):
@@ -132,15 +91,6 @@ def preflight(cfg, run):
             raise UserError(f"{path} holds {dim}-dimensional vectors but wdim={cfg.wdim}; use wdim={dim}")
 
 
-def cleanup_temporary_files(run):
-    """Remove the temporary files of a save that a kill interrupted (we hold the lock: none is in use)."""
-    for tmp in list(run.path.glob(".*.tmp")) + [run.path / ".checkpoint.next.npz"]:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def train(cfg, run):
     """Run (or resume) one training run in a locked `RunDir`; returns the exit status.
 
@@ -162,7 +112,7 @@ def train(cfg, run):
     if cfg.uses_unlabelled and not data.unlabelled:
         raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
     run.keep()   # the start-up's checks passed: from here on the run directory is this run's
-    cleanup_temporary_files(run)
+    run.remove_temporary_files()   # a killed save's; we hold the lock, so none is in use
     if not cfg.resume:
         for path in (run.checkpoint, run.checkpoint_prev):
             path.unlink(missing_ok=True)
@@ -175,35 +125,32 @@ def train(cfg, run):
         run.log(f"resumed from the checkpoint at update {state.uidx} (epoch {state.eidx})")
 
     # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
-    stop = []
-    with _on_signals(lambda signum, frame: stop.append(signum)):
+    with lifecycle.deferred_signals() as stop:
         state.t_start, state.c_start = time.time(), time.process_time()
         run.write_metrics(state.metrics("running"))
         try:
-            status = run_loop(cfg, run, model, data, unlab, state, stop)
-        except _Interrupted as intr:
+            with lifecycle.disk_full_says(run.path, "the previous checkpoint is intact: free space and run the "
+                                          "same command to resume"):
+                status = run_loop(cfg, run, model, data, unlab, state, stop)
+        except Interrupted as intr:
             save_loop_state(run, model, state, unlab)
             run.write_metrics(state.metrics("interrupted"))
             run.log(f"interrupted by signal {intr.signum} at update {state.uidx}: checkpoint written; "
                     "run the same command again to resume")
             return exit_for_signal(intr.signum)
-        except OSError as err:
-            _raise_if_disk_full(err, run, "the previous checkpoint is intact: free space and run the same command "
-                                "to resume")
-            raise
     if status is not None:
         return status
 
     # A signal here stops at once (the checkpoint is written first; a rerun evaluates again).
     try:
         return _final_evaluation(cfg, run, model, data, state, unlab)
-    except _Interrupted as intr:
+    except Interrupted as intr:
         run.write_metrics(state.metrics("interrupted"))
         run.log(f"interrupted by signal {intr.signum} during the final evaluation: the checkpoint is intact; "
                 "run the same command again to evaluate")
         return exit_for_signal(intr.signum)
     except OSError as err:
-        if is_disk_full(err):
+        if lifecycle.is_disk_full(err):
             try:
                 run.write_metrics(state.metrics("interrupted"))
             except OSError:
@@ -216,8 +163,9 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
     """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop;
     a run that ``validFreq`` never reached validates once after its last update.
 
-    ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received: the
-    loop raises `_Interrupted` at the end of the update in which one came (the caller checkpoints).
+    ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received
+    (`lstm_adv.common.lifecycle.Stop`): the loop raises `Interrupted` at the end of the update in
+    which one came (the caller checkpoints).
     Returns `EXIT_NAN` (status nan written, no checkpoint) when the cost is not finite, else None.
     """
     while state.eidx < cfg.max_epochs and not state.estop:
@@ -242,8 +190,7 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
             if state.uidx % cfg.saveFreq == 0:
                 save_loop_state(run, model, state, unlab)
             faults.reached("update", state.uidx)   # tests only: LSTM_ADV_FAULT
-            if stop:
-                raise _Interrupted(stop[0])
+            stop.check()   # a signal during this update: stop here (`train` checkpoints)
             if state.estop:
                 break
         if state.eidx + 1 >= cfg.max_epochs and not state.history:

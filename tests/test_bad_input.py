@@ -14,7 +14,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from lstm_adv import bench, embeddings, results, sweep, train, visualize
-from lstm_adv.common.errors import cli_entry
+from lstm_adv.common.lifecycle import cli_entry
 from lstm_adv.data.imdb import data_main
 
 MAINS = {"train": cli_entry(train.main), "data": data_main, "embeddings": embeddings.main, "results": results.main,

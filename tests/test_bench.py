@@ -13,7 +13,7 @@ import os
 import pytest
 
 from lstm_adv import bench
-from lstm_adv.common.errors import cli_entry
+from lstm_adv.common.lifecycle import cli_entry
 
 TINY_SHAPES = ["wdim=8", "hdim=8", "n_words=50"]
 

@@ -295,7 +295,7 @@ BAD_CORPORA = [
 def test_bad_corpus_is_one_line_exit_2_and_writes_nothing(case, files, data, extra, fragment, tmp_path, monkeypatch,
                                                            capsys):
     from lstm_adv import train
-    from lstm_adv.common.errors import cli_entry
+    from lstm_adv.common.lifecycle import cli_entry
 
     for rel, content in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import lstm_adv.rundir
+import lstm_adv.rundir.state
 from lstm_adv.data import BatchStream
 from lstm_adv.rundir import STATE_KEYS, LoopState, RunDir, restore_loop_state, save_loop_state
 from lstm_adv.train import patience_rule
@@ -21,7 +21,7 @@ NOW, CPU_NOW = 1_000_000.0, 500.0
 
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch):
-    monkeypatch.setattr(lstm_adv.rundir, "time", SimpleNamespace(time=lambda: NOW, process_time=lambda: CPU_NOW))
+    monkeypatch.setattr(lstm_adv.rundir.state, "time", SimpleNamespace(time=lambda: NOW, process_time=lambda: CPU_NOW))
 
 
 def run_rule(errs, patience):

@@ -203,7 +203,7 @@ def test_nan_cost_stops_with_status_nan(tmp_path):
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
-    import lstm_adv.rundir as rundir
+    import lstm_adv.rundir.files as rundir   # RunDir's writers
 
     real = rundir.atomic_savez
     calls = []
@@ -230,7 +230,7 @@ def test_signals_outside_the_loop_and_disk_full_at_the_first_write(tmp_path, mon
     config.json write: one line, 143/130/2, metrics.json never left at running; the same
     command then completes the run (and removes a killed save's temporary files)."""
     import lstm_adv.evaluate as evaluate
-    import lstm_adv.rundir as rundir
+    import lstm_adv.rundir.files as rundir   # RunDir's writers
 
     monkeypatch.chdir(tmp_path)
     args = merge(TINY, ["max_epochs=1", "saveto=run"])

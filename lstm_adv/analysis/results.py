@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common import checks
-from ..common.errors import UserError, cli_entry
+from ..common.errors import UserError
+from ..common.lifecycle import cli_entry
 from ..common.options import help_text, option, parse_with_rest, positional_arg, unknown_key, wants_help
 from ..common.utils import atomic_write_text, short_number
 from ..config import FIELDS

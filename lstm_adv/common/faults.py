@@ -10,11 +10,14 @@ ACTION
     ``kill`` (SIGKILL: no handler runs, as the OOM killer), ``term`` (SIGTERM) or ``int``
     (SIGINT) sent to the process itself; ``pause``: wait until SIGTERM or SIGINT arrives from
     outside, then let the process's own handler take it (a test signals a process that is known
-    to be at the point, e.g. a sweep launcher that forwards the signal).
+    to be at the point, e.g. a sweep launcher that forwards the signal); ``full``: raise the
+    OSError of a full disk (ENOSPC) there.
 POINT
     ``update=N``: at the end of training update N (after its validation and checkpoint, if any);
     ``checkpoint=N``: inside the N-th checkpoint this process saves, after the temporary file is
-    written and before it is renamed over ``checkpoint.npz``.
+    written and before it is renamed over ``checkpoint.npz``;
+    ``write=N``: inside the N-th atomic file write of this process (any file: a run's, a cache's,
+    a command's output), after the temporary file is written and before it is renamed.
 ``file=PATH``
     Written (with the pid) just before the action; a fault whose file exists has fired and does
     not fire again, so a resumed or retried run with the same environment goes on. With
@@ -23,6 +26,7 @@ POINT
 Unset (every user's case) the hook costs one dictionary look-up per call.
 """
 
+import errno
 import functools
 import os
 import signal
@@ -31,8 +35,8 @@ from pathlib import Path
 from .errors import UserError
 
 ENV = "LSTM_ADV_FAULT"
-ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "pause": None}
-POINTS = ("update", "checkpoint")
+ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "pause": None, "full": None}
+POINTS = ("update", "checkpoint", "write")
 _WAKE = {signal.SIGTERM, signal.SIGINT}
 
 _counts = {}   # point -> times reached in this process (for points without their own number)
@@ -87,6 +91,8 @@ def reached(point, n=None):
         signal.raise_signal(signum)
         return
     _announce(file)
+    if action == "full":
+        raise OSError(errno.ENOSPC, f"No space left on device ({ENV})")
     os.kill(os.getpid(), ACTIONS[action])
     if action == "kill":   # SIGKILL is delivered before kill() returns; never go on past the point
         signal.pause()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import faults
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -42,6 +44,7 @@ def atomic_write_bytes(path, data):
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
+        faults.reached("write")   # tests only: LSTM_ADV_FAULT (a signal or a full disk before the rename)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import checks
-from ..common.errors import UserError, cli_entry
+from ..common import checks, faults
+from ..common.errors import UserError
+from ..common.lifecycle import cli_entry
 from ..common.options import help_text, option, parse, wants_help
 from .imdb import load_corpus
 from .imdb_source import cache_dir, find_source, read_reviews, tokenize_texts
@@ -344,6 +345,7 @@ def save_word2vec(kv, out, binary=True):
     os.close(fd)
     try:
         kv.save_word2vec_format(tmp, binary=binary)
+        faults.reached("write")   # tests only: LSTM_ADV_FAULT
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import checks
-from ..common.errors import UserError, cli_entry
+from ..common import checks, faults
+from ..common.errors import UserError
+from ..common.lifecycle import cli_entry
 from ..common.utils import atomic_savez, atomic_write_bytes, atomic_write_json
 from ..common.options import help_text, option, parse, wants_help
 from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
@@ -328,6 +329,7 @@ def export_corpus(source, out, fmt):
                                             ensure_ascii=False) + "\n")
                     n += 1
         os.chmod(tmp, 0o644)
+        faults.reached("write")   # tests only: LSTM_ADV_FAULT
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import checks
-from ..common.errors import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, UserError, exit_for_signal
+from ..common import checks, lifecycle
+from ..common.errors import UserError
+from ..common.lifecycle import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, exit_for_signal, lock_holder
 from ..common.options import positional_arg
 from ..common.publish import publish_run
-from ..rundir import RunDir, lock_holder, run_status
+from ..rundir import RunDir, run_status
 from .commands import RunOptions, check_run_dirs, default_compiledir_root, read_commands, sweep_options
 
 def _hms(seconds):
@@ -164,7 +165,7 @@ class Launcher:
         self.publish, self.base = (Path(publish), Path(os.path.abspath(base or "."))) if publish else (None, None)
         self.compiledir = Path(compiledir) if compiledir else default_compiledir_root()
         self.out = out
-        self.stopping = None
+        self._stop = None      # the signals taken while the runs go on (`run`)
         self.results = {}      # Command -> (outcome, detail)
         self.running = {}      # slot -> (proc, cmd, attempt, started, stderr offset)
         # Progress lines name runs relative to the folder that holds them all.
@@ -195,13 +196,16 @@ class Launcher:
     def say(self, line):
         print(line, file=self.out, flush=True)
 
-    def _on_signal(self, signum, frame):
-        if self.stopping is None:
-            self.stopping = signum
-        else:  # a second signal: stop now
-            for proc, *_ in self.running.values():
-                if proc.poll() is None:
-                    proc.kill()
+    @property
+    def stopping(self):
+        """The first SIGINT/SIGTERM of this sweep (`lstm_adv.common.lifecycle.deferred_signals`), or None."""
+        return None if self._stop is None else self._stop.signum
+
+    def _kill_running(self, signum):
+        """A second signal: stop now (the runs keep their last checkpoint)."""
+        for proc, *_ in self.running.values():
+            if proc.poll() is None:
+                proc.kill()
 
     def run(self):
         total = len(self.commands)
@@ -239,69 +243,68 @@ class Launcher:
         attempts = {cmd: 0 for cmd in todo}
         queue = list(todo)
         t0, durations = time.time(), []
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         forwarded = False
-        try:
-            while (queue and not self.stopping) or self.running:
-                if self.stopping and not forwarded:
-                    forwarded = True
-                    self.say(f"stopping (signal {self.stopping}): the running runs checkpoint and exit; "
-                             "run the same command again to resume")
-                    for proc, *_ in self.running.values():
-                        if proc.poll() is None:
-                            proc.send_signal(signal.SIGTERM)
-                while queue and pool.free and not self.stopping:
-                    cmd = queue.pop(0)
-                    slot = pool.free.pop(0)
-                    holder = lock_holder(cmd.run_dir)
-                    if holder is not None:
-                        self.running[slot] = self._adopt(cmd, holder)
-                        continue
-                    attempts[cmd] += 1
-                    self.running[slot] = self._start(cmd, slot, attempts[cmd])
-                time.sleep(0.1)
-                for slot, (proc, cmd, attempt, started, err_at) in list(self.running.items()):
-                    if self.stopping and isinstance(proc, _Adopted):
-                        del self.running[slot]   # not ours: leave it running
-                        pool.free.append(slot)
-                        self.results[cmd] = ("interrupted", f"still running in pid {proc.pid}, not waited for")
-                        continue
-                    rc = proc.poll()
-                    if rc is None:
-                        continue
-                    if rc == EXIT_USER_ERROR and not isinstance(proc, _Adopted):
+        # SIGINT/SIGTERM: forwarded to the runs, which checkpoint; the sweep ends when they have.
+        with lifecycle.deferred_signals(on_repeat=self._kill_running) as self._stop:
+            try:
+                while (queue and not self.stopping) or self.running:
+                    if self.stopping and not forwarded:
+                        forwarded = True
+                        self.say(f"stopping (signal {self.stopping}): the running runs checkpoint and exit; "
+                                 "run the same command again to resume")
+                        for proc, *_ in self.running.values():
+                            if proc.poll() is None:
+                                proc.send_signal(signal.SIGTERM)
+                    while queue and pool.free and not self.stopping:
+                        cmd = queue.pop(0)
+                        slot = pool.free.pop(0)
                         holder = lock_holder(cmd.run_dir)
-                        if holder is not None:   # another process took the lock just before ours
+                        if holder is not None:
                             self.running[slot] = self._adopt(cmd, holder)
                             continue
-                    del self.running[slot]
-                    pool.free.append(slot)
-                    elapsed = time.time() - started
-                    outcome = classify(rc, self.stopping)
-                    if outcome == "ok" and run_status(cmd.run_dir) != "ok":
-                        outcome = "retry"
-                    detail = _describe_rc(rc)
-                    last = _why(cmd.run_dir, err_at, rc)
-                    if outcome == "retry" and attempts[cmd] <= self.retries:
-                        self.say(f"       {cmd.name}: {detail} after {_hms(elapsed)}; retrying "
-                                 f"(attempt {attempts[cmd] + 1} of {self.retries + 1}, resumes from its checkpoint)")
-                        queue.insert(0, cmd)
-                        continue
-                    if outcome == "retry":
-                        outcome = "failed"
-                    if outcome != "interrupted":
-                        done += 1
-                        durations.append(elapsed)
-                    self.results[cmd] = (outcome, detail + (f": {last}" if last and outcome != "ok" else ""))
-                    eta = self._eta(queue, durations)
-                    self.say(f"[{done:>{len(str(total))}}/{total}] {outcome:<6} {cmd.name} ({_hms(elapsed)}); "
-                             f"elapsed {_hms(time.time() - t0)}" + (f", {eta}" if eta else ""))
-                    if outcome == "ok":
-                        self._publish(cmd)
-        finally:
-            for s, h in handlers.items():
-                signal.signal(s, h)
-            pool.release()
+                        attempts[cmd] += 1
+                        self.running[slot] = self._start(cmd, slot, attempts[cmd])
+                    time.sleep(0.1)
+                    for slot, (proc, cmd, attempt, started, err_at) in list(self.running.items()):
+                        if self.stopping and isinstance(proc, _Adopted):
+                            del self.running[slot]   # not ours: leave it running
+                            pool.free.append(slot)
+                            self.results[cmd] = ("interrupted", f"still running in pid {proc.pid}, not waited for")
+                            continue
+                        rc = proc.poll()
+                        if rc is None:
+                            continue
+                        if rc == EXIT_USER_ERROR and not isinstance(proc, _Adopted):
+                            holder = lock_holder(cmd.run_dir)
+                            if holder is not None:   # another process took the lock just before ours
+                                self.running[slot] = self._adopt(cmd, holder)
+                                continue
+                        del self.running[slot]
+                        pool.free.append(slot)
+                        elapsed = time.time() - started
+                        outcome = classify(rc, self.stopping)
+                        if outcome == "ok" and run_status(cmd.run_dir) != "ok":
+                            outcome = "retry"
+                        detail = _describe_rc(rc)
+                        last = _why(cmd.run_dir, err_at, rc)
+                        if outcome == "retry" and attempts[cmd] <= self.retries:
+                            self.say(f"       {cmd.name}: {detail} after {_hms(elapsed)}; retrying "
+                                     f"(attempt {attempts[cmd] + 1} of {self.retries + 1}, resumes from its checkpoint)")
+                            queue.insert(0, cmd)
+                            continue
+                        if outcome == "retry":
+                            outcome = "failed"
+                        if outcome != "interrupted":
+                            done += 1
+                            durations.append(elapsed)
+                        self.results[cmd] = (outcome, detail + (f": {last}" if last and outcome != "ok" else ""))
+                        eta = self._eta(queue, durations)
+                        self.say(f"[{done:>{len(str(total))}}/{total}] {outcome:<6} {cmd.name} ({_hms(elapsed)}); "
+                                 f"elapsed {_hms(time.time() - t0)}" + (f", {eta}" if eta else ""))
+                        if outcome == "ok":
+                            self._publish(cmd)
+            finally:
+                pool.release()
         rc = self.summary()
         return exit_for_signal(self.stopping) if self.stopping else rc
 

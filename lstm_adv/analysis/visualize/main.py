@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ...common import checks as _checks
-from ...common.errors import UserError, cli_entry
+from ...common.errors import UserError
+from ...common.lifecycle import cli_entry
 from ...common.options import wants_help
 from ...common.utils import atomic_write_text
 from ...core.backend import limit_blas_threads
