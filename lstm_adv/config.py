@@ -10,7 +10,6 @@ Usage::
 """
 
 import dataclasses
-import difflib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .common import checks as _checks
 from .common import options as _options
+from .common.config_files import read_config_file
 from .common.errors import UserError
 
 
@@ -348,8 +348,8 @@ def validate(cfg):
         try:
             _checks.path_names("saveto", cfg.run_dir())
         except UserError:
-            raise UserError(f"the run directory named after the overridden keys is too long for the file system; "
-                            f"give saveto=DIR") from None
+            raise UserError("the run directory named after the overridden keys is too long for the file system; "
+                            "give saveto=DIR") from None
     _checks.model_fits(cfg)
     return cfg
 
@@ -357,98 +357,6 @@ def validate(cfg):
 def split_key_values(argv):
     """Training ``key=value`` strings as ``(key, raw value)`` pairs (`lstm_adv.common.options.split_pairs`)."""
     return _options.split_pairs(argv, FIELDS, SWITCHES)
-
-
-#: Keys of a saved run's ``config.json`` that are not taken over by ``config=``: a run started
-#: from another run's configuration gets its own directory (derived, or ``saveto=``).
-CONFIG_FILE_SKIP = ("saveto",)
-
-
-def similar_run_dirs(path, limit=3):
-    """Run directories beside a missing ``config=`` path whose names come close to its own.
-
-    A run directory is named by its overridden keys, so the toy quick start's run is
-    ``runs/eps=0.5,data=toy`` where a reader of the README types ``runs/eps=0.5``: folders named
-    by all of the given keys and more come first, then near spellings (difflib).
-
-    Parameters
-    ----------
-    path : str
-        The ``config=`` value as given: a run directory, or its ``config.json``.
-    limit : int
-        At most this many names.
-
-    Returns
-    -------
-    list of str
-        Paths spelled as ``path`` is (relative stays relative) of folders that hold a
-        ``config.json``; empty when the parent folder is missing or unreadable.
-    """
-    p = Path(path)
-    suffix = ""
-    if p.name == "config.json":   # runs/eps=0.5/config.json: the folder's name is what was mistyped
-        p, suffix = p.parent, "/config.json"
-    try:
-        names = sorted(d.name for d in p.expanduser().parent.iterdir() if (d / "config.json").is_file())
-    except OSError:
-        return []
-    keys = set(p.name.split(","))
-    close = [n for n in names if keys < set(n.split(","))]
-    close += [n for n in difflib.get_close_matches(p.name, names, n=limit, cutoff=0.6) if n not in close]
-    return [str(p.parent / n) + suffix for n in close[:limit]]
-
-
-def read_config_file(path):
-    """The ``key -> raw value`` pairs of a configuration file, for ``config=PATH``.
-
-    Accepted: a run's ``config.json`` (its ``config`` entry; ``saveto`` is left out so the new
-    run gets its own directory), a run directory (its ``config.json``), a JSON object of keys
-    (e.g. the output of ``print_config=1``), or a text file of ``key=value`` lines (blank lines
-    and ``#`` comments ignored).
-
-    Raises
-    ------
-    UserError
-        If the file is missing or unreadable, or names a key that does not exist.
-    """
-    p = Path(path).expanduser()
-    if p.is_dir():
-        p = p / "config.json"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        similar = similar_run_dirs(path)
-        hint = f"; did you mean {' or '.join(similar)}?" if similar else ""
-        raise UserError(f"config={path}: no such file (give a run's config.json, its run directory, or a "
-                        f"file of key=value lines){hint}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"config={path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f"config={path} is not valid JSON ({err.msg}, line {err.lineno})") from None
-        saved_run = isinstance(record.get("config"), dict)
-        values = record["config"] if saved_run else record
-        pairs = [(k, v) for k, v in values.items() if not (saved_run and k in CONFIG_FILE_SKIP)]
-        pairs = [(k, json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v)))
-                 for k, v in pairs]
-    else:
-        pairs = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            name, sep, raw = line.partition("=")
-            if not sep:
-                raise UserError(f"config={path} line {lineno}: {line!r} is not key=value")
-            pairs.append((name.strip(), raw.strip()))
-    try:
-        split_key_values([f"{k}={v}" for k, v in pairs])
-    except UserError as err:
-        raise UserError(f"config={path}: {err}") from None
-    return dict(pairs)
 
 
 def _expand_config_files(argv):
@@ -459,7 +367,7 @@ def _expand_config_files(argv):
         if sep and name.strip().lstrip("-") == "config":
             if not raw.strip():
                 raise UserError("config= is empty; give a run's config.json or a file of key=value lines")
-            from_files.update(read_config_file(raw.strip()))
+            from_files.update(read_config_file(raw.strip(), split_key_values))
         else:
             rest.append(arg)
     return rest, from_files

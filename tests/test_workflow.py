@@ -9,6 +9,7 @@ import pytest
 
 from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli
 from lstm_adv import config as config_mod
+from lstm_adv.common.config_files import similar_run_dirs
 from lstm_adv.common.errors import UserError
 from lstm_adv.common.publish import publishable_config, publishable_path, publishable_text
 from lstm_adv.common.utils import git_state, provenance
@@ -83,9 +84,9 @@ def test_a_missing_config_folder_names_the_run_folders_like_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
     assert len(list((tmp_path / "runs").iterdir())) == 4
     # A near spelling (difflib), closest first; a run's config.json keeps its file name.
-    assert config_mod.similar_run_dirs(str(tmp_path / "runs" / "eps=0.3,data=tay" / "config.json"))[0] == \
+    assert similar_run_dirs(str(tmp_path / "runs" / "eps=0.3,data=tay" / "config.json"))[0] == \
         str(tmp_path / "runs" / "eps=0.3,data=toy" / "config.json")
-    assert config_mod.similar_run_dirs("nowhere/eps=0.5") == []
+    assert similar_run_dirs("nowhere/eps=0.5") == []
 
 
 def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
