@@ -133,6 +133,28 @@ def test_manual_backward_and_c_kernels_match_autodiff(backward, kernel):
     _assert_close(m.inspect(x, mask, y, dropout=False), ref, RTOL64, (backward, kernel, extra))
 
 
+# Every objective on mode C's two LSTM paths: the whole-sequence Ops (default) and the scans with the
+# per-step C kernels; both encoders (the RNN has no sequence Op: its scan is the same on both).
+OBJECTIVES = [("eps=0",), (), ("adv_norm=l2",), ("adv_label=predicted",), ("vat=1", "eps=0.5"),
+              ("emb_norm=1",), ("encoder=rnn",)]
+
+
+@pytest.mark.parametrize("extra", [o if o in {(), ("vat=1", "eps=0.5")} else pytest.param(o, marks=pytest.mark.slow)
+                                   for o in OBJECTIVES], ids=lambda o: ",".join(o) or "sign")
+def test_every_objective_is_the_same_on_the_sequence_ops_and_the_scans(extra):
+    # clip=0.002: the per-step clip inside the LSTM's backward acts too (at BASE's 0.05 only the
+    # embedding's does on this batch).
+    cfg = parse_args(merge(BASE, ["mode=C", "floatX=float64", "clip=0.002", *extra]))
+    counts = list(range(2, N_WORDS + 2))   # emb_norm=1 needs the training word frequencies
+    x, mask, y = _batch("float64")
+    rng = np.random.default_rng(1)
+    params = OrderedDict((k, v + 0.5 * rng.standard_normal(v.shape))
+                         for k, v in model_mod.init_params(cfg, N_WORDS, floatX="float64").items())
+    seq, scan = (_InspectOnly(cfg, N_WORDS, params, lstm_kernel=k, word_counts=counts)
+                 .inspect(x, mask, y, dropout=False) for k in ("seq", "c"))
+    _assert_close(seq, scan, RTOL64, extra)
+
+
 def test_one_backward_pass_per_branch():
     """Mode C's default runs each branch's LSTM as one `LSTMSeq` and its backward as one
     `LSTMSeqGrad`, no scan; with lstm_kernel="c", one forward and one backward scan per branch."""
