@@ -208,6 +208,19 @@ def test_pool_gives_the_same_tokens():
     assert imdb_source.tokenize_texts(texts, workers=2, progress=False) == [imdb_source.tokenize(t) for t in texts]
 
 
+def test_pool_never_forks_the_parent(monkeypatch):
+    """The tokeniser's workers start from a fork server (or spawn), not a fork of this process,
+    which may run JAX's and BLAS's threads: a forked copy of those can deadlock (JAX warns)."""
+    import multiprocessing
+
+    methods = []
+    real = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda m=None: methods.append(m) or real(m))
+    texts = ["a fine film ."] * imdb_source.POOL_MIN_REVIEWS
+    assert len(imdb_source.tokenize_texts(texts, workers=2, progress=False)) == len(texts)
+    assert methods and methods[-1] in ("forkserver", "spawn")
+
+
 def test_pool_workers_end_quietly_under_the_trainings_signal_handlers():
     # The training installs handlers that raise; forked workers used to inherit them and print a
     # traceback each when the pool terminated them (SIGTERM) at the end of the with block.

@@ -435,7 +435,11 @@ def tokenize_texts(texts, workers=None, progress=True, desc="tokenise"):
             return out
         size = max(1, min(256, len(texts) // (workers * 16)))
         chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
-        with multiprocessing.Pool(workers, initializer=_quiet_worker_signals) as pool:
+        # forkserver (spawn where there is none): a forked copy of a multithreaded parent (JAX and
+        # BLAS start threads) can deadlock in its workers, and JAX warns about it.
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with ctx.Pool(workers, initializer=_quiet_worker_signals) as pool:
             for tokens in pool.imap(_tokenize_chunk, chunks):
                 out.extend(tokens)
                 bar.update(len(tokens))
