@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,30 +29,37 @@ def make_rng(seed, purpose):
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(purpose.encode())]))
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+@contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """A temporary file beside ``path`` for the block to write; renamed over ``path`` at its end.
 
-    The bytes go to a temporary file in the same directory, are flushed to disk, then renamed
-    over the target. If anything fails (a full disk), the temporary file is removed and the
-    previous version of ``path`` is untouched.
+    Readers see the old file or the new one, never half: the block writes the yielded path (by
+    name, or opened); at its end the file is flushed to disk, given the usual mode and renamed
+    over the target. If anything fails (an error, a signal, a full disk), the temporary file is
+    removed and the previous version of ``path`` is untouched. ``suffix``: how the temporary
+    name ends (a writer that picks its format by the name, e.g. gensim's ``.gz``, wants
+    ``path``'s own).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         faults.reached("write")   # tests only: LSTM_ADV_FAULT (a signal or a full disk before the rename)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path, text):

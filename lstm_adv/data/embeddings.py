@@ -10,18 +10,17 @@ without GoogleNews can make their own vectors from the IMDB train + unlabelled r
 import fcntl
 import gzip
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..common import checks, faults
+from ..common import checks
 from ..common.errors import UserError
 from ..common.lifecycle import cli_entry
 from ..common.options import help_text, option, parse, wants_help
+from ..common.utils import atomic_path
 from .imdb import load_corpus
 from .imdb_source import cache_dir, find_source, read_reviews, tokenize_texts
 
@@ -339,17 +338,9 @@ def imdb_sentences(source, workers=2, unsup=True, cache=None, progress=True):
 def save_word2vec(kv, out, binary=True):
     """Save ``KeyedVectors`` in word2vec format atomically (temp file in the folder, then rename)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # The temp name ends like ``out`` so gensim compresses a .gz target.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=out.name)
-    os.close(fd)
-    try:
-        kv.save_word2vec_format(tmp, binary=binary)
-        faults.reached("write")   # tests only: LSTM_ADV_FAULT
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out, suffix=out.name) as tmp:
+        kv.save_word2vec_format(str(tmp), binary=binary)
     return out
 
 

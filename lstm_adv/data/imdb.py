@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import checks, faults
+from ..common import checks
 from ..common.errors import UserError
 from ..common.lifecycle import cli_entry
-from ..common.utils import atomic_savez, atomic_write_bytes, atomic_write_json
+from ..common.utils import atomic_path, atomic_savez, atomic_write_bytes, atomic_write_json
 from ..common.options import help_text, option, parse, wants_help
 from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
 from .imdb_source import (ARCHIVE_NAME, LABELLED, OFFICIAL_SHA256, OFFICIAL_URL, cache_dir, default_workers,
@@ -308,32 +308,21 @@ def export_corpus(source, out, fmt):
         The number of reviews written.
     """
     import csv
-    import os
-    import tempfile
 
     found = read_reviews(source)
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh) if fmt == "csv" else None
-            if writer:
-                writer.writerow(["text", "label", "split"])
-            for split, cls, label in LABELLED:
-                for _, text in found[(split, cls)]:
-                    if writer:
-                        writer.writerow([text, LABEL_NAMES[label], split])
-                    else:
-                        fh.write(json.dumps({"text": text, "label": LABEL_NAMES[label], "split": split},
-                                            ensure_ascii=False) + "\n")
-                    n += 1
-        os.chmod(tmp, 0o644)
-        faults.reached("write")   # tests only: LSTM_ADV_FAULT
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh) if fmt == "csv" else None
+        if writer:
+            writer.writerow(["text", "label", "split"])
+        for split, cls, label in LABELLED:
+            for _, text in found[(split, cls)]:
+                if writer:
+                    writer.writerow([text, LABEL_NAMES[label], split])
+                else:
+                    fh.write(json.dumps({"text": text, "label": LABEL_NAMES[label], "split": split},
+                                        ensure_ascii=False) + "\n")
+                n += 1
     return n
 
 
