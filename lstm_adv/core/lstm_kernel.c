@@ -157,7 +157,8 @@ static inline void lstm_adv_mm(npy_intp M, npy_intp N, npy_intp K, const T* A, i
 #endif
 #define LSTM_ADV_NV 2
 template <typename T> struct lstm_adv_vec {
-    typedef T V __attribute__((vector_size(LSTM_ADV_VBYTES), aligned(sizeof(T))));   // unaligned loads
+    // aligned(sizeof(T)): unaligned loads and stores; may_alias: they read and write arrays of T.
+    typedef T V __attribute__((vector_size(LSTM_ADV_VBYTES), aligned(sizeof(T)), __may_alias__));
     enum { W = LSTM_ADV_VBYTES / sizeof(T), NR = LSTM_ADV_NV * (LSTM_ADV_VBYTES / sizeof(T)) };
 };
 // C[MR, NR] = C0[MR, NR] + A[MR, K] @ Bm[K, NR] (row-major, leading dimensions given); C may be C0.
