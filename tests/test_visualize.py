@@ -286,6 +286,9 @@ def test_table3_says_when_the_adversarial_text_is_the_original(tmp_path, fmt):
     assert "No word changed: at eps_vis=0.005 every perturbed embedding is still nearest its own word, so the " \
            "adversarial text is the original, and nothing flipped." in text
     assert "original = adversarial" in text and "| adversarial |" not in text and "<td>adversarial</td>" not in text
+    # Table 2 flags its row 5 (the same decoding), and no row that changed a word.
+    assert text.count("(= row 1: no word changed)") == sum(
+        np.array_equal(res.rows[k][0], res.rows["original"][0]) for k in options.ROW_KEYS[1:]) >= 1
     # Only the embeddings flipped: said so.
     res.pred_emb[float(opts.eps_vis)][:] = 0
     text = render.render(res, opts, run, analyse.summarize(res, opts), [0], True, "lm")

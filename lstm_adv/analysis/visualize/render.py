@@ -251,7 +251,10 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
         for n, key in enumerate(ROW_KEYS, 1):
             ref = None if key == "original" else orig
             show_row = render_collapsed if key in ("knn", "knn_top") else render_tokens
-            table.append([n, labels[key], show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
+            # A decoding equal to the original would read as a rendering fault: say so in its label.
+            same = ref is not None and np.array_equal(res.rows[key][i], orig)
+            table.append([n, labels[key] + (" (= row 1: no word changed)" if same else ""),
+                          show_row(res.rows[key][i], ref, words, fmt, opts.max_tokens)])
         doc.table(["#", "row", "text (changed words marked)"], table, raw_cols=(2,))
     if len(res.reviews) > opts.show:
         doc.p(f"({len(res.reviews) - opts.show} more reviews are counted in the summary; show= displays more.)")
