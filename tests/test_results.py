@@ -292,6 +292,19 @@ def test_imdb_runs_keep_the_paper_grid_and_a_mixed_table_drops_it(tmp_path):
     assert s["data"] == "mixed" and s["columns"] == [0.0, 0.5] and "data" in s["mixed"]
 
 
+def test_a_shared_eps_0_baseline_does_not_make_the_step_keys_differ(tmp_path):
+    """The leak-free table shares Table 1's eps=0 runs (adv_label=true, read by no run without a
+    step): adv_label is then shared, not "mixed"; a real difference between stepped runs still is."""
+    for seed in (1, 2):
+        make_run(tmp_path, f"eps=0.0/seed={seed}", 0.0, seed, adv_label="true")
+        make_run(tmp_path, f"eps=0.5/seed={seed}", 0.5, seed, adv_label="predicted")
+    s = summary.summarise(tmp_path)
+    assert s["mixed"] == {} and s["shared"]["adv_label"] == "predicted"
+    assert "differ in" not in tables.to_markdown(s)
+    make_run(tmp_path, "eps=0.5/seed=3", 0.5, 3, adv_label="true")
+    assert sorted(summary.summarise(tmp_path)["mixed"]["adv_label"]) == ["predicted", "true"]
+
+
 def test_another_corpus_without_eps_0_has_nothing_to_test_against(tmp_path):
     s = summary.summarise(other_corpus(tmp_path / "runs", eps_errs=((0.5, (0.2, 0.3)), (1.0, (0.3, 0.4)))))
     md = tables.to_markdown(s)

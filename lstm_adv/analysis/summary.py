@@ -114,6 +114,11 @@ def _cell(runs):
     return cell
 
 
+#: Keys of the adversarial term, read by no run without one (eps=0, vat=0): such a run (the
+#: leak-free table's shared eps=0 baseline, say) does not make them "differ".
+STEP_KEYS = ("alpha", "adv_norm", "adv_label", "adv_grad", "adv_emb_grad")
+
+
 def _settings(runs):
     """Non-default setting keys shared by all runs (key -> value), keys that differ (key -> values)."""
     defaults = Config().to_dict()
@@ -121,7 +126,10 @@ def _settings(runs):
     values = {}
     for k in sorted(keys, key=lambda k: (k not in defaults, list(defaults).index(k) if k in defaults else k)):
         for r in runs:
-            v = r["config"].get(k, defaults.get(k))
+            c = r["config"]
+            if k in STEP_KEYS and not float(c.get("eps", defaults["eps"])) and not c.get("vat", defaults["vat"]):
+                continue
+            v = c.get(k, defaults.get(k))
             values.setdefault(k, {})[json.dumps(v, sort_keys=True)] = v
     shared = {k: next(iter(v.values())) for k, v in values.items()
               if len(v) == 1 and (k not in defaults or next(iter(v.values())) != defaults[k])}
