@@ -97,14 +97,14 @@ def vocab_ids(n_dict, cfg):
     ndarray of int64, shape (n_dict,), or None
         ``new[old_id]``.
     """
-    if getattr(cfg, "vocab_order", "frequency") != "random":
+    if cfg.vocab_order != "random":
         return None
     return np.concatenate([[PAD, UNK], 2 + make_rng(cfg.seed, "vocab_order").permutation(max(n_dict - 2, 0))])
 
 
-def _renumber(split, new):
-    return split if new is None else Split([new[np.asarray(s, dtype=np.int64)].tolist() for s in split.seqs],
-                                           split.labels)
+def _renumber(seqs, new):
+    """Id lists with every id replaced by ``new[id]`` (`vocab_ids`)."""
+    return [new[np.asarray(s, dtype=np.int64)].tolist() for s in seqs]
 
 
 def finalize(train, test, words, cfg, info=None, valid=None):
@@ -134,8 +134,8 @@ def finalize(train, test, words, cfg, info=None, valid=None):
     info = dict(info or {})
     new = vocab_ids(len(words), cfg)
     if new is not None:   # vocab_order=random: the words renumbered before the n_words cut
-        train, test = _renumber(train, new), _renumber(test, new)
-        valid = None if valid is None else _renumber(valid, new)
+        train, test = (Split(_renumber(x.seqs, new), x.labels) for x in (train, test))
+        valid = None if valid is None else Split(_renumber(valid.seqs, new), valid.labels)
         order = np.argsort(new)
         words = [words[i] for i in order]
         if info.get("word_counts") is not None:
@@ -221,11 +221,11 @@ def finalize_unlabelled(seqs, cfg, n_dict=None):
     (``n_dict``: the dictionary's size, needed with vocab_order=random), ids >= n_words mapped to
     UNK. Empty reviews are dropped.
     """
-    if n_dict is None and getattr(cfg, "vocab_order", "frequency") == "random":
+    if n_dict is None and cfg.vocab_order == "random":
         raise ValueError("finalize_unlabelled: vocab_order=random needs n_dict, the dictionary's size")
     new = vocab_ids(n_dict, cfg)
     if new is not None:
-        seqs = [new[np.asarray(s, dtype=np.int64)].tolist() for s in seqs]
+        seqs = _renumber(seqs, new)
     if cfg.maxlen and cfg.maxlen_mode == "filter":
         seqs = [s for s in seqs if len(s) < cfg.maxlen]
     elif cfg.maxlen and cfg.maxlen_mode == "truncate":
