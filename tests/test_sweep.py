@@ -9,6 +9,7 @@ folders, and only the first sweep of a session pays for compiling.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -284,7 +285,10 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     out = r.stdout
     assert (f"3 runs under {root}: 0 already finished, 0 failed (nan earlier, or bad input), 3 to run, "
             "2 at a time") in out
-    assert "[1/3] ok     eps=0.0/seed=1 (" in out and "[3/3]" in out and "ETA" in out and "elapsed" in out
+    # Runs share two slots, so they may finish in any order: the order is not asserted.
+    assert re.search(r"\[[123]/3\] ok     eps=0\.0/seed=1 \(", out), out
+    assert re.search(r"\[[123]/3\] ok     eps=0\.5/seed=1 \(", out), out
+    assert "[3/3]" in out and "ETA" in out and "elapsed" in out
     assert "summary: 2 of 3 runs ok, 1 failed" in out
     assert f"nan         {nan_dir}: exit 3 (NaN cost): bad cost nan at update" in out
     assert "retrying" not in out
