@@ -123,6 +123,12 @@ def train(cfg, run):
         state = LoopState(shuffle_rng=make_rng(cfg.seed, "shuffle"))
     else:
         run.log(f"resumed from the checkpoint at update {state.uidx} (epoch {state.eidx})")
+        # history.csv as the checkpoint has it: a row written after it (a validation before a kill,
+        # the end-of-run one) comes again if the run reaches it, and a larger max_epochs may not.
+        if state.history:
+            run.write_history(state.history)
+        else:
+            run.history.unlink(missing_ok=True)
 
     # SIGTERM/SIGINT: finish the current update, checkpoint, exit (a cluster's pre-emption signal).
     with lifecycle.deferred_signals() as stop:
@@ -141,7 +147,7 @@ def train(cfg, run):
     if status is not None:
         return status
 
-    # A signal here stops at once (the checkpoint is written first; a rerun evaluates again).
+    # A signal here stops at once (the loop's last checkpoint is written first; a rerun evaluates again).
     try:
         return _final_evaluation(cfg, run, model, data, state, unlab)
     except Interrupted as intr:
@@ -160,8 +166,7 @@ def train(cfg, run):
 
 # ---- the tutorial's loop ----------------------------------------------------------------------------
 def run_loop(cfg, run, model, data, unlab, state, stop):
-    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop;
-    a run that ``validFreq`` never reached validates once after its last update.
+    """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop.
 
     ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received
     (`lstm_adv.common.lifecycle.Stop`): the loop raises `Interrupted` at the end of the update in
@@ -193,9 +198,6 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
             stop.check()   # a signal during this update: stop here (`train` checkpoints)
             if state.estop:
                 break
-        if state.eidx + 1 >= cfg.max_epochs and not state.history:
-            # validFreq never came: validate after the last update, so that every run has a history.csv
-            validation_step(cfg, run, model, data, state, bar)
         if bar is not None:
             bar.close()
         if not state.estop:
@@ -218,9 +220,10 @@ def train_update(cfg, model, data, unlab, state, idx):
     return cost
 
 
-def validation_step(cfg, run, model, data, state, bar):
-    """Validate; keep the best parameters; write the line and ``history.csv``; apply the patience rule."""
-    state.history.append(validate(cfg, model, data, state))
+def validation_step(cfg, run, model, data, state, bar, epoch=None):
+    """Validate; keep the best parameters; write the line and ``history.csv``; apply the patience
+    rule. ``epoch``: the row's (`validate`)."""
+    state.history.append(validate(cfg, model, data, state, epoch))
     new_best, state.bad_counter, estop = patience_rule([r["valid_err"] for r in state.history], state.bad_counter,
                                                        cfg.patience, have_best=state.best_p is not None)
     if new_best:
@@ -269,14 +272,21 @@ def patience_rule(valid_errs, bad_counter, patience, have_best=True):
 
 
 def _final_evaluation(cfg, run, model, data, state, unlab):
-    """The best parameters (the last ones if no validation ran) checkpointed, then their errors
-    (and under attack) into metrics.json."""
-    if state.best_p is not None:
-        model.set_params(state.best_p)
-    else:
-        state.best_p = model.get_params()
-        state.best_update = state.uidx
+    """After the loop: its last checkpoint; a validation if ``validFreq`` never came; then the best
+    parameters' errors (and under attack) into metrics.json.
+
+    The checkpoint is the loop's state before anything here changes it, so a rerun after an
+    interruption, or with a larger ``max_epochs``, goes on as a run that was never stopped: the
+    end-of-run validation is not in it (a longer run validates at its own end instead) and it
+    holds the last parameters, not the best ones.
+    """
     save_loop_state(run, model, state, unlab)
+    if not state.history:
+        # validFreq never came: validate after the last update, so that every run has a history.csv;
+        # the row's epoch is that update's (the loop has counted its epoch as done)
+        validation_step(cfg, run, model, data, state, None, epoch=state.eidx - 1)
+        run.write_params(state.best_p)
+    model.set_params(state.best_p)
     from .evaluate import attack_report, attack_summary, pred_error  # imports PyTensor: keep --help fast
 
     t_eval = time.time()
@@ -405,12 +415,14 @@ def _init_note(info):
             f"per-coordinate std {info.get('file_coord_std')}{scaled}, missing rows {info['missing_init']}")
 
 
-def validate(cfg, model, data, state):
+def validate(cfg, model, data, state, epoch=None):
     """One history row: errors with the current parameters (test only if ``valid_test=1``; the train
-    error on ``train_err_size`` reviews, `train_err_split`)."""
+    error on ``train_err_size`` reviews, `train_err_split`); ``epoch``: the row's, by default the
+    epoch in progress (``state.eidx``)."""
     from .evaluate import pred_error  # imports PyTensor: keep --help fast
 
-    row = {"update": state.uidx, "epoch": state.eidx, "train_cost": state.cost_sum / max(state.cost_n, 1),
+    row = {"update": state.uidx, "epoch": state.eidx if epoch is None else epoch,
+           "train_cost": state.cost_sum / max(state.cost_n, 1),
            "train_err": pred_error(model, train_err_split(data.train, cfg.train_err_size), cfg.valid_batch_size),
            "valid_err": pred_error(model, data.valid, cfg.valid_batch_size),
            "test_err": pred_error(model, data.test, cfg.valid_batch_size) if cfg.valid_test else None}

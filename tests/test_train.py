@@ -76,6 +76,57 @@ def test_a_run_shorter_than_validFreq_validates_at_its_end(tmp_path):
     assert "words, the model's n_words=20 (the rest are UNK: " in proc.stdout
 
 
+@pytest.mark.slow
+def test_the_end_of_run_validation_is_not_kept_by_a_resumed_run(tmp_path, monkeypatch, capsys):
+    """validFreq=1000 never comes, so a run validates once after its last update. Stopped there or
+    in the final evaluation after it, then rerun with a larger max_epochs (a budget key), the run
+    is the longer uninterrupted one bit for bit: its history.csv holds that run's end-of-run row,
+    not the first part's too, and from the resume on history.csv is the checkpoint's."""
+    import lstm_adv.evaluate as evaluate
+
+    monkeypatch.chdir(tmp_path)
+    args = merge(TINY, ["validFreq=1000"])   # 60 updates an epoch
+    main = train.cli_entry(train.main)
+    assert main(merge(args, ["max_epochs=2", "saveto=ref"])) == 0
+    run = tmp_path / "run"
+
+    # SIGINT during the end-of-run validation stops the run (it was taken and dropped, exit 0).
+    real_validate = train.validate
+    monkeypatch.setattr(train, "validate", lambda *a: os.kill(os.getpid(), signal.SIGINT) or real_validate(*a))
+    assert main(merge(args, ["max_epochs=1", "saveto=run"])) == 130
+    assert not (run / "history.csv").exists()
+    monkeypatch.setattr(train, "validate", real_validate)
+
+    # Rerun: SIGTERM in the final evaluation, once the end-of-run row (update 60) is in history.csv.
+    real_final, real_pred = train._final_evaluation, evaluate.pred_error
+    final = []
+    monkeypatch.setattr(train, "_final_evaluation", lambda *a: final.append(1) or real_final(*a))
+    monkeypatch.setattr(evaluate, "pred_error", lambda *a: (os.kill(os.getpid(), signal.SIGTERM) if final and (
+        run / "history.csv").exists() else None) or real_pred(*a))
+    assert main(merge(args, ["max_epochs=1", "saveto=run"])) == 143
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("60,0,"), rows
+    monkeypatch.setattr(train, "_final_evaluation", real_final)
+    monkeypatch.setattr(evaluate, "pred_error", real_pred)
+
+    # Resumed under max_epochs=2 and stopped at update 90: no row yet, as in the checkpoint.
+    monkeypatch.setenv("LSTM_ADV_FAULT", "int@update=90")
+    assert main(merge(args, ["max_epochs=2", "saveto=run"])) == 130
+    assert not (run / "history.csv").exists()
+    monkeypatch.delenv("LSTM_ADV_FAULT")
+    assert main(merge(args, ["max_epochs=2", "saveto=run"])) == 0
+    assert "resumed from the checkpoint at update 90 (epoch 1)" in capsys.readouterr().out
+    a, b = load_npz(tmp_path / "ref" / "params.npz"), load_npz(run / "params.npz")
+    for k in PARAM_NAMES:
+        assert np.array_equal(a[k], b[k]), k
+    ref_rows = (tmp_path / "ref" / "history.csv").read_text().splitlines()
+    assert len(ref_rows) == 2 and ref_rows[1].startswith("120,1,")
+    assert (run / "history.csv").read_text().splitlines() == ref_rows
+    ma, mb = read_json(tmp_path / "ref" / "metrics.json"), read_json(run / "metrics.json")
+    keys = ("status", "train_err", "valid_err", "test_err", "best_update", "n_updates")
+    assert [ma[k] for k in keys] == [mb[k] for k in keys]
+
+
 # Each fault strikes at a chosen point (lstm_adv.common.faults), never after a sleep: the toy run
 # cannot end first on a fast machine. saveFreq=7: checkpoints at updates 7, 14, 21, ...
 KILLS = {

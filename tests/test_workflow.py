@@ -9,7 +9,7 @@ import pytest
 
 from conftest import HANG_GUARD, TINY, assert_one_line_error, load_npz, merge, read_json, run_cli
 from lstm_adv import config as config_mod
-from lstm_adv.common.config_files import similar_run_dirs
+from lstm_adv.common.config_files import run_dirs_below, similar_run_dirs
 from lstm_adv.common.errors import UserError
 from lstm_adv.common.publish import publishable_config, publishable_path, publishable_text
 from lstm_adv.common.utils import git_state, provenance
@@ -87,6 +87,30 @@ def test_a_missing_config_folder_names_the_run_folders_like_it(tmp_path):
     assert similar_run_dirs(str(tmp_path / "runs" / "eps=0.3,data=tay" / "config.json"))[0] == \
         str(tmp_path / "runs" / "eps=0.3,data=toy" / "config.json")
     assert similar_run_dirs("nowhere/eps=0.5") == []
+
+
+def test_a_missing_config_folder_finds_nested_run_folders(tmp_path):
+    # A sweep nests its runs (runs/table1/eps=0.5/seed=1): the hint looks at any depth below the
+    # parent folder, and a nested run's keys are those of every folder on its way.
+    runs = tmp_path / "runs"
+    for rel in ("table1/eps=0.5/seed=1", "table1/eps=0.5/seed=2", "table1/eps=1.0/seed=1", ".git/x/eps=0.5,seed=1"):
+        (runs / rel).mkdir(parents=True)
+        (runs / rel / "config.json").write_text("{}")
+    (runs / "table1" / "eps=0.5" / "seed=1" / "sub" / "deeper").mkdir(parents=True)   # inside a run: not searched
+    (runs / "table1" / "eps=0.5" / "seed=1" / "sub" / "deeper" / "config.json").write_text("{}")
+    (runs / "table1" / "loop").symlink_to(runs)   # a link is never entered: no cycle
+    # All the keys first (in nested folders), then near spellings.
+    with pytest.raises(UserError, match=r"config=.*runs/eps=0.5,seed=1: no such file .*; did you mean "
+                                        r"\S*runs/table1/eps=0.5/seed=1 or "):
+        config_mod.parse_args([f"config={runs / 'eps=0.5,seed=1'}"])
+    # The folder of a grid point (no config.json of its own): its seeds, a run's config.json kept.
+    assert similar_run_dirs(str(runs / "table1" / "eps=0.5" / "config.json")) == \
+        [str(runs / "table1" / "eps=0.5" / s / "config.json") for s in ("seed=1", "seed=2")]
+    assert run_dirs_below(runs) == ["table1/eps=0.5/seed=1", "table1/eps=0.5/seed=2", "table1/eps=1.0/seed=1"]
+    # Bounded: it stops after max_runs runs or max_folders folders listed, shallowest first.
+    assert run_dirs_below(runs, max_runs=1) == ["table1/eps=0.5/seed=1"]
+    assert run_dirs_below(runs, max_folders=2) == []   # runs/ and runs/table1 listed; the runs are deeper
+    assert run_dirs_below(tmp_path / "nowhere") == []
 
 
 def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):

@@ -3,6 +3,8 @@ of keys or ``key=value`` lines; and the run folders a mistyped path may have mea
 
 import difflib
 import json
+import os
+from collections import deque
 from pathlib import Path
 
 from .errors import UserError
@@ -13,12 +15,20 @@ from .errors import UserError
 CONFIG_FILE_SKIP = ("saveto",)
 
 
+#: Bounds of the walk behind `similar_run_dirs`: a hint must come at once, even from a home folder.
+HINT_MAX_RUNS = 500       # run directories collected
+HINT_MAX_FOLDERS = 2000   # folders listed
+
+
 def similar_run_dirs(path, limit=3):
-    """Run directories beside a missing ``config=`` path whose names come close to its own.
+    """Run directories near a missing ``config=`` path whose names come close to its own.
 
     A run directory is named by its overridden keys, so the toy quick start's run is
     ``runs/eps=0.5,data=toy`` where a reader of the README types ``runs/eps=0.5``: folders named
-    by all of the given keys and more come first, then near spellings (difflib).
+    by all of the given keys and more come first, then near spellings (difflib). A sweep nests
+    its runs (``runs/table1/eps=0.5/seed=1``), so the folders that hold a ``config.json`` are
+    looked for at any depth below the path's parent folder (`run_dirs_below`), and a nested
+    run's keys are those of every folder on its way.
 
     Parameters
     ----------
@@ -37,14 +47,52 @@ def similar_run_dirs(path, limit=3):
     suffix = ""
     if p.name == "config.json":   # runs/eps=0.5/config.json: the folder's name is what was mistyped
         p, suffix = p.parent, "/config.json"
-    try:
-        names = sorted(d.name for d in p.expanduser().parent.iterdir() if (d / "config.json").is_file())
-    except OSError:
-        return []
+    names = sorted(run_dirs_below(p.expanduser().parent))
     keys = set(p.name.split(","))
-    close = [n for n in names if keys < set(n.split(","))]
+    close = [n for n in names if keys <= set(n.replace("/", ",").split(","))]
     close += [n for n in difflib.get_close_matches(p.name, names, n=limit, cutoff=0.6) if n not in close]
     return [str(p.parent / n) + suffix for n in close[:limit]]
+
+
+def run_dirs_below(root, max_runs=HINT_MAX_RUNS, max_folders=HINT_MAX_FOLDERS):
+    """The folders below ``root`` that hold a ``config.json``, as ``/``-joined relative paths.
+
+    Breadth first, so that the shallowest runs are found before a bound is reached; hidden
+    folders (``.git``, caches) are skipped, a run directory is not searched further (its files
+    are one run's), and a linked folder counts as a run but is never entered (no cycles).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The folder searched; missing or unreadable: no runs.
+    max_runs, max_folders : int
+        Stop once this many runs are found, or this many folders have been listed: a hint
+        must never be slow on a big tree (a home folder, a data disk).
+
+    Returns
+    -------
+    list of str
+        In the order found (by depth, then by name).
+    """
+    found, queue, listed = [], deque([""]), 0
+    while queue and listed < max_folders and len(found) < max_runs:
+        rel = queue.popleft()
+        listed += 1
+        try:
+            with os.scandir(root / rel) as entries:
+                subdirs = sorted((e.name, e.is_symlink()) for e in entries
+                                 if not e.name.startswith(".") and e.is_dir())
+        except OSError:
+            continue   # unreadable (or gone): the hint is best effort
+        for name, linked in subdirs:
+            child = f"{rel}/{name}" if rel else name
+            if os.path.isfile(root / child / "config.json"):   # False, not an error, where unreadable
+                found.append(child)
+                if len(found) >= max_runs:
+                    break
+            elif not linked:
+                queue.append(child)
+    return found
 
 
 def read_config_file(path, check_pairs):
