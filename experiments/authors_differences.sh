@@ -4,8 +4,9 @@
 # 150 epochs, the authors' configuration otherwise:
 #   cli_defaults  their command line's defaults, alpha=0.25 hdim=125 clip=1 (the paper's text: alpha=0.5)
 #   random_vocab  their dict-order vocabulary: vocab_order=random (a seeded random choice of words)
+#   random_vocab_plain  the same vocabulary at eps=0: the error that vocabulary allows without a step
 #
-#   bash experiments/authors_differences.sh          # 4 runs, one at a time
+#   bash experiments/authors_differences.sh          # 6 runs, one at a time
 #   SEEDS=3 JOBS=2 bash experiments/authors_differences.sh
 #
 # Run directories go to $DIFF_DIR (default runs/authors_differences); finished runs' small files are
@@ -21,6 +22,7 @@ COMMANDS="$DIR/commands.txt"
 for seed in $(seq 1 "${SEEDS:-2}"); do
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 alpha=0.25 hdim=125 clip=1 seed=$seed progress=0 saveto=$DIR/cli_defaults/seed=$seed" >> "$COMMANDS.tmp"
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab/seed=$seed" >> "$COMMANDS.tmp"
+  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab_plain/seed=$seed" >> "$COMMANDS.tmp"
 done
 mv "$COMMANDS.tmp" "$COMMANDS"
 JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" authors_differences vocab_order,alpha
