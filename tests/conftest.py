@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,47 @@ import pytest
 os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS", ""), "on_opt_error=raise") if f)
 if "pytensor" in sys.modules:  # imported before this file (by a plugin): the variable came too late
     sys.modules["pytensor"].config.on_opt_error = "raise"
+
+# Each test process compiles into a PyTensor compile cache of its own. Under pytest-xdist (-n auto,
+# the README's command) the workers would otherwise share PyTensor's one default cache, where a
+# process waits for another's compile for at most compile__timeout (120 s) and then fails
+# (filelock.Timeout): on a loaded machine with a cold cache a queue of compiles gets there. The
+# cache is one of the sweep launcher's slots ($LSTM_ADV_COMPILEDIR, else ~/.cache/lstm_adv/pytensor,
+# then <host>/slot-K; `lstm_adv.sweeps.launcher.SlotPool`), held with a file lock for the session,
+# so no other test session or sweep on the host uses it meanwhile and the next session finds it
+# warm. The commands the tests start inherit it (PYTENSOR_FLAGS, NUMBA_CACHE_DIR); a sweep
+# launcher gives its runs slots of their own (tests/test_sweep.py: in a temporary folder).
+_COMPILE_SLOT = {}
+
+
+def pytest_configure(config):
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        return   # the pytest-xdist controller: it runs no test
+    if "pytensor" in sys.modules:   # imported by a plugin before this hook: too late to move its cache
+        return
+    import tempfile
+
+    from lstm_adv.common.errors import UserError
+    from lstm_adv.sweeps.commands import default_compiledir_root
+    from lstm_adv.sweeps.launcher import SlotPool, compile_env
+
+    try:
+        pool = SlotPool(default_compiledir_root(), 1)
+        slot = pool.free[0]
+    except (UserError, OSError):   # no writable cache folder (HOME read-only): a private one, cold
+        pool, slot = None, Path(tempfile.mkdtemp(prefix="lstm_adv-tests-compiledir-"))
+    _COMPILE_SLOT.update(pool=pool, slot=slot)
+    env = compile_env(slot)
+    os.environ["PYTENSOR_FLAGS"], os.environ["NUMBA_CACHE_DIR"] = env["PYTENSOR_FLAGS"], env["NUMBA_CACHE_DIR"]
+
+
+def pytest_unconfigure(config):
+    pool, slot = _COMPILE_SLOT.pop("pool", None), _COMPILE_SLOT.pop("slot", None)
+    if pool is not None:
+        pool.release()
+    elif slot is not None:
+        shutil.rmtree(slot, ignore_errors=True)
+
 
 # A toy run small enough to train in seconds; the same shapes everywhere keep compiles cached.
 TINY = ["data=toy", "wdim=8", "hdim=8", "max_epochs=2", "validFreq=20", "saveFreq=20",

@@ -6,7 +6,10 @@ Every corpus is made here: a small 3-class one whose label is which group of wor
 import csv
 import hashlib
 import json
+import os
+import platform
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -204,19 +207,45 @@ def _params_digest(path):
     return h.hexdigest()
 
 
-#: params.npz of `test_binary_runs_are_unchanged`'s toy run (x86-64, OpenBLAS, mode C, float32): the
-#: binary model bit for bit. First recorded before the classifier took K classes (commit b270db5);
+#: params.npz of `test_binary_runs_are_unchanged`'s toy run (x86-64 Linux, mode C, float32): the binary
+#: model bit for bit. First recorded before the classifier took K classes (commit b270db5);
 #: re-recorded when mode C's LSTM became the whole-sequence Ops (their products round differently
-#: from OpenBLAS's; `tests/test_kernels.py` holds them to the scan path to float rounding).
-BINARY_PIN = "da756fad6353bc9e8833326f1ce4c4e07d93804bf065fc25d176e1f216c366a1"
+#: from OpenBLAS's; `tests/test_kernels.py` holds them to the scan path to float rounding). OpenBLAS
+#: picks its kernel by CPU (SkylakeX with AVX-512, Haswell or Zen without) unless OPENBLAS_CORETYPE
+#: pins one, and the kernels round the same products differently: the same code gives da756fad... with
+#: SkylakeX's. So the run pins Haswell's (`PIN_BLAS`), which every CPU with AVX2 and FMA runs: the pin
+#: below came out the same on an AVX-512 machine and with the C code compiled for Haswell (-march=haswell).
+PIN_BLAS = {"OPENBLAS_CORETYPE": "Haswell"}
+BINARY_PIN = "8400ff29fbe5c3aa8576147b7f0515960f85f52010cfd7855106d1534756ff0b"
+
+
+def _skip_unless_the_pinned_blas_runs():
+    """Skip where `PIN_BLAS` cannot be had: not x86-64 Linux, no AVX2 or FMA, or a BLAS that is not an
+    OpenBLAS taking OPENBLAS_CORETYPE (each library the training loads is asked, in a process as it starts)."""
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the pin was recorded on x86-64 Linux; float rounding elsewhere may differ")
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if not {"avx2", "fma"} <= flags:
+        pytest.skip("the pin needs OpenBLAS's Haswell kernel, and this CPU lacks AVX2 or FMA")
+    code = "import json\nfrom lstm_adv.core.backend import blas_info\nprint(json.dumps(blas_info()))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **PIN_BLAS})
+    assert r.returncode == 0, r.stderr[-2000:]
+    libs = json.loads(r.stdout)
+    if not libs or any(not lib["library"].startswith("openblas") or lib["architecture"] != "Haswell" for lib in libs):
+        pytest.skip(f"the pin needs OpenBLAS's Haswell kernel; with {PIN_BLAS} the BLAS here is {libs}")
 
 
 @pytest.mark.slow
-def test_binary_runs_are_unchanged(tmp_path):
-    proc = run_cli("lstm_adv.train", merge(TINY, ["max_epochs=1", "eps=0.5", f"saveto={tmp_path / 'run'}"]), REPO)
+def test_binary_runs_are_unchanged(tmp_path, monkeypatch):
+    _skip_unless_the_pinned_blas_runs()
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)   # the cache size OpenBLAS assumes: its default
+    proc = run_cli("lstm_adv.train", merge(TINY, ["max_epochs=1", "eps=0.5", f"saveto={tmp_path / 'run'}"]), REPO,
+                   env=PIN_BLAS)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    if not sys.platform.startswith("linux") or "x86" not in __import__("platform").machine().replace("_", ""):
-        pytest.skip("the pin was recorded on x86-64 Linux; float rounding elsewhere may differ")
     assert _params_digest(tmp_path / "run" / "params.npz") == BINARY_PIN
 
 

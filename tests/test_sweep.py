@@ -487,27 +487,40 @@ def slurm_cluster():
                        timeout=HANG_GUARD)
 
 
+def _slurm_answer(command, guard):
+    """The output of a Slurm client command (squeue, scontrol), asked again while the controller does
+    not answer: a busy slurmctld (a loaded machine) makes the command fail with nothing on stdout,
+    which must not read as "no task left". A job the controller no longer knows gives ""."""
+    while True:
+        r = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD)
+        if r.returncode == 0 or "Invalid job id" in r.stderr:
+            return r.stdout
+        assert time.monotonic() < guard, f"hang guard: {command} still fails: {r.stderr.strip()[-300:]}"
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_slurm_array_for_real(tmp_path, slurm_cluster):
     root = tmp_path / "t1"
     r = sweep_cli("plan", "table1", "seeds=2", "eps_grid=0", f"sweep_dir={root}", *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     cmds = r.stdout.strip()
-    r = sweep_cli("slurm", cmds, "max_parallel=2", "time=0:10:00", cwd=tmp_path)
+    # time=: Slurm's limit per task, a hang guard too (a cold compile cache on a loaded machine takes minutes).
+    r = sweep_cli("slurm", cmds, "max_parallel=2", "time=0:30:00", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     job = subprocess.run(["sbatch", "--parsable", r.stdout.strip()], cwd=tmp_path, capture_output=True, text=True,
                          timeout=HANG_GUARD)
     assert job.returncode == 0, job.stderr
     job_id = job.stdout.strip().split(";")[0]
     # Wait while the tasks are queued or running; a task in any other state fails at once. The guard
-    # only ends a hung cluster (a stuck job would otherwise hold CI to its limit), not a slow machine.
-    guard = time.monotonic() + 1800
-    while queued := subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True,
-                                   text=True).stdout.split():
+    # (both tasks' limits, were they to run one after the other) only ends a hung cluster (a stuck job
+    # would otherwise hold CI to its limit), not a slow machine.
+    guard = time.monotonic() + HANG_GUARD
+    while queued := _slurm_answer(["squeue", "-h", "-j", job_id, "-o", "%T"], guard).split():
         assert set(queued) <= {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}, queued
-        assert time.monotonic() < guard, f"hang guard: the array is still {queued} after 30 min"
+        assert time.monotonic() < guard, f"hang guard: the array is still {queued} after {HANG_GUARD} s"
         time.sleep(0.5)
-    shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
+    shown = _slurm_answer(["scontrol", "-o", "show", "job", job_id], guard)
     states = [w for w in shown.split() if w.startswith("JobState=")]
     logs = "".join(p.read_text() for p in sorted((root / "slurm-logs").glob("*.out")))
     assert states == ["JobState=COMPLETED"] * 2, shown + logs

@@ -11,6 +11,7 @@ import fcntl
 import gzip
 import logging
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def sniff_word2vec(path):
         with _open(path) as fh:
             header = fh.readline(200)
             first = fh.readline(65536)
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:   # zlib.error: gzip magic over a broken stream
         raise UserError(f"{not_w2v}: cannot read it ({err})") from None
     try:
         count, dim = (int(x) for x in header.decode("ascii").split())

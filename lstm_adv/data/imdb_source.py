@@ -121,6 +121,10 @@ def _check_source(path, what):
         ok = tarfile.is_tarfile(path)
     except OSError as err:
         raise UserError(f"{what}: cannot read {path} ({err})") from None
+    except (EOFError, zlib.error, lzma.LZMAError):
+        # A compressed stream that breaks off or does not decode (a gzip header followed by junk):
+        # is_tarfile lets the decompressor's error through instead of answering False.
+        ok = False
     if not ok:
         raise UserError(f"{what}: {path} is not a tar archive (corrupt or the wrong file); fetch "
                         f"{ARCHIVE_NAME} again (python -m lstm_adv.data fetch) or give the aclImdb folder")
