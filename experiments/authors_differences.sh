@@ -25,4 +25,4 @@ for seed in $(seq 1 "${SEEDS:-2}"); do
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab_plain/seed=$seed" >> "$COMMANDS.tmp"
 done
 mv "$COMMANDS.tmp" "$COMMANDS"
-JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" authors_differences vocab_order,alpha
+JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" authors_differences vocab_order,alpha,hdim,clip
