@@ -181,7 +181,7 @@ def row_explanations(opts):
         "is nearest in cosine similarity.",
         f"{top}: the same, choosing only among UNK and the {opts.top_words} most frequent training words, so that "
         "rare words with barely trained embeddings cannot win.",
-        f"{top} + scaled perturbation: row 3 with the step scaled down to eps_vis={opts.eps_vis:g}, (the paper's "
+        f"{top} + scaled perturbation: row 3 with the step scaled down to eps_vis={opts.eps_vis:g} (the paper's "
         "size), small enough that most words stay as they were.",
         f"+ bigram smoothing: at each position the k={opts.k} nearest candidates of row 4 are rescored with a "
         f"bigram language model of the training reviews (weight lm_weight={opts.lm_weight:g}) and the whole "
