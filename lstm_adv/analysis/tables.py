@@ -112,8 +112,9 @@ def to_markdown(summary):
 
     if s["plateau"]:
         out += ["", "## Leaving the one-class plateau", "",
-                f"A run has left the plateau at the first validation whose training error is below the "
-                f"minority-class rate minus {PLATEAU_MARGIN} (always predicting the majority class); "
+                f"A run has left the plateau at the first validation whose training error is below the error "
+                f"of always predicting the majority class (two classes: the minority-class rate) minus "
+                f"{PLATEAU_MARGIN}; "
                 "never = not within its epochs. Test error of the runs that left it: mean ± sd (n).", ""]
         rows = []
         for e, d in s["plateau"].items():
@@ -216,8 +217,8 @@ def ablation_markdown(runs, keys):
         label = setting_label(r["config"], keys)
         groups.setdefault((label, r["eps"]), []).append(r)
     out = [f"# Runs grouped by {', '.join(keys)} and eps", "",
-           f"Left the plateau: epoch of the first validation with training error below the minority-class "
-           f"rate minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
+           f"Left the plateau: epoch of the first validation with training error below the error of "
+           f"always predicting the majority class (two classes: the minority-class rate) minus {PLATEAU_MARGIN}, by seed (never = not within the run's epochs; running = not "
            "finished). Errors: mean ± sd over finished runs (n).", ""]
     # CPU time (cpu_time_s), unlike wall time, leaves out waiting for a shared core or a pause;
     # its column appears once some run recorded it.
