@@ -25,9 +25,6 @@ JOBS=${JOBS:-1}
 DIR=${ABLATION_DIR:-runs/ablation}
 EPOCHS="max_epochs=300"   # unless the command line gives its own
 for arg in "$@"; do case $arg in max_epochs=*) EPOCHS="" ;; esac; done
-mkdir -p "$DIR"
-COMMANDS="$DIR/commands.txt"
-: > "$COMMANDS.tmp"
 for seed in $SEEDS; do
   for eps in $EPS; do
     for init in $INITS; do
@@ -36,9 +33,7 @@ for seed in $SEEDS; do
         w2v-unscaled) keys="preset=authors w2v_std=0" ;;
         w2v-scaled) keys="preset=authors" ;;
       esac
-      echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed $EPOCHS attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed" >> "$COMMANDS.tmp"
+      echo "$PYTHON -m lstm_adv.train $keys eps=$eps seed=$seed $EPOCHS attack_eps= progress=0 $* saveto=$DIR/${init}_eps=${eps}_seed=$seed"
     done
   done
-done
-mv "$COMMANDS.tmp" "$COMMANDS"
-JOBS=$JOBS PYTHON=$PYTHON exec bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" ablation wemb_init,w2v_std
+done | JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" ablation wemb_init,w2v_std

@@ -16,13 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 DIR=${DIFF_DIR:-runs/authors_differences}
-mkdir -p "$DIR"
-COMMANDS="$DIR/commands.txt"
-: > "$COMMANDS.tmp"
 for seed in $(seq 1 "${SEEDS:-2}"); do
-  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 alpha=0.25 hdim=125 clip=1 seed=$seed progress=0 saveto=$DIR/cli_defaults/seed=$seed" >> "$COMMANDS.tmp"
-  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab/seed=$seed" >> "$COMMANDS.tmp"
-  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab_plain/seed=$seed" >> "$COMMANDS.tmp"
-done
-mv "$COMMANDS.tmp" "$COMMANDS"
-JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" authors_differences vocab_order,alpha,hdim,clip
+  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 alpha=0.25 hdim=125 clip=1 seed=$seed progress=0 saveto=$DIR/cli_defaults/seed=$seed"
+  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab/seed=$seed"
+  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab_plain/seed=$seed"
+done | JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" authors_differences vocab_order,alpha,hdim,clip

@@ -14,16 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 DIR=${LEAK_DIR:-runs/label_leak}
-mkdir -p "$DIR"
-COMMANDS="$DIR/commands.txt"
-: > "$COMMANDS.tmp"
+status=0
 for run in "1.0 1 80" "0.2 1 80" "0.2 2 40"; do
   set -- $run
-  echo "$PYTHON -m lstm_adv.train preset=authors eps=$1 seed=$2 adv_label=predicted max_epochs=$3 attack_eps= progress=0 saveto=$DIR/w2v-scaled_eps=$1_predicted_seed=$2" >> "$COMMANDS.tmp"
-done
-mv "$COMMANDS.tmp" "$COMMANDS"
-status=0
-JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" label_leak adv_label || status=$?
+  echo "$PYTHON -m lstm_adv.train preset=authors eps=$1 seed=$2 adv_label=predicted max_epochs=$3 attack_eps= progress=0 saveto=$DIR/w2v-scaled_eps=$1_predicted_seed=$2"
+done | JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" label_leak adv_label || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
 # The probe needs parameters (params.npz), which are never committed: it reads the run directories.
 runs=$(ls -d "${TABLE1_DIR:-runs/table1}"/eps=*/seed=* "${ABLATION_DIR:-runs/ablation}"/*eps=[1-9]* \
   "${ABLATION_DIR:-runs/ablation}"/*eps=0.[1-9]* "$DIR"/*_seed=* 2>/dev/null | \

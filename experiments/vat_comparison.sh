@@ -26,8 +26,9 @@
 # Robustness: the predicted-label iterative attacks (10 steps) on 1,000 test reviews, radii in
 # multiples of each model's median |embedded coordinate| (attack_relative=1), so that models with
 # and without emb_norm meet attacks of the same relative size.
-# Run directories go to $VAT_DIR (default runs/vat_comparison); finished runs' small files to
-# experiments/results/vat_comparison/ and the table to its ablation.md. Resumable: run it again,
+# Run directories go to $VAT_DIR (default runs/vat_comparison), the commands of the last stage run
+# to its commands.txt; finished runs' small files to experiments/results/vat_comparison/ and the
+# table to its ablation.md (on another corpus than IMDB: RESULTS_DIR/vat_comparison/, RESULTS_DIR required). Resumable: run it again,
 # finished or published runs are skipped (the selection reads the published stage-1 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,34 +71,28 @@ line() {   # method eps seed [key=value ...]
   echo "$PYTHON -m lstm_adv.train$COMMON $(keys_of "$method") eps=$eps seed=$seed $* saveto=$DIR/${method}_eps=${eps}_seed=$seed"
 }
 for method in $METHODS; do keys_of "$method" > /dev/null || exit 2; done
-mkdir -p "$DIR"
 
 # Stage 1: the eps grid of every method, one seed.
-COMMANDS="$DIR/commands.txt"
-: > "$COMMANDS.tmp"
+status=0
 for method in $METHODS; do
   grid_var="EPS_$method"
-  for eps in ${!grid_var}; do line "$method" "$eps" "$SELECT_SEED" "$@" >> "$COMMANDS.tmp"; done
-done
-mv "$COMMANDS.tmp" "$COMMANDS"
-status=0
-JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS" "$DIR" vat_comparison $BY || status=$?
+  for eps in ${!grid_var}; do line "$method" "$eps" "$SELECT_SEED" "$@"; done
+done | JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" vat_comparison $BY || status=$?
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
 [ -n "$SEEDS" ] || exit "$status"
 
-# Stage 2: each method's selected eps, the other seeds.
-COMMANDS2="$DIR/commands-seeds.txt"
-: > "$COMMANDS2.tmp"
+# Stage 2: each method's selected eps, the other seeds (collected first: a failed selection sets status).
+stage2=""
 for method in $METHODS; do
   if ! eps=$("$PYTHON" -m lstm_adv.results "$RESULTS"/vat_comparison/"${method}"_eps=*_seed="$SELECT_SEED" pick=eps); then
     echo "$method: no finished seed-$SELECT_SEED run to select eps from; its other seeds are not run" >&2
     status=1; continue
   fi
   echo "$method: eps=$eps selected on the validation split (seed $SELECT_SEED)" >&2
-  for seed in $SEEDS; do line "$method" "$eps" "$seed" "$@" >> "$COMMANDS2.tmp"; done
+  for seed in $SEEDS; do stage2+=$(line "$method" "$eps" "$seed" "$@")$'\n'; done
 done
-mv "$COMMANDS2.tmp" "$COMMANDS2"
 status2=0
-JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh "$COMMANDS2" "$DIR" vat_comparison $BY || status2=$?
+printf '%s' "$stage2" | JOBS=$JOBS PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" vat_comparison $BY \
+  || status2=$?
 [ "$status2" -ne 0 ] && exit "$status2"
 exit "$status"

@@ -381,6 +381,73 @@ def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_o
     assert r.stdout.count("# Error against eps at alpha = 0.5 on data=my.csv") == 1
 
 
+def _script_copy(tmp_path, *names):
+    """A copy of experiments/NAMES and a stub interpreter (PYTHON=) that logs each call's arguments
+    and, for `lstm_adv.sweep run`, the commands file it was given; the scripts' shell logic runs,
+    no training does, and nothing is written into this checkout."""
+    copy = tmp_path / "repo"
+    (copy / "experiments").mkdir(parents=True)
+    for name in names:
+        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    log = tmp_path / "python.log"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+                    f'if [ "$3" = run ]; then cat "$4" >> {log}; fi\n')
+    stub.chmod(0o755)
+    script_env = {**env(), "PYTHON": str(stub), "JOBS": "1"}
+    script_env.pop("RESULTS_DIR", None)
+    return copy, log, script_env
+
+
+def test_run_and_publish_reads_commands_from_stdin_and_skips_published_runs(tmp_path):
+    copy, log, script_env = _script_copy(tmp_path, "run_and_publish.sh")
+    published = copy / "experiments" / "results" / "demo" / "b"
+    published.mkdir(parents=True)
+    (published / "metrics.json").write_text('{"status": "ok"}')
+    lines = "".join(f"python -m lstm_adv.train eps=0 seed=1 saveto=runs/demo/{n}\n" for n in "ab")
+    r = subprocess.run(["bash", str(copy / "experiments" / "run_and_publish.sh"), "-", "runs/demo", "demo", "eps"],
+                       input=lines, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 run(s) already published in experiments/results/demo: not run again" in r.stderr
+    kept = "python -m lstm_adv.train eps=0 seed=1 saveto=runs/demo/a\n"
+    assert (copy / "runs" / "demo" / "commands.txt").read_text() == kept
+    assert not list((copy / "runs" / "demo").glob("commands.txt.*"))
+    assert log.read_text() == (f"-m lstm_adv.sweep run runs/demo/commands.txt jobs=1 publish=experiments/results/demo\n"
+                               f"{kept}-m lstm_adv.results experiments/results/demo by=eps\n")
+
+
+@pytest.mark.parametrize("script, args", [
+    ("run_and_publish.sh", ["-", "runs/demo", "demo"]),
+    ("ablation.sh", ["data=toy"]),
+    ("ablation.sh", ["data=/some/where/my.csv"]),
+    ("vat_comparison.sh", ["data=toy"]),
+])
+def test_experiment_scripts_refuse_to_publish_another_corpus_among_the_imdb_results(tmp_path, script, args):
+    """experiments/results/ holds the paper's IMDB runs: runs on another corpus go to RESULTS_DIR or nowhere,
+    refused before anything runs or is written (a committed IMDB run of the same folder name was
+    skipped as 'already published' before this check)."""
+    copy, log, script_env = _script_copy(tmp_path, "run_and_publish.sh", script)
+    lines = "python -m lstm_adv.train data=toy eps=0 saveto=runs/demo/a\n"
+    r = subprocess.run(["bash", str(copy / "experiments" / script), *args], input=lines, env=script_env,
+                       capture_output=True, text=True, timeout=HANG_GUARD)
+    corpus = next(a for a in args + lines.split() if a.startswith("data="))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith(f"error: these runs train on {corpus}, not IMDB") and r.stderr.count("\n") == 1
+    assert "set RESULTS_DIR" in r.stderr
+    assert not log.exists() and sorted(p.name for p in copy.iterdir()) == ["experiments"]
+
+
+def test_run_and_publish_refuses_a_relative_corpus_path_it_cannot_see(tmp_path):
+    copy, log, script_env = _script_copy(tmp_path, "run_and_publish.sh")
+    script_env["RESULTS_DIR"] = str(tmp_path / "results")
+    r = subprocess.run(["bash", str(copy / "experiments" / "run_and_publish.sh"), "-", "runs/demo", "demo"],
+                       input="python -m lstm_adv.train data=my.csv saveto=runs/demo/a\n", env=script_env,
+                       capture_output=True, text=True, timeout=HANG_GUARD)
+    assert r.returncode == 2 and r.stderr == ("error: data=my.csv: no such file or folder from the repository "
+                                              "root, where the experiment scripts run; give its absolute path\n")
+    assert not log.exists() and not (copy / "runs").exists() and not (tmp_path / "results").exists()
+
+
 def wait_for_text(log, text, proc):
     """Poll until ``text`` is in the file ``log``; fail as soon as ``proc`` has ended without it.
     No deadline: the launcher writes it at a point these tests hold it at (a lock they keep)."""
