@@ -27,6 +27,10 @@ C's LSTM (``lstm_kernel=seq``, the whole-sequence C Ops, or ``c``, the scans wit
 kernels), ``cold=0`` (one process in PyTensor's usual compile directory instead: no cold
 figure, no cross-process check).
 
+A measurement whose worker process fails (a missing compiler, an import error, a signal) prints
+a ``failed (...)`` line and is recorded with the end of its error output; the other modes still
+run, ``out=`` is written, and the exit status is 1.
+
 Breakdown (``breakdown=1``, the default): the adversarial update of the first mode compiled once
 more with PyTensor's profiler, its time per phase (ms per update and share): input projections
 and the other whole-sequence products (outside the recurrence), the forward and the backward
@@ -41,6 +45,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -340,6 +345,20 @@ def _available(mode):
     return None
 
 
+class WorkerFailed(Exception):
+    """A measurement's worker process ended without its figures (a crash, a signal, an import error).
+
+    ``summary`` is one line (how it ended and the last line it printed), ``stderr`` its whole error output."""
+
+    def __init__(self, returncode, stderr):
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        how = (f"killed by {signal.Signals(-returncode).name}" if returncode < 0 and -returncode in
+               signal.valid_signals() else f"exit {returncode}")
+        self.summary = how + (f": {lines[-1]}" if lines else "")
+        self.stderr = stderr
+        super().__init__(self.summary)
+
+
 def _run_worker(mode, floatX, reps, compiledir=None, shapes=None):
     env = dict(os.environ)
     if compiledir is not None:  # else PyTensor's usual (shared, probably warm) compile directory
@@ -352,7 +371,7 @@ def _run_worker(mode, floatX, reps, compiledir=None, shapes=None):
                            json.dumps(shapes or {})],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench worker {mode}/{floatX} failed:\n{proc.stderr[-3000:]}")
+        raise WorkerFailed(proc.returncode, proc.stderr)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res["process_s"] = round(time.perf_counter() - t0, 1)
     return res
@@ -441,13 +460,21 @@ def main(argv):
             results.append({"mode": mode, "skipped": why})
             continue
         for floatX in floatxs:
-            if cold:
-                with tempfile.TemporaryDirectory(prefix="lstm_adv_bench_") as tmp:
-                    first = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=False))
-                    r = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=shapes["breakdown"] and not results))
-            else:
-                first, r = None, _run_worker(mode, floatX, reps, None,
-                                             dict(shapes, breakdown=shapes["breakdown"] and not results))
+            # Only the first measurement that gives figures is profiled.
+            profile = shapes["breakdown"] and not any("update" in r for r in results)
+            try:
+                if cold:
+                    with tempfile.TemporaryDirectory(prefix="lstm_adv_bench_") as tmp:
+                        first = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=False))
+                        r = _run_worker(mode, floatX, reps, tmp, dict(shapes, breakdown=profile))
+                else:
+                    first, r = None, _run_worker(mode, floatX, reps, None, dict(shapes, breakdown=profile))
+            except WorkerFailed as err:
+                # One mode's failure (a compiler, a library) must not cost the other modes' figures.
+                print(f"{mode:>12} {floatX:>7} | failed ({err.summary}); its error output is in {out}", flush=True)
+                results.append({"mode": mode, "floatX": floatX, "failed": err.summary,
+                                 "stderr_tail": err.stderr[-5000:]})
+                continue
             if first is not None:
                 r["cold_compile_s"] = round(first["compile_s"]["clean"] + first["compile_s"]["adversarial"], 2)
                 r["cold_run"] = first
@@ -468,6 +495,11 @@ def main(argv):
     except OSError as err:   # checked before the work; a full disk since then, say
         raise UserError(f"cannot write out={out} ({err.strerror or err}); the figures are above") from None
     print(f"wrote {out}")
+    failed = [f"{r['mode']} {r['floatX']}" for r in results if "failed" in r]
+    if failed:
+        print(f"error: {len(failed)} measurement(s) failed ({', '.join(failed)}): their lines above say how",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,9 +9,12 @@ directory, compared bit for bit.
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
+from conftest import HANG_GUARD
 from lstm_adv import bench
 from lstm_adv.common.lifecycle import cli_entry
 
@@ -116,3 +119,41 @@ def test_cold_runs_two_workers_in_one_fresh_compile_directory_and_compares_their
     lines = [ln for ln in printed.splitlines() if ln.strip().startswith(("C ", "NUMBA "))]
     assert len(lines) == 4
     assert ["NOT bit-reproducible" in ln for ln in lines] == [False, True, False, True]
+
+
+def test_a_failed_worker_is_reported_and_the_other_modes_still_run(tmp_path, monkeypatch, capsys):
+    # The workers stubbed: C's fails, NUMBA's gives figures (and is the one profiled, as the first that does).
+    calls = []
+
+    def worker(mode, floatX, reps, compiledir, shapes):
+        calls.append((mode, shapes["breakdown"]))
+        if mode == "C":
+            raise bench.WorkerFailed(-9, "compiling...\n")
+        return _fake_result(mode, floatX, 1.0, {"clean": "a", "adversarial": "b"})
+
+    monkeypatch.setattr(bench, "_run_worker", worker)
+    monkeypatch.setattr(bench, "_available", lambda mode: None)
+    out = tmp_path / "bench.json"
+    assert cli_entry(bench.main)(["modes=C,NUMBA", "cold=0", *TINY_SHAPES, f"out={out}"]) == 1
+    captured = capsys.readouterr()
+    assert calls == [("C", True), ("NUMBA", True)]
+    assert f"C float32 | failed (killed by SIGKILL: compiling...); its error output is in {out}" in captured.out
+    assert captured.err == "error: 1 measurement(s) failed (C float32): their lines above say how\n"
+    c, numba = json.loads(out.read_text())["results"]
+    assert c == {"mode": "C", "floatX": "float32", "failed": "killed by SIGKILL: compiling...",
+                 "stderr_tail": "compiling...\n"}
+    assert numba["mode"] == "NUMBA" and "update" in numba
+
+
+def test_a_worker_that_cannot_start_ends_the_command_without_a_traceback(tmp_path):
+    """A real worker process that fails at once (PyTensor refuses its flags on import; for mode NUMBA the
+    driver never imports PyTensor): one failed line, the record written, exit 1, no traceback from the driver."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTENSOR_FLAGS": "floatX=float99"}
+    r = subprocess.run([sys.executable, "-m", "lstm_adv.bench", "modes=NUMBA", "cold=0", "reps=1", *TINY_SHAPES,
+                        f"out={out}"], env=env, capture_output=True, text=True, timeout=HANG_GUARD)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "failed (exit 1: ValueError: Invalid value ('float99') for configuration variable 'floatX'" in r.stdout
+    assert r.stderr == "error: 1 measurement(s) failed (NUMBA float32): their lines above say how\n"
+    [c] = json.loads(out.read_text())["results"]
+    assert c["failed"].startswith("exit 1: ValueError") and "Traceback" in c["stderr_tail"]
