@@ -89,6 +89,15 @@ def load(path, *extra):
     return load_dataset(parse_args(merge([f"data={path}", "progress=0", "maxlen=0"], list(extra))))
 
 
+def test_an_unwritable_cache_is_refused_before_reading_the_corpus(tmp_path, monkeypatch):
+    path = write_csv(tmp_path / "c.csv", make_rows())
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("LSTM_ADV_CACHE", str(tmp_path / "afile" / "cache"))
+    monkeypatch.setattr(corpus, "build_cache", lambda *a, **k: pytest.fail("read before checking the cache folder"))
+    with pytest.raises(UserError, match=r"^LSTM_ADV_CACHE=.*afile/cache: .*afile is a file"):
+        load(path)
+
+
 def as_tuple(ds):
     return (ds.words, [(s.seqs, s.labels.tolist()) for s in (ds.train, ds.valid, ds.test)])
 

@@ -293,6 +293,15 @@ def test_failed_build_leaves_no_cache(tmp_path, monkeypatch):
     assert not cache.exists() or not any(cache.iterdir())
 
 
+def test_an_unwritable_cache_is_refused_before_building(tarball, tmp_path, monkeypatch):
+    # A cache folder that cannot exist (under a file): refused before the minute of tokenising, not after.
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("LSTM_ADV_CACHE", str(tmp_path / "afile" / "cache"))
+    monkeypatch.setattr(imdb, "build_corpus", lambda *a, **k: pytest.fail("built before checking the cache folder"))
+    with pytest.raises(UserError, match=r"^LSTM_ADV_CACHE=.*afile/cache: .*afile is a file"):
+        imdb.load_imdb(cfg_for(tarball))
+
+
 # --- finding the data ---------------------------------------------------------------------------
 
 def test_lookup_order(tree, tarball, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_savez, atomic_write_json, make_rng
 from .base import UNK, Split, finalize, finalize_unlabelled
@@ -261,6 +262,7 @@ def load_corpus(cfg, workers=None, cache=None):
     cached = read_cache(npz_path, json_path)
     built = cached is None
     if built:
+        checks.writable_files("LSTM_ADV_CACHE", npz_path.parent, (npz_path.name, json_path.name))  # before reading it all
         if cfg.progress:
             print(f"building the corpus cache from {path} (once)", file=sys.stderr)
         try:

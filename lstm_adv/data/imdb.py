@@ -164,6 +164,8 @@ def load_corpus(source, workers=None, cache=None, progress=True, force=False):
     corpus = None if force else read_cache(npz_path, json_path)
     built = corpus is None
     if built:
+        # Checked before the minute of building, not after it.
+        checks.writable_files("LSTM_ADV_CACHE", npz_path.parent, (npz_path.name, json_path.name))
         if progress:
             print(f"building the IMDB cache from {source} (once; about a minute on 2 cores)", file=sys.stderr)
         corpus = build_corpus(source, workers=workers, progress=progress)
