@@ -41,6 +41,7 @@ in the total it reports, which is above the unprofiled median).
 """
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -337,6 +338,8 @@ def _available(mode):
             import jax  # noqa: F401  (an optional dependency: is it installed?)
         except ImportError:
             return "jax is not installed (pip install -e '.[jax]')"
+    if mode == "NUMBA" and importlib.util.find_spec("numba") is None:
+        return "numba is not installed"
     if mode == "C":
         import pytensor  # slow to import: only when the driver checks mode C
 

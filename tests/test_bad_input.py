@@ -333,6 +333,20 @@ def test_bad_input_through_python_m(module, args, tmp_path):
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("module, args", [
+    ("lstm_adv.train", ["data=toy", "max_epochs=1"]),
+    ("lstm_adv.bench", ["modes=C"]),
+    ("lstm_adv.evaluate", ["model=nowhere"]),
+])
+def test_a_bad_pytensor_flag_is_one_line_not_a_traceback(module, args, tmp_path):
+    """PyTensor raises on a bad PYTENSOR_FLAGS value when first imported, outside every command's
+    error handling: checked once by lstm_adv.core."""
+    before = _tree(tmp_path)
+    proc = run_cli(module, args, tmp_path, env={"PYTENSOR_FLAGS": "floatX=float99"})
+    assert_one_line_error(proc, "PYTENSOR_FLAGS=floatX=float99", "Invalid value ('float99')", "correct or unset it")
+    assert _tree(tmp_path) == before
+
+
 @pytest.mark.parametrize("module, args, fragment", [
     ("lstm_adv.data", "export out={proc}/tutorial", "nothing can be created in /proc"),
     ("lstm_adv.bench", "out={proc}/bench.json", "nothing can be created in /proc"),

@@ -146,14 +146,16 @@ def test_a_failed_worker_is_reported_and_the_other_modes_still_run(tmp_path, mon
 
 
 def test_a_worker_that_cannot_start_ends_the_command_without_a_traceback(tmp_path):
-    """A real worker process that fails at once (PyTensor refuses its flags on import; for mode NUMBA the
-    driver never imports PyTensor): one failed line, the record written, exit 1, no traceback from the driver."""
+    """A real worker process that fails at once (a numba that cannot be imported, which only the worker
+    imports): one failed line, the record written, exit 1, no traceback from the driver."""
+    (tmp_path / "fake" / "numba").mkdir(parents=True)
+    (tmp_path / "fake" / "numba" / "__init__.py").write_text('raise ImportError("numba is broken here (test)")\n')
     out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTENSOR_FLAGS": "floatX=float99"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "lstm_adv.bench", "modes=NUMBA", "cold=0", "reps=1", *TINY_SHAPES,
                         f"out={out}"], env=env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "failed (exit 1: ValueError: Invalid value ('float99') for configuration variable 'floatX'" in r.stdout
+    assert "NUMBA float32 | failed (exit 1: ImportError: numba is broken here (test))" in r.stdout
     assert r.stderr == "error: 1 measurement(s) failed (NUMBA float32): their lines above say how\n"
-    [c] = json.loads(out.read_text())["results"]
-    assert c["failed"].startswith("exit 1: ValueError") and "Traceback" in c["stderr_tail"]
+    [numba] = json.loads(out.read_text())["results"]
+    assert numba["failed"].startswith("exit 1: ImportError") and "Traceback" in numba["stderr_tail"]
