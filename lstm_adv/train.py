@@ -106,6 +106,8 @@ def train(cfg, run):
     run.log(f"run directory: {run.path}")
     run.log("configuration: " + json.dumps(cfg.overrides()) + "  (all keys in config.json)")
 
+    # Read now, not after compiling: every checkpoint unreadable is refused with the run folder as it was.
+    checkpoint = run.load_checkpoint(run.log) if cfg.resume else None
     data = load_data(cfg, run)
     n_words = min(cfg.n_words, len(data.words))
     params, init_info = initial_params(cfg, n_words, data, int(data.info.get("n_classes", 2)))
@@ -118,7 +120,8 @@ def train(cfg, run):
             path.unlink(missing_ok=True)
     model = build_model(cfg, run, data, n_words, params, init_info)
     unlab = unlabelled_stream(cfg, run, model, data)
-    state = restore_loop_state(run, model, unlab) if cfg.resume else None
+    state = restore_loop_state(checkpoint, model, unlab)
+    del checkpoint   # its arrays are in the model and the state now
     if state is None:
         state = LoopState(shuffle_rng=make_rng(cfg.seed, "shuffle"))
     else:

@@ -124,7 +124,7 @@ def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
     run, model, unlab, state = _mid_run(tmp_path / "run")
     save_loop_state(run, model, state, unlab)
     other, other_unlab = FakeModel(2), BatchStream(7, 3, make_rng(2, "other"))
-    back = restore_loop_state(run, other, other_unlab)
+    back = restore_loop_state(run.load_checkpoint(print), other, other_unlab)
 
     for key in STATE_KEYS:
         if key != "elapsed":
@@ -146,7 +146,7 @@ def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
     with np.load(run.params) as f:   # the best parameters, beside the checkpoint
         assert f.files == list(FakeModel.NAMES)
         np.testing.assert_array_equal(f["Wemb"], state.best_p["Wemb"])
-    assert restore_loop_state(RunDir(tmp_path / "empty"), other) is None
+    assert restore_loop_state(RunDir(tmp_path / "empty").load_checkpoint(print), other) is None
 
 
 def test_checkpoint_layout_and_no_best_parameters_before_the_first_validation(tmp_path):

@@ -235,9 +235,12 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_p
     shutil.copy(ref / "config.json", run2 / "config.json")
     for name in ("checkpoint.npz", "checkpoint.prev.npz"):
         (run2 / name).write_bytes(data[:100])
+    before = sorted(p.name for p in run2.iterdir())
     proc = run_cli("lstm_adv.train", [a for a in args if not a.startswith("saveto=")] + [f"saveto={run2}"], tmp_path)
     assert_one_line_error(proc, "every checkpoint", "resume=0")
     assert (run2 / "checkpoint.npz").read_bytes() == data[:100]
+    # Refused at start-up, before compiling: the run folder as it was (no train.log, no .lock).
+    assert sorted(p.name for p in run2.iterdir()) == before
 
 
 @pytest.mark.slow

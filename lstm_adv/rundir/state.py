@@ -110,12 +110,14 @@ def save_loop_state(run, model, state, unlab=None):
         run.write_params(state.best_p)
 
 
-def restore_loop_state(run, model, unlab=None):
-    """The `LoopState` of the newest readable checkpoint (format: `save_loop_state`), or None.
+def restore_loop_state(checkpoint, model, unlab=None):
+    """The `LoopState` of a checkpoint (format: `save_loop_state`), its model state set on ``model``.
 
     Parameters
     ----------
-    run : RunDir
+    checkpoint : (arrays, state) or None
+        What `RunDir.load_checkpoint` read (read at start-up, so that an unreadable one is refused
+        before the model is compiled); None: no checkpoint.
     model : lstm_adv.graph.Model
         Its parameters, optimizer state and random streams are set from the checkpoint.
     unlab : lstm_adv.data.BatchStream, optional
@@ -124,12 +126,11 @@ def restore_loop_state(run, model, unlab=None):
     Returns
     -------
     LoopState or None
-        None when the run directory holds no checkpoint (an unreadable one: see `RunDir.load_checkpoint`).
+        None when there is no checkpoint.
     """
-    resumed = run.load_checkpoint(run.log)
-    if resumed is None:
+    if checkpoint is None:
         return None
-    arrays, saved = resumed
+    arrays, saved = checkpoint
     model.set_params(_prefixed(arrays, "param/"))
     model.set_opt_state(_prefixed(arrays, "opt/"))
     for name, var in model.rngs.items():
