@@ -168,7 +168,7 @@ def test_checkpoint_layout_and_no_best_parameters_before_the_first_validation(tm
         assert [k for k in f.files if not k.startswith(("param/", "opt/"))] == ["state_json"]
         assert "unlab" not in json.loads(str(f["state_json"]))
     assert run.checkpoint_prev.exists() and not run.params.exists()
-    back = restore_loop_state(run, FakeModel(2))
+    back = restore_loop_state(run.load_checkpoint(print), FakeModel(2))
     assert back.best_p is None and back.epoch_perm is None and back.uidx == 3
 
 
@@ -208,7 +208,7 @@ def test_a_checkpoint_of_the_earlier_loop_resumes_and_is_written_back_alike(tmp_
     old = json.loads(EARLIER_STATE_JSON)
 
     other, unlab = FakeModel(2), BatchStream(50, 25, make_rng(2, "unlabelled"))
-    state = restore_loop_state(run, other, unlab)
+    state = restore_loop_state(run.load_checkpoint(print), other, unlab)
     assert (state.uidx, state.eidx, state.batch_pos, state.bad_counter, state.best_update, state.estop) == \
            (40, 0, 40, 0, 40, False)
     assert state.history == old["history"] and state.elapsed == pytest.approx(12.906141757965088)
