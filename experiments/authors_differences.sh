@@ -8,8 +8,10 @@
 #   all_words     the frequency ranking with every word of the training split (n_words=200000, about
 #                 101,700 kept): the rare words the dict-order vocabulary keeps, without its UNK row
 #                 taking 93% of the tokens (does the rare words' memorisation let eps 0.2 leave?)
+#   random_vocab_50k  the dict-order draw of 50,000 word types: the same kind of words as random_vocab
+#                 and all_words, with 52% of the training tokens on UNK (93% and 0% there)
 #
-#   bash experiments/authors_differences.sh          # 8 runs, one at a time
+#   bash experiments/authors_differences.sh          # 10 runs, one at a time
 #   SEEDS=3 JOBS=2 bash experiments/authors_differences.sh
 #
 # Run directories go to $DIFF_DIR (default runs/authors_differences); finished runs' small files are
@@ -24,4 +26,5 @@ for seed in $(seq 1 "${SEEDS:-2}"); do
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab/seed=$seed"
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0 vocab_order=random seed=$seed progress=0 saveto=$DIR/random_vocab_plain/seed=$seed"
   echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 n_words=200000 seed=$seed progress=0 saveto=$DIR/all_words/seed=$seed"
+  echo "$PYTHON -m lstm_adv.train preset=authors max_epochs=150 eps=0.2 vocab_order=random n_words=50000 seed=$seed progress=0 saveto=$DIR/random_vocab_50k/seed=$seed"
 done | JOBS=${JOBS:-1} PYTHON=$PYTHON bash experiments/run_and_publish.sh - "$DIR" authors_differences vocab_order,n_words,alpha,hdim,clip
