@@ -32,8 +32,8 @@ fi
 while IFS= read -r line; do
   read -ra words <<< "$line"
   for word in ${words[@]+"${words[@]}"}; do
-    corpus=${word#data=}
     case $word in data=imdb|data=) continue ;; data=*) ;; *) continue ;; esac
+    corpus=${word#data=}
     if [ -z "${RESULTS_DIR:-}" ]; then
       echo "error: these runs train on data=$corpus, not IMDB, and $RESULTS/$NAME holds the paper's IMDB runs; set RESULTS_DIR to the folder to publish them in" >&2
       exit 2

@@ -351,16 +351,23 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
 
 
+def _repo_copy(tmp_path, *names):
+    """A copy of experiments/NAMES under tmp_path/repo: the scripts cd to its root, so a regression
+    writes into the copy, never into this checkout."""
+    copy = tmp_path / "repo"
+    (copy / "experiments").mkdir(parents=True)
+    for name in names:
+        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    return copy
+
+
 @pytest.mark.slow
 def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_once(tmp_path):
     """table1.sh data=my.csv (relative to the caller): runs, writes the table in runs/table1-data=my.csv,...
     and publishes nothing, as experiments/results/ holds IMDB's tables. The scripts run from a copy,
     so a regression publishes into the copy, never into this checkout."""
     from test_corpus import make_rows, write_csv
-    copy = tmp_path / "repo"
-    (copy / "experiments").mkdir(parents=True)
-    for name in ("table1.sh", "run_and_publish.sh"):
-        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    copy = _repo_copy(tmp_path, "table1.sh", "run_and_publish.sh")
     caller = tmp_path / "caller"
     caller.mkdir()
     write_csv(caller / "my.csv", make_rows(n=30, n_test=9))
@@ -382,13 +389,9 @@ def test_table1_script_on_a_corpus_file_publishes_nothing_and_prints_the_table_o
 
 
 def _script_copy(tmp_path, *names):
-    """A copy of experiments/NAMES and a stub interpreter (PYTHON=) that logs each call's arguments
-    and, for `lstm_adv.sweep run`, the commands file it was given; the scripts' shell logic runs,
-    no training does, and nothing is written into this checkout."""
-    copy = tmp_path / "repo"
-    (copy / "experiments").mkdir(parents=True)
-    for name in names:
-        shutil.copy(REPO / "experiments" / name, copy / "experiments" / name)
+    """`_repo_copy` and a stub interpreter (PYTHON=) that logs each call's arguments and, for
+    `lstm_adv.sweep run`, the commands file it was given: the scripts' shell logic runs, no training does."""
+    copy = _repo_copy(tmp_path, *names)
     log = tmp_path / "python.log"
     stub = tmp_path / "python"
     stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
