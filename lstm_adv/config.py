@@ -75,6 +75,9 @@ class Config:
     vat_xi: float = _key(0.1, "vat=1: length of the probe xi*d in the power iteration (Miyato's 0.1)")
     unlabelled: int = _key(0, "vat=1: add up to N unlabelled reviews (IMDB train/unsup; toy: generated) to the "
                            "KL term, one batch_size batch of them per update (0 = none)", group="data")
+    synonyms: str = _key("wordnet", "word substitutions (the word attacks, ASCC, synonym augmentation): wordnet "
+                         "(WordNet 3.0 synonyms, shipped) or the PATH of a TSV file, word<TAB>substitutes "
+                         "(lstm_adv.data.synonyms); only substitutes in the model's vocabulary count", group="data")
     # --- the tutorial's hyperparameters ---
     encoder: str = _key("lstm", "sequence encoder", ("lstm", "rnn"))
     optimizer: str = _key("adadelta", "update rule, exactly as the tutorial", ("adadelta", "rmsprop", "sgd"))
