@@ -44,7 +44,12 @@ def bench():
     return cli_entry(mod.main)(sys.argv[1:])
 
 
+def attack():
+    from . import attack as mod  # only this command (fast start)
+    return cli_entry(mod.main)()
+
+
 #: script name -> function here; pyproject.toml's [project.scripts] lists the same (a test checks).
 SCRIPTS = {"lstm-adv-train": "train", "lstm-adv-results": "results", "lstm-adv-sweep": "sweep",
            "lstm-adv-visualize": "visualize", "lstm-adv-data": "data", "lstm-adv-embeddings": "embeddings",
-           "lstm-adv-bench": "bench"}
+           "lstm-adv-bench": "bench", "lstm-adv-attack": "attack"}

@@ -145,6 +145,15 @@ class Config:
     attack_k: int = _key(5, "steps of the iterative attacks (0 = one-step attacks only)", group="run", role="eval")
     attack_size: int = _key(100, "reviews of the test split the attacks use (seeded subset; -1 = all)",
                             group="run", role="eval")
+    word_attack: str = _key("", "after training: word-substitution attacks on word_attack_size test reviews (comma "
+                            "list of pwws, beam; empty = none): metrics.json's word_attack, RUN/word_attack/METHOD-nN-seedS/ "
+                            "(python -m lstm_adv.attack); a finished run rerun with a new one is attacked, not trained again",
+                            group="run", role="eval")
+    word_attack_size: int = _key(1000, "word_attack: test reviews attacked (a sample seeded by word_attack_seed, "
+                                 "the same for every model)", group="run", role="eval")
+    word_attack_seed: int = _key(1, "word_attack: seed of the sample (not the model's seed)", group="run", role="eval")
+    word_attack_max_change: float = _key(1.0, "word_attack: the most words changed, as a fraction of a review's "
+                                         "words (1 = no limit, as PWWS)", group="run", role="eval")
     progress: int = _key(1, "1: a tqdm progress bar per epoch; 0: plain lines every dispFreq updates (logs, sweeps)",
                          (0, 1), group="run", role="output")
     # --- compilation ---
@@ -176,6 +185,11 @@ class Config:
     def attack_strengths(self):
         """``attack_eps`` as a tuple of floats."""
         return tuple(float(v) for v in _options.split_list(self.attack_eps))
+
+    @property
+    def word_attacks(self):
+        """``word_attack`` as a tuple of method names."""
+        return tuple(_options.split_list(self.word_attack))
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -214,6 +228,9 @@ PRESETS = {"authors": {"wemb_init": "word2vec", "wdim": 300, "w2v_missing": "uni
 DATA_DEFAULTS = {"toy": {"max_epochs": 10, "validFreq": 30, "saveFreq": 60, "patience": 5, "attack_size": -1,
                          "wemb_init": "word2vec"}}
 
+
+#: The searches of ``word_attack=`` (`lstm_adv.wordattack.search.SEARCHES`; a test checks they agree).
+WORD_ATTACKS = ("pwws", "beam")
 
 #: The corpora made or read by name; any other ``data=`` value is the path of a user's corpus.
 NAMED_DATA = ("imdb", "toy")
@@ -287,7 +304,8 @@ def unused_keys(values):
 #: ``reload_model`` is a path: two runs differing only in it share a derived directory, and resuming
 #: the second one refuses (it is an identity key).
 RUN_DIR_NAME_SKIP = ("saveto", "runs_dir", "resume", "progress", "data_path", "download", "reload_model",
-                     "valid_test", "train_err_size")
+                     "valid_test", "train_err_size", "word_attack", "word_attack_size", "word_attack_seed",
+                     "word_attack_max_change")   # word attacks: a finished run rerun with one finds its folder
 
 
 def _convert(name, raw):
@@ -332,7 +350,15 @@ def validate(cfg):
          "vat=1 draws its random direction in the graph, which mode=JAX does not support; use mode=C"),
         (cfg.attack_k >= 0, f"attack_k={cfg.attack_k} must be >= 0 (0 = no iterative attack)"),
         (cfg.attack_size == -1 or cfg.attack_size > 0, f"attack_size={cfg.attack_size} must be -1 (all) or positive"),
+        (cfg.word_attack_size > 0, f"word_attack_size={cfg.word_attack_size} must be positive"),
+        (cfg.word_attack_seed >= 0, f"word_attack_seed={cfg.word_attack_seed} must be >= 0"),
+        (0 < cfg.word_attack_max_change <= 1,
+         f"word_attack_max_change={cfg.word_attack_max_change} must be in (0, 1] (a fraction of the words)"),
     ]
+    unknown = [m for m in cfg.word_attacks if m not in WORD_ATTACKS]
+    if unknown:
+        raise UserError(f"word_attack={cfg.word_attack!r}: {unknown[0]!r} is not a word attack; give a comma list of "
+                        f"{', '.join(WORD_ATTACKS)} (or nothing)")
     try:
         strengths = cfg.attack_strengths
     except ValueError:

@@ -101,6 +101,11 @@ def train(cfg, run):
         run.check_same_run(cfg)
         if run.finished():
             run.keep()
+            missing = [m for m in cfg.word_attacks if not _has_word_attack(run, cfg, m)]
+            if missing:   # a finished run asked for a word attack it lacks: attacked, not trained again
+                run.log(f"{run.path}: already finished (status ok); word attack {', '.join(missing)} on its best "
+                        "parameters (params.npz)")
+                return _attack_finished_run(cfg, run, missing)
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
             return EXIT_OK
     run.log(f"run directory: {run.path}")
@@ -304,6 +309,8 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
         extra["attacks"] = attack_report(model, subset, cfg.valid_batch_size, cfg.attack_strengths, cfg.adv_norm,
                                          cfg.attack_k, relative=bool(cfg.attack_relative))
         extra["attack_time_s"] = round(time.time() - t_attack, 2)
+    if cfg.word_attacks:
+        extra["word_attack"] = word_attacks(cfg, run, model, data, state.best_p, cfg.word_attacks)
     if model.compile_summary():
         run.log(model.compile_summary())
         extra["jax_compile"] = model.compile_stats()
@@ -313,6 +320,54 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
             + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
+    return EXIT_OK
+
+
+# ---- word attacks (word_attack=) -------------------------------------------------------------------
+def word_attacks(cfg, run, model, data, params, methods):
+    """Each word attack of ``methods`` on the model as it is (its best parameters), into
+    ``RUN/word_attack/METHOD-nN-seedS/`` (resumable); returns ``{method: summary}`` for metrics.json."""
+    from .wordattack import attack_model, default_folder, summary_line   # the synonym tables: only when asked
+
+    n_words = model.n_words
+    out = {}
+    for method in methods:
+        folder = default_folder(run.path, method, cfg.word_attack_size, cfg.word_attack_seed,
+                                cfg.word_attack_max_change)
+        summary = attack_model(model, data.test, data.words[:n_words], n_words, folder, method, cfg.word_attack_size, cfg.synonyms, cfg.word_attack_max_change,
+                               cfg.word_attack_seed, params, data.info.get("label_names"),
+                               model_name=str(run.path), log=run.log)
+        run.log(summary_line(summary))
+        out[method] = summary
+    return out
+
+
+def _has_word_attack(run, cfg, method):
+    """Whether metrics.json holds ``method``'s word attack with this configuration's settings."""
+    from .rundir.files import read_json
+
+    done = (read_json(run.metrics) or {}).get("word_attack", {}).get(method)
+    return isinstance(done, dict) and (done.get("n"), done.get("seed"), done.get("max_change")) == (
+        cfg.word_attack_size, cfg.word_attack_seed, cfg.word_attack_max_change)
+
+
+def _attack_finished_run(cfg, run, methods):
+    """Word-attack a finished run's best parameters (``params.npz``) and add the summaries to its
+    metrics.json; nothing else of the run changes."""
+    from .core.compiled import Model
+    from .core.model import load_params
+    from .rundir.files import read_json
+
+    data = load_data(cfg, run)
+    params = load_params(run.params)
+    saved = read_json(run.config) or {}
+    n_words = int(saved.get("n_words", min(cfg.n_words, len(data.words))))
+    counts = data.info.get("word_counts") if cfg.emb_norm else None   # as build_model
+    model = Model(cfg, n_words, params, word_counts=counts, n_classes=int(data.info.get("n_classes", 2)))
+    summaries = word_attacks(cfg, run, model, data, params, methods)
+    metrics = read_json(run.metrics)
+    metrics["word_attack"] = {**metrics.get("word_attack", {}), **summaries}
+    run.write_metrics(metrics)
     return EXIT_OK
 
 

@@ -17,7 +17,8 @@ POINT
     ``checkpoint=N``: inside the N-th checkpoint this process saves, after the temporary file is
     written and before it is renamed over ``checkpoint.npz``;
     ``write=N``: inside the N-th atomic file write of this process (any file: a run's, a cache's,
-    a command's output), after the temporary file is written and before it is renamed.
+    a command's output), after the temporary file is written and before it is renamed;
+    ``review=N``: after a word attack has written its N-th review's record (`lstm_adv.wordattack`).
 ``file=PATH``
     Written (with the pid) just before the action; a fault whose file exists has fired and does
     not fire again, so a resumed or retried run with the same environment goes on. With
@@ -36,7 +37,7 @@ from .errors import UserError
 
 ENV = "LSTM_ADV_FAULT"
 ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "pause": None, "full": None}
-POINTS = ("update", "checkpoint", "write")
+POINTS = ("update", "checkpoint", "write", "review")
 _WAKE = {signal.SIGTERM, signal.SIGINT}
 
 _counts = {}   # point -> times reached in this process (for points without their own number)

@@ -1,0 +1,228 @@
+"""Word-substitution attacks: the searches on models whose answer we know, the resumable runner,
+the command line, and training's ``word_attack=``."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, assert_one_line_error, load_npz, merge, run_cli
+from lstm_adv import config
+from lstm_adv.common.errors import UserError
+from lstm_adv.data import Split
+from lstm_adv.data.synonyms import SubstitutionTable, load_synonyms
+from lstm_adv.wordattack import runner, search
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_ENV = {"OPENBLAS_NUM_THREADS": "1", "LSTM_ADV_OFFLINE": "1"}
+WORDS = ["<pad>", "<unk>", "the", "movie", "film", "flick", "plot", "zebra", "good", "great", "awful", "terrible"]
+ID = {w: i for i, w in enumerate(WORDS)}
+
+
+def table():
+    return SubstitutionTable(load_synonyms("wordnet"), WORDS, len(WORDS))
+
+
+class KeysOn:
+    """A model that says class 1 with probability 0.9 when word ``key`` is in the review ``needs``
+    times, 0.4 when it is not there, and in between (above 0.5) for fewer occurrences: so every
+    occurrence must go to flip it."""
+
+    def __init__(self, key, needs=1):
+        self.key, self.needs, self.calls = ID[key], needs, 0
+
+    def __call__(self, x, mask):
+        self.calls += x.shape[1]
+        count = np.minimum((x == self.key).sum(axis=0), self.needs)
+        p1 = 0.4 + 0.5 * count / self.needs
+        return np.stack([1 - p1, p1], axis=1)
+
+
+def review(*words):
+    return np.array([ID[w] for w in words], dtype=np.int64)
+
+
+@pytest.mark.parametrize("method", sorted(search.SEARCHES))
+def test_a_model_keyed_on_a_word_with_a_synonym_is_flipped(method):
+    ids = review("the", "plot", "movie", "the", "zebra")
+    model = KeysOn("movie")
+    got = search.SEARCHES[method](model, ids, 1, table())
+    assert got.flipped and got.n_changed == 1
+    changed = np.flatnonzero(got.adv != ids)
+    assert changed.tolist() == [2] and WORDS[got.adv[2]] in ("film", "flick")
+    assert got.probs.argmax() == 0
+    assert got.queries == model.calls   # every review the search asked about is counted
+
+
+@pytest.mark.parametrize("method", sorted(search.SEARCHES))
+@pytest.mark.parametrize("key", ["the", "zebra"])   # a stopword; a word without a synonym
+def test_a_model_keyed_on_a_word_without_substitutes_is_never_flipped(method, key):
+    ids = review("the", "movie", "zebra", "good", "plot")
+    got = search.SEARCHES[method](KeysOn(key), ids, 1, table())
+    assert not got.flipped and got.adv is None and got.n_changed == 0
+
+
+def test_only_words_with_substitutes_change_and_only_to_vocabulary_words():
+    t = table()
+    ids = review("the", "movie", "good", "zebra", "film", "the", "terrible", "movie")
+    got = search.pwws(KeysOn("movie", needs=2), ids, 1, t)
+    assert got.flipped
+    for i in np.flatnonzero(got.adv != ids):
+        assert got.adv[i] in t.subs[ids[i]]
+        assert WORDS[ids[i]] not in ("the", "zebra")
+
+
+def test_the_budget_of_changed_words_is_kept():
+    ids = review("movie", "movie", "movie", "plot", "zebra", "the", "the", "the", "the", "the")
+    model = KeysOn("movie", needs=3)   # all three must go to flip it
+    assert search.pwws(model, ids, 1, table(), max_change=1.0).n_changed == 3
+    assert not search.pwws(model, ids, 1, table(), max_change=0.2).flipped   # 2 words of 10
+    assert not search.beam(model, ids, 1, table(), max_change=0.2).flipped
+
+
+def test_pwws_replaces_the_most_salient_word_first():
+    """Of two words that each move the model, PWWS changes the one whose change moves it most."""
+    ids = review("movie", "good", "plot")
+
+    def model(x, mask):
+        p1 = 0.2 + 0.5 * (x == ID["movie"]).any(axis=0) + 0.25 * (x == ID["good"]).any(axis=0)
+        return np.stack([1 - p1, p1], axis=1)
+
+    got = search.pwws(model, ids, 1, table())
+    assert got.flipped and got.n_changed == 1 and np.flatnonzero(got.adv != ids).tolist() == [0]
+
+
+def _split(*reviews, labels=None):
+    seqs = [list(r) for r in reviews]
+    return Split(seqs, np.array(labels if labels is not None else [1] * len(seqs)))
+
+
+def test_the_runner_summary_and_its_records(tmp_path):
+    test = _split(review("the", "movie"), review("zebra", "plot"), review("good", "plot"), labels=[1, 1, 0])
+    settings = {"method": "pwws", "n": 3, "seed": 1, "max_change": 1.0}
+    s = runner.run_attack(tmp_path, KeysOn("movie"), test, table(), settings, log=lambda line: None)
+    # review 0: right, flipped; review 1: wrong (no movie -> class 0); review 2: right, no substitute to flip it
+    assert (s["n"], s["n_right"], s["n_flipped"]) == (3, 2, 1)
+    assert s["clean_acc"] == pytest.approx(2 / 3) and s["adv_acc"] == pytest.approx(1 / 3)
+    assert s["adv_acc"] <= s["clean_acc"] and s["success_rate"] == 0.5 and s["words_changed"] == 0.5
+    assert s["synonyms"] == "wordnet" and "stopwords.txt" in s["stopwords"]
+    records = [json.loads(ln) for ln in (tmp_path / runner.REVIEWS).read_text().splitlines()]
+    assert [r["attacked"] for r in records] == [True, False, True]
+    assert records[0]["adv"][1] in (ID["film"], ID["flick"]) and records[1]["adv"] is None
+
+
+def test_a_rerun_continues_where_the_records_end_and_refuses_other_settings(tmp_path):
+    test = _split(*[review("the", "movie", "plot")] * 4)
+    settings = {"method": "pwws", "n": 4, "seed": 1, "max_change": 1.0}
+    full = runner.run_attack(tmp_path / "a", KeysOn("movie"), test, table(), settings, log=lambda line: None)
+    lines = (tmp_path / "a" / runner.REVIEWS).read_text().splitlines()
+    part = tmp_path / "b"
+    part.mkdir()
+    (part / runner.SETTINGS).write_text(json.dumps(settings))
+    (part / runner.REVIEWS).write_text("\n".join(lines[:2]) + "\n" + lines[2][:17])   # a kill mid-line
+    said = []
+    again = runner.run_attack(part, KeysOn("movie"), test, table(), settings, log=said.append)
+    strip = [{k: v for k, v in json.loads(ln).items() if k != "seconds"} for ln in lines]
+    assert [{k: v for k, v in json.loads(ln).items() if k != "seconds"}
+            for ln in (part / runner.REVIEWS).read_text().splitlines()] == strip
+    assert {k: v for k, v in again.items() if k not in ("seconds", "reviews_per_s")} == \
+        {k: v for k, v in full.items() if k not in ("seconds", "reviews_per_s")}
+    assert any("cut" in line for line in said) and any("resuming after 2" in line for line in said)
+    with pytest.raises(UserError, match="other settings \\(n\\)"):
+        runner.run_attack(part, KeysOn("movie"), test, table(), {**settings, "n": 3}, log=said.append)
+
+
+def test_the_sample_is_seeded_and_independent_of_the_model():
+    a, b = runner.sample_indices(1000, 50, 1), runner.sample_indices(1000, 50, 1)
+    assert (a == b).all() and len(set(a.tolist())) == 50 and (np.diff(a) > 0).all()
+    assert not (a == runner.sample_indices(1000, 50, 2)).all()
+    assert runner.sample_indices(10, 50, 1).tolist() == list(range(10))
+
+
+def test_word_attack_keys_are_checked():
+    assert config.WORD_ATTACKS == tuple(search.SEARCHES)
+    assert config.parse_args(["word_attack=pwws,beam"]).word_attacks == ("pwws", "beam")
+    with pytest.raises(UserError, match="'pgd' is not a word attack"):
+        config.parse_args(["word_attack=pwws,pgd"])
+    with pytest.raises(UserError, match="word_attack_max_change"):
+        config.parse_args(["word_attack_max_change=0"])
+    # the word attack keys never change a derived run folder: a finished run rerun with one finds itself
+    assert config.parse_args(["eps=0.5", "word_attack=pwws"]).run_dir() == config.parse_args(["eps=0.5"]).run_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end, on a model trained on data=toy
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wattack") / "run"
+    proc = run_cli("lstm_adv.train", TINY + [f"saveto={out}"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _records(folder):
+    return [{k: v for k, v in json.loads(ln).items() if k != "seconds"}
+            for ln in (Path(folder) / runner.REVIEWS).read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_the_command_line_end_to_end_and_killed_at_a_chosen_review(toy_run, tmp_path):
+    args = [f"model={toy_run}", "n=12"]
+    proc = run_cli("lstm_adv.attack", args + [f"out={tmp_path / 'a'}"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "word attack pwws (12 reviews)" in proc.stdout
+    summary = json.loads((tmp_path / "a" / "attack.json").read_text())
+    assert summary["n"] == 12 and summary["adv_acc"] <= summary["clean_acc"]
+    assert (tmp_path / "a" / "attack.html").read_text().startswith("<!DOCTYPE html>")
+    assert "# Word attack on" in (tmp_path / "a" / "attack.md").read_text()
+    killed = run_cli("lstm_adv.attack", args + [f"out={tmp_path / 'b'}"], REPO,
+                     env={**FAST_ENV, "LSTM_ADV_FAULT": "kill@review=5"})
+    assert killed.returncode == -9 and len(_records(tmp_path / "b")) == 5
+    again = run_cli("lstm_adv.attack", args + [f"out={tmp_path / 'b'}"], REPO, env=FAST_ENV)
+    assert again.returncode == 0 and "resuming after 5 of 12" in again.stderr
+    assert _records(tmp_path / "b") == _records(tmp_path / "a")
+    # the same command, the same folder (default out=): the same result
+    proc = run_cli("lstm_adv.attack", args, REPO, env=FAST_ENV)
+    assert _records(toy_run / "word_attack" / "pwws-n12-seed1") == _records(tmp_path / "a")
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_writes_nothing(toy_run, tmp_path):
+    bad_table = tmp_path / "subs.tsv"
+    bad_table.write_text("good great\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [([f"model={tmp_path / 'none'}"], "no such run directory"),
+             ([f"model={toy_run}", "n=0"], "n=0 must be positive"),
+             ([f"model={toy_run}", f"synonyms={bad_table}"], "line 1: expected a word, a tab"),
+             ([f"model={toy_run}", f"out={blocker / 'x'}"], "is a file"),
+             ([f"model={toy_run}", "method=genetik"], "is not one of pwws, beam"),
+             ([f"model={toy_run}", "max_change=2"], "max_change=2.0 must be in (0, 1]")]
+    before = sorted(p.name for p in toy_run.rglob("*"))
+    for args, fragment in cases:
+        assert_one_line_error(run_cli("lstm_adv.attack", args + [f"out={tmp_path / 'out'}"] if "out=" not in
+                                      " ".join(args) else args, REPO, env=FAST_ENV), fragment)
+    assert sorted(p.name for p in toy_run.rglob("*")) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_training_with_word_attack_and_a_finished_run_attacked_later(tmp_path):
+    args = merge(TINY, [f"saveto={tmp_path / 'run'}"])
+    proc = run_cli("lstm_adv.train", args + ["word_attack=pwws", "word_attack_size=8"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["word_attack"]["pwws"]["n"] == 8
+    params = load_npz(tmp_path / "run" / "params.npz")
+    # rerun, finished, with another attack: attacked, not trained again
+    proc = run_cli("lstm_adv.train", args + ["word_attack=pwws,beam", "word_attack_size=8"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0 and "word attack beam on its best parameters" in proc.stdout
+    later = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(later["word_attack"]) == {"pwws", "beam"} and later["word_attack"]["pwws"] == metrics["word_attack"]["pwws"]
+    assert {k: v for k, v in later.items() if k != "word_attack"} == {k: v for k, v in metrics.items() if k != "word_attack"}
+    after = load_npz(tmp_path / "run" / "params.npz")
+    assert all((params[k] == after[k]).all() for k in params)
+    # the command-line attack with the same settings finds the training's records
+    proc = run_cli("lstm_adv.attack", [f"model={tmp_path / 'run'}", "n=8"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0 and "resuming after 8 of 8" in proc.stderr
