@@ -146,7 +146,7 @@ class Config:
     attack_size: int = _key(100, "reviews of the test split the attacks use (seeded subset; -1 = all)",
                             group="run", role="eval")
     word_attack: str = _key("", "after training: word-substitution attacks on word_attack_size test reviews (comma "
-                            "list of pwws, beam; empty = none): metrics.json's word_attack, RUN/word_attack/METHOD-nN-seedS/ "
+                            "list of pwws, beam, each as METHOD or METHOD:N for N reviews; empty = none): metrics.json's word_attack, RUN/word_attack/METHOD-nN-seedS/ "
                             "(python -m lstm_adv.attack); a finished run rerun with a new one is attacked, not trained again",
                             group="run", role="eval")
     word_attack_size: int = _key(1000, "word_attack: test reviews attacked (a sample seeded by word_attack_seed, "
@@ -188,8 +188,16 @@ class Config:
 
     @property
     def word_attacks(self):
-        """``word_attack`` as a tuple of method names."""
-        return tuple(_options.split_list(self.word_attack))
+        """``word_attack`` as a tuple of method names (``METHOD:N`` items give the name)."""
+        return tuple(item.partition(":")[0].strip() for item in _options.split_list(self.word_attack))
+
+    def word_attack_n(self, method):
+        """The test reviews ``method``'s word attack uses: its ``METHOD:N``, else ``word_attack_size``."""
+        for item in _options.split_list(self.word_attack):
+            name, _, n = item.partition(":")
+            if name.strip() == method and n.strip():
+                return int(n)
+        return self.word_attack_size
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -355,6 +363,11 @@ def validate(cfg):
         (0 < cfg.word_attack_max_change <= 1,
          f"word_attack_max_change={cfg.word_attack_max_change} must be in (0, 1] (a fraction of the words)"),
     ]
+    for item in _options.split_list(cfg.word_attack):
+        n = item.partition(":")[2].strip()
+        if item.count(":") > 1 or (":" in item and not (n.isdigit() and int(n) > 0)):
+            raise UserError(f"word_attack={cfg.word_attack!r}: {item!r} should be METHOD or METHOD:N with N > 0 "
+                            "test reviews, e.g. word_attack=pwws,beam:200")
     unknown = [m for m in cfg.word_attacks if m not in WORD_ATTACKS]
     if unknown:
         raise UserError(f"word_attack={cfg.word_attack!r}: {unknown[0]!r} is not a word attack; give a comma list of "

@@ -332,9 +332,9 @@ def word_attacks(cfg, run, model, data, params, methods):
     n_words = model.n_words
     out = {}
     for method in methods:
-        folder = default_folder(run.path, method, cfg.word_attack_size, cfg.word_attack_seed,
-                                cfg.word_attack_max_change)
-        summary = attack_model(model, data.test, data.words[:n_words], n_words, folder, method, cfg.word_attack_size, cfg.synonyms, cfg.word_attack_max_change,
+        n = cfg.word_attack_n(method)
+        folder = default_folder(run.path, method, n, cfg.word_attack_seed, cfg.word_attack_max_change)
+        summary = attack_model(model, data.test, data.words[:n_words], n_words, folder, method, n, cfg.synonyms, cfg.word_attack_max_change,
                                cfg.word_attack_seed, params, data.info.get("label_names"),
                                model_name=str(run.path), log=run.log)
         run.log(summary_line(summary))
@@ -348,7 +348,15 @@ def _has_word_attack(run, cfg, method):
 
     done = (read_json(run.metrics) or {}).get("word_attack", {}).get(method)
     return isinstance(done, dict) and (done.get("n"), done.get("seed"), done.get("max_change")) == (
-        cfg.word_attack_size, cfg.word_attack_seed, cfg.word_attack_max_change)
+        min(cfg.word_attack_n(method), _n_test(run)), cfg.word_attack_seed, cfg.word_attack_max_change)
+
+
+def _n_test(run):
+    """The test split's size the run's config.json records (an attack of n >= it attacks them all)."""
+    from .rundir.files import read_json
+
+    saved = read_json(run.config) or {}
+    return int((saved.get("data") or {}).get("n_test") or 10 ** 12)
 
 
 def _attack_finished_run(cfg, run, methods):

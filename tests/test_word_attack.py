@@ -143,6 +143,11 @@ def test_the_sample_is_seeded_and_independent_of_the_model():
 def test_word_attack_keys_are_checked():
     assert config.WORD_ATTACKS == tuple(search.SEARCHES)
     assert config.parse_args(["word_attack=pwws,beam"]).word_attacks == ("pwws", "beam")
+    cfg = config.parse_args(["word_attack=pwws, beam:200"])
+    assert cfg.word_attacks == ("pwws", "beam") and (cfg.word_attack_n("pwws"), cfg.word_attack_n("beam")) == (1000, 200)
+    for bad in ("beam:0", "beam:x", "beam:2:3"):
+        with pytest.raises(UserError, match="METHOD or METHOD:N"):
+            config.parse_args([f"word_attack={bad}"])
     with pytest.raises(UserError, match="'pgd' is not a word attack"):
         config.parse_args(["word_attack=pwws,pgd"])
     with pytest.raises(UserError, match="word_attack_max_change"):
@@ -216,10 +221,10 @@ def test_training_with_word_attack_and_a_finished_run_attacked_later(tmp_path):
     assert metrics["word_attack"]["pwws"]["n"] == 8
     params = load_npz(tmp_path / "run" / "params.npz")
     # rerun, finished, with another attack: attacked, not trained again
-    proc = run_cli("lstm_adv.train", args + ["word_attack=pwws,beam", "word_attack_size=8"], REPO, env=FAST_ENV)
+    proc = run_cli("lstm_adv.train", args + ["word_attack=pwws,beam:6", "word_attack_size=8"], REPO, env=FAST_ENV)
     assert proc.returncode == 0 and "word attack beam on its best parameters" in proc.stdout
     later = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(later["word_attack"]) == {"pwws", "beam"} and later["word_attack"]["pwws"] == metrics["word_attack"]["pwws"]
+    assert set(later["word_attack"]) == {"pwws", "beam"} and later["word_attack"]["beam"]["n"] == 6 and later["word_attack"]["pwws"] == metrics["word_attack"]["pwws"]
     assert {k: v for k, v in later.items() if k != "word_attack"} == {k: v for k, v in metrics.items() if k != "word_attack"}
     after = load_npz(tmp_path / "run" / "params.npz")
     assert all((params[k] == after[k]).all() for k in params)
