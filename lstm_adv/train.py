@@ -24,7 +24,7 @@ from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_fo
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
 from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
-from .rundir import LoopState, RunDir, restore_loop_state, save_loop_state
+from .rundir import LoopState, RunDir, missing_word_attacks, restore_loop_state, save_loop_state
 
 
 #: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
@@ -101,7 +101,7 @@ def train(cfg, run):
         run.check_same_run(cfg)
         if run.finished():
             run.keep()
-            missing = [m for m in cfg.word_attacks if not _has_word_attack(run, cfg, m)]
+            missing = missing_word_attacks(run.path, cfg)
             if missing:   # a finished run asked for a word attack it lacks: attacked, not trained again
                 run.log(f"{run.path}: already finished (status ok); word attack {', '.join(missing)} on its best "
                         "parameters (params.npz)")
@@ -340,23 +340,6 @@ def word_attacks(cfg, run, model, data, params, methods):
         run.log(summary_line(summary))
         out[method] = summary
     return out
-
-
-def _has_word_attack(run, cfg, method):
-    """Whether metrics.json holds ``method``'s word attack with this configuration's settings."""
-    from .rundir.files import read_json
-
-    done = (read_json(run.metrics) or {}).get("word_attack", {}).get(method)
-    return isinstance(done, dict) and (done.get("n"), done.get("seed"), done.get("max_change")) == (
-        min(cfg.word_attack_n(method), _n_test(run)), cfg.word_attack_seed, cfg.word_attack_max_change)
-
-
-def _n_test(run):
-    """The test split's size the run's config.json records (an attack of n >= it attacks them all)."""
-    from .rundir.files import read_json
-
-    saved = read_json(run.config) or {}
-    return int((saved.get("data") or {}).get("n_test") or 10 ** 12)
 
 
 def _attack_finished_run(cfg, run, methods):

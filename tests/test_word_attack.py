@@ -231,3 +231,20 @@ def test_training_with_word_attack_and_a_finished_run_attacked_later(tmp_path):
     # the command-line attack with the same settings finds the training's records
     proc = run_cli("lstm_adv.attack", [f"model={tmp_path / 'run'}", "n=8"], REPO, env=FAST_ENV)
     assert proc.returncode == 0 and "resuming after 8 of 8" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_attacks_a_finished_run_its_command_asks_a_word_attack_of(tmp_path):
+    run = tmp_path / "runs" / "a"
+    args = merge(TINY, [f"saveto={run}"])
+    assert run_cli("lstm_adv.train", args, REPO, env=FAST_ENV).returncode == 0
+    history = (run / "history.csv").read_text()
+    commands = tmp_path / "runs" / "commands.txt"
+    commands.write_text(f"python -m lstm_adv.train {' '.join(args)} word_attack=pwws word_attack_size=5\n")
+    proc = run_cli("lstm_adv.sweep", ["run", str(commands), "jobs=1"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 to run" in proc.stdout
+    assert json.loads((run / "metrics.json").read_text())["word_attack"]["pwws"]["n"] == 5
+    assert (run / "history.csv").read_text() == history   # attacked, not trained again
+    again = run_cli("lstm_adv.sweep", ["run", str(commands), "jobs=1"], REPO, env=FAST_ENV)
+    assert again.returncode == 0 and "1 already finished" in again.stdout

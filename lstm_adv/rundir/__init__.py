@@ -11,6 +11,7 @@ Layout of ``runs/<name>/``::
     train.log        the log lines of every attempt
     stdout.log       (sweep launcher) the process's output of every attempt, and stderr.log
     .lock            held while a process trains in this directory (`lstm_adv.common.lifecycle.RunLock`)
+    word_attack/     (word_attack=) one folder per word attack: per-review records, summary, examples page
 
 Every file is written atomically (temporary file, then rename): a kill or a full disk leaves
 the previous version in place, never a half-written one. Every command reads run directories
@@ -30,8 +31,9 @@ named by its SHA-256 in ``config.json`` anyway)::
 
 from .cli import PublishOptions
 from .files import HISTORY_COLUMNS, RunDir, read_json
-from .records import RunRecord, find_runs, read_run, read_vocab, run_status
+from .records import RunRecord, find_runs, missing_word_attacks, read_run, read_vocab, run_status
 from .state import STATE_KEYS, LoopState, restore_loop_state, save_loop_state
 
 __all__ = ["PublishOptions", "HISTORY_COLUMNS", "RunDir", "read_json", "RunRecord", "find_runs", "read_run", "read_vocab", "run_status",
+           "missing_word_attacks",
            "STATE_KEYS", "LoopState", "restore_loop_state", "save_loop_state"]

@@ -126,3 +126,18 @@ def read_vocab(run_dir):
     if words is not None and not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
         raise UserError(f"{RunDir(run_dir).vocab} is not a list of words")
     return words
+
+
+def missing_word_attacks(run_dir, cfg):
+    """The word attacks ``cfg`` asks (``word_attack=``) that a finished run's metrics.json lacks
+    with these settings (method, sample size, sample seed, max_change); a list of method names.
+
+    An attack of N reviews on a test split of fewer is recorded with the split's size.
+    """
+    files = RunDir(run_dir)
+    done = (read_json(files.metrics) or {}).get("word_attack", {})
+    n_test = int(((read_json(files.config) or {}).get("data") or {}).get("n_test") or 10 ** 12)
+    return [m for m in cfg.word_attacks
+            if not isinstance(done.get(m), dict)
+            or (done[m].get("n"), done[m].get("seed"), done[m].get("max_change"))
+            != (min(cfg.word_attack_n(m), n_test), cfg.word_attack_seed, cfg.word_attack_max_change)]

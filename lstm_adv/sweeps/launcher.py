@@ -22,7 +22,7 @@ from ..common.errors import UserError
 from ..common.lifecycle import EXIT_FAILED, EXIT_NAN, EXIT_OK, EXIT_USER_ERROR, exit_for_signal, lock_holder
 from ..common.options import positional_arg
 from ..common.publish import publish_run
-from ..rundir import RunDir, run_status
+from ..rundir import RunDir, missing_word_attacks, run_status
 from .commands import RunOptions, check_run_dirs, default_compiledir_root, read_commands, sweep_options
 
 def _hms(seconds):
@@ -222,6 +222,8 @@ class Launcher:
                     failed_before += 1
                     continue
                 status = run_status(cmd.run_dir)
+                if status == "ok" and missing_word_attacks(cmd.run_dir, cmd.cfg):
+                    status = "needs its word attack"   # train attacks it without training again
             if status == "ok":
                 self.results[cmd] = ("ok", "finished earlier")
                 finished.append(cmd)
