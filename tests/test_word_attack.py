@@ -248,3 +248,18 @@ def test_a_sweep_attacks_a_finished_run_its_command_asks_a_word_attack_of(tmp_pa
     assert (run / "history.csv").read_text() == history   # attacked, not trained again
     again = run_cli("lstm_adv.sweep", ["run", str(commands), "jobs=1"], REPO, env=FAST_ENV)
     assert again.returncode == 0 and "1 already finished" in again.stdout
+
+
+@pytest.mark.parametrize("keys", [[], ["encoder=rnn"], ["emb_norm=1"]])
+def test_the_projected_forward_equals_the_models_own(keys):
+    from lstm_adv.core.compiled import Model
+    from lstm_adv.wordattack import ProjectedProbs
+
+    cfg = config.parse_args(["data=toy", "wdim=6", "hdim=5", "mode=C", *keys])
+    rng = np.random.default_rng(0)
+    model = Model(cfg, 30, word_counts=list(rng.integers(1, 50, 30)) if cfg.emb_norm else None)
+    x = rng.integers(0, 30, size=(7, 4))
+    mask = np.ones((7, 4), dtype=cfg.floatX)
+    fast = ProjectedProbs(model)(x, mask)
+    assert fast.shape == (4, 2)
+    np.testing.assert_allclose(fast, model.f_pred_prob(x, mask), rtol=1e-5, atol=1e-6)

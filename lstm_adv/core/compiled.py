@@ -129,6 +129,7 @@ class Model:
             self._build_eval()
         self._inspect = None
         self._attack = None
+        self._projected = None
 
     # -- compiled once per run ------------------------------------------------------------
     def _function(self, inputs, outputs, updates=None, name=None, time_inputs=(0, 1), time_outputs=()):
@@ -271,6 +272,29 @@ class Model:
     def f_prob_emb(self, emb, mask):
         """Class probabilities (B, K) for given (e.g. perturbed) embedded inputs, dropout off."""
         return self._attack_fn(2)(emb, mask)
+
+    def input_projection(self):
+        """Every word's encoder input projection, ``embed(w) @ W + b``: ndarray (n_words, 4H) for
+        the LSTM ((n_words, H) for the RNN), from the current parameters (emb_norm=1 included).
+
+        The word attacks score thousands of reviews that differ in a few words; with this table
+        a review's projection is a row look-up (`f_prob_projected`), not a product with W per token.
+        """
+        rows = self.f_embed(np.arange(self.n_words, dtype=np.int64)[:, None])[:, 0, :]
+        prefix = "lstm" if self.cfg.encoder == "lstm" else "rnn"
+        W, b = (self.tparams[f"{prefix}_{k}"].get_value() for k in ("W", "b"))
+        return (np.asarray(rows, dtype=np.float64) @ np.asarray(W, dtype=np.float64) + b).astype(self.cfg.floatX)
+
+    def f_prob_projected(self, projected, mask):
+        """Class probabilities (B, K), dropout off, from the input projection of each token (T, B, 4H):
+        ``input_projection()[x]`` gives what ``f_pred_prob(x, mask)`` computes, to float rounding."""
+        if self._projected is None:
+            with pytensor.config.change_flags(floatX=self.cfg.floatX):
+                sb = pt.tensor3("projected", dtype=self.cfg.floatX)
+                probs, _ = classify(self.tparams, sb, self.mask, self.cfg, use_noise=False, backward="none",
+                                    lstm=self.lstm, projected=True)
+                self._projected = self._function([sb, self.mask], probs, name="f_prob_projected")
+        return self._projected(projected, mask)
 
     # -- state ---------------------------------------------------------------------------------
     def sync_opt_state(self):

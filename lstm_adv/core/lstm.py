@@ -175,12 +175,14 @@ def _clip_value(g, clip):
 
 
 
-def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", mode=None):
+def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", mode=None, projected=False):
     """The tutorial's LSTM over time; on masked steps h and c carry over unchanged.
 
     Parameters
     ----------
     emb : tensor, shape (T, B, E)
+        With ``projected=True``: the input projection ``emb @ lstm_W + lstm_b`` itself, (T, B, 4H)
+        (the word attacks compute it once per word, `lstm_adv.core.compiled.Model.f_prob_projected`).
     mask : tensor, shape (T, B)
     clip : float
         Gradient clipping bound on h and c at every step (0 = none).
@@ -204,7 +206,7 @@ def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", 
     """
     H = int(tparams["lstm_U"].get_value(borrow=True).shape[0])
     # The input projection of every step at once, as the tutorial does, outside the scan.
-    state_below = pt.dot(emb, tparams["lstm_W"]) + tparams["lstm_b"]
+    state_below = emb if projected else pt.dot(emb, tparams["lstm_W"]) + tparams["lstm_b"]
     U = tparams["lstm_U"]
     if backward == "autodiff":
         return _lstm_scan_autodiff(state_below, mask, U, H, clip, mode)
@@ -239,13 +241,13 @@ def lstm_layer(tparams, emb, mask, clip=0.0, backward="manual", kernel="graph", 
     return op(state_below, mask, U)[0]
 
 
-def rnn_layer(tparams, emb, mask, clip=0.0, mode=None):
+def rnn_layer(tparams, emb, mask, clip=0.0, mode=None, projected=False):
     """A vanilla tanh RNN (the original code's alternative encoder), masked like the LSTM.
 
     Parameters and return value as `lstm_layer`.
     """
     H = tparams["rnn_U"].shape[0]
-    state_below = pt.dot(emb, tparams["rnn_W"]) + tparams["rnn_b"]
+    state_below = emb if projected else pt.dot(emb, tparams["rnn_W"]) + tparams["rnn_b"]
     U = tparams["rnn_U"]
 
     def step(m_, x_, h_, U):

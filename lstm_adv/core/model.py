@@ -274,7 +274,7 @@ def dropout_keep(shape, dtype, rng):
 
 
 def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=False, backward=None, keep=None,
-             logits=False, lstm=None):
+             logits=False, lstm=None, projected=False):
     """Encoder, masked mean pooling, dropout and the softmax classifier.
 
     Parameters
@@ -295,6 +295,9 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     lstm : LSTMOptions, optional
         The compiled model's choices of backward, C kernel and scan mode (default: what the
         configuration's backend implies, `LSTMOptions.for_config`).
+    projected : bool
+        ``emb`` is the encoder's input projection ``emb @ W + b`` (T, B, 4H for the LSTM), not the
+        embedded input (`lstm_adv.core.lstm.lstm_layer`).
 
     Returns
     -------
@@ -307,9 +310,9 @@ def classify(tparams, emb, mask, cfg, use_noise=False, rng=None, clip_output=Fal
     # both branches (`lstm_adv.core.adversarial.build_objective`, `clip_input`).
     if cfg.encoder == "lstm":
         h = lstm_layer(tparams, emb, mask, cfg.clip, backward=backward or lstm.backward, kernel=lstm.kernel,
-                       mode=lstm.scan_mode)
+                       mode=lstm.scan_mode, projected=projected)
     else:
-        h = ENCODERS[cfg.encoder](tparams, emb, mask, cfg.clip, mode=lstm.scan_mode)
+        h = ENCODERS[cfg.encoder](tparams, emb, mask, cfg.clip, mode=lstm.scan_mode, projected=projected)
     if clip_output:
         h = clip_gradient(h, cfg.clip)
     pooled = (h * mask[:, :, None]).sum(axis=0) / mask.sum(axis=0)[:, None]

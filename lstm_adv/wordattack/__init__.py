@@ -49,7 +49,8 @@ def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synony
     settings = {"method": method, "n": int(min(n, len(test))), "seed": int(seed), "max_change": float(max_change),
                 "synonyms": table.source.name, "synonyms_sha256": table.source.sha256,
                 "model": params_digest(params) if params is not None else None}
-    summary = run_attack(out, model.f_pred_prob, test, table, settings, method, max_change, log)
+    summary = run_attack(out, model.f_pred_prob, test, table, settings, method, max_change, log,
+                         search_probs=ProjectedProbs(model))
     out = Path(out)
     atomic_write_json(out / "attack.json", summary)
     records = _read_done(out / REVIEWS, log or (lambda line: None))
@@ -58,6 +59,23 @@ def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synony
     atomic_write_text(out / "attack.md", markdown(records, summary, words, names, model_name, examples))
     atomic_write_text(out / "attack.html", html_page(records, summary, words, names, model_name, examples))
     return summary
+
+
+class ProjectedProbs:
+    """A model's class probabilities from its per-word input projections (``prob_fn(x, mask)``).
+
+    ``Model.input_projection()`` once, then each batch is a row look-up and the recurrence
+    (`lstm_adv.core.compiled.Model.f_prob_projected`): the product of every token's embedding with
+    the encoder's input weights, most of a forward pass's arithmetic, is done once per word.
+    Equal to ``f_pred_prob`` to float rounding (tests/test_word_attack.py).
+    """
+
+    def __init__(self, model):
+        self.table = model.input_projection()
+        self.f = model.f_prob_projected
+
+    def __call__(self, x, mask):
+        return self.f(self.table[x], mask)
 
 
 def default_folder(run_path, method, n, seed, max_change):
