@@ -263,3 +263,26 @@ def test_the_projected_forward_equals_the_models_own(keys):
     fast = ProjectedProbs(model)(x, mask)
     assert fast.shape == (4, 2)
     np.testing.assert_allclose(fast, model.f_pred_prob(x, mask), rtol=1e-5, atol=1e-6)
+
+
+def test_the_results_table_shows_word_attacks_against_the_plain_runs():
+    from lstm_adv.analysis.tables import ablation_markdown
+
+    def run(label, eps, seed, adv_acc):
+        cfg = dict(zip(["adv_norm", "emb_norm", "maxlen_mode"], label), eps=eps, seed=seed)
+        wa = {"pwws": {"n": 100, "clean_acc": 0.9, "adv_acc": adv_acc, "success_rate": 1 - adv_acc / 0.9,
+                       "words_changed": 0.03}}
+        return {"config": cfg, "eps": eps, "seed": seed, "status": "ok", "dev": 0.1, "test": 0.1, "history": [],
+                "escape_epoch": 1, "wall_time_s": 60.0, "attacks": {}, "word_attack": wa}
+
+    runs = [run(("sign", 0, "truncate"), 0.0, s, a) for s, a in ((1, 0.05), (2, 0.07))]
+    runs += [run(("l2", 1, "truncate"), 3.0, s, a) for s, a in ((1, 0.30), (2, 0.34))]
+    runs += [run(("sign", 0, "filter"), 0.0, 1, 0.01)]   # another setting's plain run: not compared with
+    text = ablation_markdown(runs, ["adv_norm", "emb_norm", "maxlen_mode"])
+    section = text.split("## Accuracy under word substitutions")[1]
+    row = next(ln for ln in section.splitlines() if ln.startswith("| adv_norm=l2"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:5] == ["pwws", "2", "100"] and cells[6] == "0.320 ± 0.028" and cells[9] == "+0.260"
+    assert cells[10] not in ("", "n/a") and float(cells[10]) < 0.05
+    plain = next(ln for ln in section.splitlines() if ln.startswith("| adv_norm=sign, emb_norm=0, maxlen_mode=truncate"))
+    assert plain.endswith("|  |  |")   # the plain row is not compared with itself

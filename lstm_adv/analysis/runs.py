@@ -87,6 +87,8 @@ def from_record(rec):
     run.update(dev=float(dev), test=float(test), average=(float(dev) + float(test)) / 2)
     if isinstance(metrics.get("attacks"), dict):
         run["attacks"] = metrics["attacks"]
+    if isinstance(metrics.get("word_attack"), dict):
+        run["word_attack"] = metrics["word_attack"]
     attack = metrics.get("attack") or {}
     if isinstance(attack, dict):
         for k, v in attack.items():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .runs import PLATEAU_MARGIN, is_finite, setting_label
+from .word_tables import word_attack_markdown
 from .summary import SPLITS, compare, corpus_label, eps_label, holm, mean_sd, welch_ci
 
 def _num(x, digits=3):
@@ -251,6 +252,7 @@ def ablation_markdown(runs, keys):
                      + (["CPU time (min, mean)"] if with_cpu else []), rows)
     out += _against_plain(groups, keys)
     out += _grouped_attacks(groups, keys)
+    out += word_attack_markdown(groups, keys, _setting, eps_label, _md_table, _p)
     return "\n".join(out) + "\n"
 
 
