@@ -36,7 +36,7 @@ DOC_PAGE_MAX_BYTES = 40_000
 README_MAX_BYTES = 30_000
 
 #: the commands users type as ``python -m lstm_adv.<X>`` (README "Code map"; `lstm_adv/cli.py`).
-COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir"}
+COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir", "attack"}
 
 #: keys of ``sweep plan table1`` that are not training keys (its --help); the rest go to every run.
 TABLE1_SWEEP_KEYS = {"seeds", "eps_grid", "sweep_dir", "out"}
@@ -260,7 +260,7 @@ def test_readme_python_api_block_runs():
 def _other_commands():
     """(doc, X, subcommand or None, keys) of every ``python -m lstm_adv.X ...`` line other than train."""
     found = []
-    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir)\b([^`#\n]*)")
+    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir|attack)\b([^`#\n]*)")
     for doc in DOCS:
         for line in _shell_lines(doc.read_text()):
             for m in pattern.finditer(line):
@@ -276,6 +276,7 @@ def _other_commands():
 def _options_of(command, sub):
     """The options dataclass of ``python -m lstm_adv.<command> [sub]`` (what its main parses)."""
     from lstm_adv.analysis.results import ResultsOptions
+    from lstm_adv.attack import Options as AttackOptions
     from lstm_adv.analysis.visualize.options import Options
     from lstm_adv.bench import BenchOptions
     from lstm_adv.data.embeddings import EmbeddingOptions
@@ -284,7 +285,7 @@ def _options_of(command, sub):
     from lstm_adv.sweeps.commands import RunOptions, SlurmOptions
     from lstm_adv.sweeps.plan import PlanOptions
     table = {"results": ResultsOptions, "visualize": Options, "bench": BenchOptions, "embeddings": EmbeddingOptions,
-             "data": DataOptions, "rundir": PublishOptions,
+             "data": DataOptions, "rundir": PublishOptions, "attack": AttackOptions,
              "sweep": {"plan": PlanOptions, "run": RunOptions, "slurm": SlurmOptions}.get(sub)}
     return table[command]
 
