@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
-from .common import checks, faults, lifecycle
+from .common import checks, faults, lifecycle, plateau
 from .common.errors import UserError
 from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
@@ -193,7 +193,7 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
             state.cost_sum += cost
             state.cost_n += 1
             _show_update(cfg, run, bar, state, cost)
-            if state.uidx % cfg.validFreq == 0:
+            if state.uidx % config_mod.valid_every(cfg, len(data.train)) == 0:   # validFreq=0: once per epoch
                 validation_step(cfg, run, model, data, state, bar)
             if state.uidx % cfg.saveFreq == 0:
                 save_loop_state(run, model, state, unlab)
@@ -276,17 +276,14 @@ def patience_rule(valid_errs, bad_counter, patience, have_best=True):
 
 def _final_evaluation(cfg, run, model, data, state, unlab):
     """After the loop: its last checkpoint; a validation if ``validFreq`` never came; then the best
-    parameters' errors (and under attack) into metrics.json.
+    parameters' errors (and under attack) and the plateau (`plateau_report`) into metrics.json.
 
-    The checkpoint is the loop's state before anything here changes it, so a rerun after an
-    interruption, or with a larger ``max_epochs``, goes on as a run that was never stopped: the
-    end-of-run validation is not in it (a longer run validates at its own end instead) and it
-    holds the last parameters, not the best ones.
+    The checkpoint is the loop's state before anything here changes it, so a rerun (interrupted, or a larger
+    ``max_epochs``) goes on as a run never stopped: no end-of-run validation, the last parameters, not the best.
     """
     save_loop_state(run, model, state, unlab)
     if not state.history:
-        # validFreq never came: validate after the last update, so that every run has a history.csv;
-        # the row's epoch is that update's (the loop has counted its epoch as done)
+        # validFreq never came: validate after the last update (every run has a history.csv), at its epoch
         validation_step(cfg, run, model, data, state, None, epoch=state.eidx - 1)
         run.write_params(state.best_p)
     model.set_params(state.best_p)
@@ -307,12 +304,14 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
     if model.compile_summary():
         run.log(model.compile_summary())
         extra["jax_compile"] = model.compile_stats()
-    out = state.metrics("ok", **errs, **extra)
+    left, plateau_note = plateau.plateau_report(state.history, data.info)
+    out = state.metrics("ok", **errs, **left, **extra)
     run.write_metrics(out)
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
+            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else "")
+            + (f"; {plateau_note}" if plateau_note else ""))
     return EXIT_OK
 
 
@@ -326,7 +325,9 @@ def load_data(cfg, run):
             f"of {info['n_train_all']} training reviews; "
             + vocabulary_note(data, min(cfg.n_words, len(data.words)))
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
-               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
+               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else "")
+            + (f"; validFreq=0: one validation per epoch ({config_mod.valid_every(cfg, info['n_train'])} updates)"
+               if cfg.validFreq == 0 else ""))
     return data
 
 
@@ -349,6 +350,7 @@ def build_model(cfg, run, data, n_words, params, init_info):
                f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{', emb_norm=1' if cfg.emb_norm else ''})")
             + init_note)
     record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words, "n_classes": n_classes,
+              "resolved": {"validFreq": config_mod.valid_every(cfg, len(data.train))},   # validFreq=0's value
               "versions": library_versions(),
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
@@ -436,9 +438,8 @@ def validate(cfg, model, data, state, epoch=None):
 def train_err_split(train, size):
     """The training reviews a validation's train error is measured on.
 
-    Deviation from the tutorial (which always uses the whole train split), only with ``size >= 0``:
-    on all 23,750 reviews cut to 100 tokens, that evaluation took about as long as the 370 plain
-    updates between two validations.
+    Deviation from the tutorial (always the whole train split), only with ``size >= 0``: on all 23,750
+    reviews cut to 100 tokens that took about as long as the 370 plain updates between two validations.
 
     Parameters
     ----------
@@ -478,8 +479,7 @@ def _show_update(cfg, run, bar, state, cost):
 
 
 def _progress(cfg, total, state):
-    """progress=1: the epoch's bar on a terminal; redirected to a file or a pipe, a bar that draws
-    nothing (disable=None), so a log holds the validation lines and no carriage-return redraws."""
+    """progress=1: the epoch's bar on a terminal; to a file or a pipe one that draws nothing (disable=None)."""
     if not cfg.progress:
         return None
     from tqdm import tqdm  # only with progress=1

@@ -36,7 +36,7 @@ DOC_PAGE_MAX_BYTES = 40_000
 README_MAX_BYTES = 30_000
 
 #: the commands users type as ``python -m lstm_adv.<X>`` (README "Code map"; `lstm_adv/cli.py`).
-COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir"}
+COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir", "predict"}
 
 #: keys of ``sweep plan table1`` that are not training keys (its --help); the rest go to every run.
 TABLE1_SWEEP_KEYS = {"seeds", "eps_grid", "sweep_dir", "out"}
@@ -260,7 +260,7 @@ def test_readme_python_api_block_runs():
 def _other_commands():
     """(doc, X, subcommand or None, keys) of every ``python -m lstm_adv.X ...`` line other than train."""
     found = []
-    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir)\b([^`#\n]*)")
+    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir|predict)\b([^`#\n]*)")
     for doc in DOCS:
         for line in _shell_lines(doc.read_text()):
             for m in pattern.finditer(line):
@@ -280,11 +280,12 @@ def _options_of(command, sub):
     from lstm_adv.bench import BenchOptions
     from lstm_adv.data.embeddings import EmbeddingOptions
     from lstm_adv.data.imdb import DataOptions
+    from lstm_adv.predict import PredictOptions
     from lstm_adv.rundir import PublishOptions
     from lstm_adv.sweeps.commands import RunOptions, SlurmOptions
     from lstm_adv.sweeps.plan import PlanOptions
     table = {"results": ResultsOptions, "visualize": Options, "bench": BenchOptions, "embeddings": EmbeddingOptions,
-             "data": DataOptions, "rundir": PublishOptions,
+             "data": DataOptions, "rundir": PublishOptions, "predict": PredictOptions,
              "sweep": {"plan": PlanOptions, "run": RunOptions, "slurm": SlurmOptions}.get(sub)}
     return table[command]
 
