@@ -9,7 +9,7 @@ each text's label and each class's probability: CSV to ``out=`` or a pipe, a tab
 In Python, `load_run` returns a `Predictor`::
 
     clf = lstm_adv.load_run("runs/my")
-    clf.predict(["a good film"])          # ['pos']: one label name per text
+    clf.predict(["a good film"])          # ['positive']: one label name per text
     clf.predict_proba(["a good film"])    # (N, K) array, rows sum to 1, columns clf.labels
 """
 
@@ -27,8 +27,8 @@ from .common.lifecycle import cli_entry
 from .common.options import help_text, option, parse, wants_help
 from .common.utils import atomic_write_text
 
-#: IMDB and toy runs record no class names: their labels 0 and 1 (`lstm_adv.data.imdb`).
-BINARY_NAMES = ("neg", "pos")
+#: the class names of a two-class run that recorded none (runs made before K classes): IMDB's 0 and 1
+BINARY_NAMES = ("negative", "positive")
 #: the file endings read as tables (a column of texts); any other file is one text per line
 TABLE_FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 
