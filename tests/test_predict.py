@@ -168,3 +168,18 @@ def test_predict_refuses_bad_input_with_one_line(corpus_run, tmp_path, case, fra
     proc = run_cli("lstm_adv.predict", args + [f"out={out}"], REPO)
     assert_one_line_error(proc, fragment)
     assert not out.exists()
+
+
+# ---- the visualiser on a one-class model ----------------------------------------------------------
+def test_the_visualiser_names_a_model_that_predicts_one_class():
+    from types import SimpleNamespace
+
+    from lstm_adv.analysis.visualize.analyse import one_class
+    from lstm_adv.analysis.visualize.render import one_class_warning
+
+    assert one_class([2, 2, 2], [0, 1, 2]) == 2
+    assert one_class([0, 1, 1], [0, 1, 2]) is None    # it tells classes apart
+    assert one_class([1, 1], [1, 1]) is None           # reviews of one class: nothing to tell
+    run = SimpleNamespace(label_names=["alpha", "beta", "gamma"])
+    line = one_class_warning({"one_class": 2, "n_reviews": 3}, run)
+    assert "predicts one class (gamma) for all 3 reviews" in line and "left_plateau" in line
