@@ -3,6 +3,8 @@ a trained run classifies raw texts (``python -m lstm_adv.predict``, ``lstm_adv.l
 
 import csv
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,29 @@ def test_the_visualiser_names_a_model_that_predicts_one_class():
     run = SimpleNamespace(label_names=["alpha", "beta", "gamma"])
     line = one_class_warning({"one_class": 2, "n_reviews": 3}, run)
     assert "predicts one class (gamma) for all 3 reviews" in line and "left_plateau" in line
+
+
+def test_predict_prints_one_aligned_line_per_text_on_a_terminal():
+    from lstm_adv.predict import format_rows
+
+    text = format_rows(["a very long text " * 10, "short,\nsplit"], ["pos", "neg"], np.array([[0.1, 0.9], [0.8, 0.2]]),
+                       ["neg", "pos"], table=True).splitlines()
+    assert len(text) == 3 and text[0].split() == ["text", "label", "p_neg", "p_pos"]
+    assert text[2].startswith("short, split ") and text[1].split()[-3:] == ["pos", "0.1000", "0.9000"]
+    col = text[0].index("label")   # aligned: each label under the header's
+    assert text[1][col:col + 3] == "pos" and text[2][col:col + 3] == "neg"
+
+
+def test_the_newcomer_corpora_are_the_ones_the_readme_describes(tmp_path):
+    """experiments/newcomer_corpora.py: the README's own-data figures come from these two files."""
+    script = REPO / "experiments" / "newcomer_corpora.py"
+    for out in (tmp_path / "a", tmp_path / "b"):
+        subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True)
+    assert (tmp_path / "a" / "small3.csv").read_bytes() == (tmp_path / "b" / "small3.csv").read_bytes()
+    small = list(csv.DictReader(open(tmp_path / "a" / "small3.csv")))
+    assert [sum(r["split"] == s for r in small) for s in ("train", "test")] == [300, 60]
+    assert {r["label"] for r in small} == {"alpha", "beta", "gamma"}
+    assert all(10 <= len(r["text"].split()) <= 32 for r in small)
+    mixed = list(csv.DictReader(open(tmp_path / "a" / "mixed3.csv")))
+    assert len(mixed) == 1500 and all(len(r["text"].split()) == 20 for r in mixed)
+    assert all(sum(w.startswith(r["label"]) for w in r["text"].split()) == 2 for r in mixed)
