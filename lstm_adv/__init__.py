@@ -5,3 +5,13 @@ Models for Text Classification". See README.md.
 """
 
 __version__ = "0.1.0"
+
+
+def load_run(run, mode=""):
+    """A trained run that classifies raw texts: ``lstm_adv.load_run("runs/my").predict(["a good film"])``.
+
+    See `lstm_adv.predict.load_run` (``.predict(texts)``, ``.predict_proba(texts)``, ``.labels``).
+    """
+    from .predict import load_run as _load_run   # PyTensor and the data readers load only when asked
+
+    return _load_run(run, mode)

@@ -39,6 +39,11 @@ def embeddings():
     return mod.main()
 
 
+def predict():
+    from . import predict as mod  # only this command (fast start)
+    return mod.main()
+
+
 def bench():
     from . import bench as mod  # only this command (fast start)
     return cli_entry(mod.main)(sys.argv[1:])
@@ -52,4 +57,4 @@ def attack():
 #: script name -> function here; pyproject.toml's [project.scripts] lists the same (a test checks).
 SCRIPTS = {"lstm-adv-train": "train", "lstm-adv-results": "results", "lstm-adv-sweep": "sweep",
            "lstm-adv-visualize": "visualize", "lstm-adv-data": "data", "lstm-adv-embeddings": "embeddings",
-           "lstm-adv-bench": "bench", "lstm-adv-attack": "attack"}
+           "lstm-adv-bench": "bench", "lstm-adv-attack": "attack", "lstm-adv-predict": "predict"}

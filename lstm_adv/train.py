@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
-from .common import checks, faults, lifecycle
+from .common import checks, faults, lifecycle, plateau
 from .common.errors import UserError
 from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
 from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
 from .rundir import LoopState, RunDir, missing_word_attacks, restore_loop_state, save_loop_state
+from .rundir.state import patience_rule
 
 
 #: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
@@ -105,7 +106,9 @@ def train(cfg, run):
             if missing:   # a finished run asked for a word attack it lacks: attacked, not trained again
                 run.log(f"{run.path}: already finished (status ok); word attack {', '.join(missing)} on its best "
                         "parameters (params.npz)")
-                return _attack_finished_run(cfg, run, missing)
+                from .wordattack.runs import attack_finished_run   # the synonym tables: only when asked
+                attack_finished_run(cfg, run, load_data(cfg, run), missing)
+                return EXIT_OK
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
             return EXIT_OK
     run.log(f"run directory: {run.path}")
@@ -198,7 +201,7 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
             state.cost_sum += cost
             state.cost_n += 1
             _show_update(cfg, run, bar, state, cost)
-            if state.uidx % cfg.validFreq == 0:
+            if state.uidx % config_mod.valid_every(cfg, len(data.train)) == 0:   # validFreq=0: once per epoch
                 validation_step(cfg, run, model, data, state, bar)
             if state.uidx % cfg.saveFreq == 0:
                 save_loop_state(run, model, state, unlab)
@@ -244,54 +247,16 @@ def validation_step(cfg, run, model, data, state, bar, epoch=None):
         state.estop = True
 
 
-def patience_rule(valid_errs, bad_counter, patience, have_best=True):
-    """The tutorial's rule for the best parameters and the early stop, after a validation.
-
-    Parameters
-    ----------
-    valid_errs : sequence of float
-        Every validation error so far, the newest last.
-    bad_counter : int
-        The count of bad validations before this one.
-    patience : int
-        ``cfg.patience`` (positive).
-    have_best : bool
-        False while no best parameters are kept: the first validation is then the best.
-
-    Returns
-    -------
-    new_best : bool
-        The newest error is the lowest so far (a tie counts): keep the current parameters.
-    bad_counter : int
-        0 after a new best; then one more when the newest error is no lower than the lowest
-        before the last ``patience`` validations.
-    stop : bool
-        That count has just passed ``patience``.
-    """
-    errs = np.asarray(valid_errs)
-    new_best = not have_best or bool(errs[-1] <= errs.min())
-    if new_best:
-        bad_counter = 0
-    stop = False
-    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
-        bad_counter += 1
-        stop = bad_counter > patience
-    return new_best, bad_counter, stop
-
-
 def _final_evaluation(cfg, run, model, data, state, unlab):
     """After the loop: its last checkpoint; a validation if ``validFreq`` never came; then the best
-    parameters' errors (and under attack) into metrics.json.
+    parameters' errors (and under attack) and the plateau (`plateau_report`) into metrics.json.
 
-    The checkpoint is the loop's state before anything here changes it, so a rerun after an
-    interruption, or with a larger ``max_epochs``, goes on as a run that was never stopped: the
-    end-of-run validation is not in it (a longer run validates at its own end instead) and it
-    holds the last parameters, not the best ones.
+    The checkpoint is the loop's state before anything here changes it, so a rerun (interrupted, or a larger
+    ``max_epochs``) goes on as a run never stopped: no end-of-run validation, the last parameters, not the best.
     """
     save_loop_state(run, model, state, unlab)
     if not state.history:
-        # validFreq never came: validate after the last update, so that every run has a history.csv;
-        # the row's epoch is that update's (the loop has counted its epoch as done)
+        # validFreq never came: validate after the last update (every run has a history.csv), at its epoch
         validation_step(cfg, run, model, data, state, None, epoch=state.eidx - 1)
         run.write_params(state.best_p)
     model.set_params(state.best_p)
@@ -310,55 +275,19 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
                                          cfg.attack_k, relative=bool(cfg.attack_relative))
         extra["attack_time_s"] = round(time.time() - t_attack, 2)
     if cfg.word_attacks:
+        from .wordattack.runs import word_attacks   # the synonym tables: only when asked
         extra["word_attack"] = word_attacks(cfg, run, model, data, state.best_p, cfg.word_attacks)
     if model.compile_summary():
         run.log(model.compile_summary())
         extra["jax_compile"] = model.compile_stats()
-    out = state.metrics("ok", **errs, **extra)
+    left, plateau_note = plateau.plateau_report(state.history, data.info)
+    out = state.metrics("ok", **errs, **left, **extra)
     run.write_metrics(out)
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
             f"{out['ms_per_update']:.1f} ms/update)"
-            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else ""))
-    return EXIT_OK
-
-
-# ---- word attacks (word_attack=) -------------------------------------------------------------------
-def word_attacks(cfg, run, model, data, params, methods):
-    """Each word attack of ``methods`` on the model as it is (its best parameters), into
-    ``RUN/word_attack/METHOD-nN-seedS/`` (resumable); returns ``{method: summary}`` for metrics.json."""
-    from .wordattack import attack_model, default_folder, summary_line   # the synonym tables: only when asked
-
-    n_words = model.n_words
-    out = {}
-    for method in methods:
-        n = cfg.word_attack_n(method)
-        folder = default_folder(run.path, method, n, cfg.word_attack_seed, cfg.word_attack_max_change)
-        summary = attack_model(model, data.test, data.words[:n_words], n_words, folder, method, n, cfg.synonyms, cfg.word_attack_max_change,
-                               cfg.word_attack_seed, params, data.info.get("label_names"),
-                               model_name=str(run.path), log=run.log)
-        run.log(summary_line(summary))
-        out[method] = summary
-    return out
-
-
-def _attack_finished_run(cfg, run, methods):
-    """Word-attack a finished run's best parameters (``params.npz``) and add the summaries to its
-    metrics.json; nothing else of the run changes."""
-    from .core.compiled import Model
-    from .core.model import load_params
-    from .rundir.files import read_json
-
-    data = load_data(cfg, run)
-    params = load_params(run.params)
-    saved = read_json(run.config) or {}
-    n_words = int(saved.get("n_words", min(cfg.n_words, len(data.words))))
-    counts = data.info.get("word_counts") if cfg.emb_norm else None   # as build_model
-    model = Model(cfg, n_words, params, word_counts=counts, n_classes=int(data.info.get("n_classes", 2)))
-    summaries = word_attacks(cfg, run, model, data, params, methods)
-    metrics = read_json(run.metrics)
-    metrics["word_attack"] = {**metrics.get("word_attack", {}), **summaries}
-    run.write_metrics(metrics)
+            + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else "")
+            + (f"; {plateau_note}" if plateau_note else ""))
     return EXIT_OK
 
 
@@ -372,7 +301,9 @@ def load_data(cfg, run):
             f"of {info['n_train_all']} training reviews; "
             + vocabulary_note(data, min(cfg.n_words, len(data.words)))
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
-               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
+               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else "")
+            + (f"; validFreq=0: one validation per epoch ({config_mod.valid_every(cfg, info['n_train'])} updates)"
+               if cfg.validFreq == 0 else ""))
     return data
 
 
@@ -395,6 +326,7 @@ def build_model(cfg, run, data, n_words, params, init_info):
                f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{', emb_norm=1' if cfg.emb_norm else ''})")
             + init_note)
     record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words, "n_classes": n_classes,
+              "resolved": {"validFreq": config_mod.valid_every(cfg, len(data.train))},   # validFreq=0's value
               "versions": library_versions(),
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
@@ -482,9 +414,8 @@ def validate(cfg, model, data, state, epoch=None):
 def train_err_split(train, size):
     """The training reviews a validation's train error is measured on.
 
-    Deviation from the tutorial (which always uses the whole train split), only with ``size >= 0``:
-    on all 23,750 reviews cut to 100 tokens, that evaluation took about as long as the 370 plain
-    updates between two validations.
+    Deviation from the tutorial (always the whole train split), only with ``size >= 0``: on all 23,750
+    reviews cut to 100 tokens that took about as long as the 370 plain updates between two validations.
 
     Parameters
     ----------
@@ -524,8 +455,7 @@ def _show_update(cfg, run, bar, state, cost):
 
 
 def _progress(cfg, total, state):
-    """progress=1: the epoch's bar on a terminal; redirected to a file or a pipe, a bar that draws
-    nothing (disable=None), so a log holds the validation lines and no carriage-return redraws."""
+    """progress=1: the epoch's bar on a terminal; to a file or a pipe one that draws nothing (disable=None)."""
     if not cfg.progress:
         return None
     from tqdm import tqdm  # only with progress=1

@@ -36,7 +36,7 @@ DOC_PAGE_MAX_BYTES = 40_000
 README_MAX_BYTES = 30_000
 
 #: the commands users type as ``python -m lstm_adv.<X>`` (README "Code map"; `lstm_adv/cli.py`).
-COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir", "attack"}
+COMMANDS = {"train", "results", "sweep", "visualize", "data", "embeddings", "bench", "rundir", "attack", "predict"}
 
 #: keys of ``sweep plan table1`` that are not training keys (its --help); the rest go to every run.
 TABLE1_SWEEP_KEYS = {"seeds", "eps_grid", "sweep_dir", "out"}
@@ -246,21 +246,37 @@ def _python_blocks(text):
 
 
 @pytest.mark.slow
-def test_readme_python_api_block_runs():
-    """The README's Python API example runs as written (toy data; compiles one small model)."""
-    blocks = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "Model(" in b]
-    assert blocks, "README.md has no Python API block that builds a Model"
+def test_readme_python_api_blocks_run(tmp_path, monkeypatch):
+    """The README's Python API examples run as written, in a folder holding the Quick start's toy run
+    (trained small here): load_run's predictions, then the model's internals."""
+    from conftest import TINY, merge, run_cli
+
+    proc = run_cli("lstm_adv.train", merge(TINY, ["eps=0.5", f"saveto={tmp_path / 'runs' / 'eps=0.5,data=toy'}"]), ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    api = [b for b in blocks if "load_run(" in b]
+    internals = [b for b in blocks if "Model(" in b]
+    assert api and internals, "README.md lost its Python API blocks"
+    monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(blocks[0], "README.md (Python API)", "exec"), namespace)   # noqa: S102 - our own README
+    exec(compile(api[0], "README.md (Python API: load_run)", "exec"), namespace)   # noqa: S102 - our own README
+    clf = namespace["clf"]
+    assert clf.labels == ["negative", "positive"]   # the toy's class names, as config.json records them
+    assert clf.predict_proba(["a good film"]).shape == (1, 2)
+    labels = clf.predict(["a good film", "a dull boring film"])
+    assert len(labels) == 2 and set(labels) <= set(clf.labels)
+    namespace = {}
+    exec(compile(internals[0], "README.md (Python API: the model)", "exec"), namespace)   # noqa: S102
     out = namespace["out"]
     assert set(out) >= {"cost_clean", "cost_adv", "cost", "grads", "delta"}
     assert out["delta"].shape[-1] == namespace["cfg"].wdim
+    assert namespace["run_cfg"].wdim == 8 and namespace["trained"].n_classes == 2
 
 
 def _other_commands():
     """(doc, X, subcommand or None, keys) of every ``python -m lstm_adv.X ...`` line other than train."""
     found = []
-    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir|attack)\b([^`#\n]*)")
+    pattern = re.compile(r"python -m lstm_adv\.(results|sweep|visualize|data|embeddings|bench|rundir|attack|predict)\b([^`#\n]*)")
     for doc in DOCS:
         for line in _shell_lines(doc.read_text()):
             for m in pattern.finditer(line):
@@ -281,11 +297,12 @@ def _options_of(command, sub):
     from lstm_adv.bench import BenchOptions
     from lstm_adv.data.embeddings import EmbeddingOptions
     from lstm_adv.data.imdb import DataOptions
+    from lstm_adv.predict import PredictOptions
     from lstm_adv.rundir import PublishOptions
     from lstm_adv.sweeps.commands import RunOptions, SlurmOptions
     from lstm_adv.sweeps.plan import PlanOptions
     table = {"results": ResultsOptions, "visualize": Options, "bench": BenchOptions, "embeddings": EmbeddingOptions,
-             "data": DataOptions, "rundir": PublishOptions, "attack": AttackOptions,
+             "data": DataOptions, "rundir": PublishOptions, "attack": AttackOptions, "predict": PredictOptions,
              "sweep": {"plan": PlanOptions, "run": RunOptions, "slurm": SlurmOptions}.get(sub)}
     return table[command]
 

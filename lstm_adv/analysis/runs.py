@@ -1,7 +1,8 @@
 """A folder of run directories for the tables: one flat dict per run.
 
 `read_run` and `find_runs` turn `lstm_adv.rundir`'s records into the tables' dicts; `escape_epoch`
-says when a run left the one-class plateau.
+(`lstm_adv.common.plateau`, the rule the training run reports with too) says when a run left the
+one-class plateau.
 """
 
 import math
@@ -10,12 +11,8 @@ from pathlib import Path
 from .. import rundir
 from ..common.errors import UserError
 from ..common.paper import TABLE1_ALPHA
+from ..common.plateau import PLATEAU_MARGIN, escape_epoch, is_finite  # noqa: F401 (the tables import them from here)
 from ..config import unused_keys
-
-
-def is_finite(x):
-    """Whether ``x`` is a finite int or float (not a bool)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def setting_label(config, keys):
@@ -101,12 +98,6 @@ def from_record(rec):
     return run
 
 
-#: A run has left the one-class plateau at the first validation whose training error is below
-#: the error of always predicting the majority class (two classes: the minority-class rate) minus
-#: this margin.
-PLATEAU_MARGIN = 0.05
-
-
 def history_floats(rows):
     """``history.csv``'s rows (`lstm_adv.rundir.RunRecord.history`) as dicts of floats; empty if a value
     is not a number."""
@@ -117,40 +108,6 @@ def history_floats(rows):
         except (TypeError, ValueError):
             return []
     return out
-
-
-def escape_epoch(history, pos_fraction=None, class_fractions=None):
-    """The epoch at which a run left the one-class plateau (`PLATEAU_MARGIN`), or None (never).
-
-    Parameters
-    ----------
-    history : list of dict
-        Validation rows with ``epoch`` and ``train_err``.
-    pos_fraction : float, optional
-        Two classes: fraction of positive training reviews (``config.json``, ``data.train_pos_fraction``).
-    class_fractions : list of float, optional
-        K classes: each class's share of the training split (``data.train_class_fractions``); the
-        plateau's error is then 1 - the largest (the majority-class rate's complement). Without
-        either, the plateau's error is taken as the largest training error seen (at most 0.5).
-
-    Returns
-    -------
-    (epoch or None, plateau error or None)
-    """
-    errs = [r.get("train_err") for r in history if r.get("train_err") is not None]
-    if not errs:
-        return None, None
-    fractions = class_fractions if isinstance(class_fractions, list) and class_fractions else None
-    if is_finite(pos_fraction):   # two classes: as before K classes, to the last bit
-        plateau = min(pos_fraction, 1 - pos_fraction)
-    elif fractions is not None and all(is_finite(f) for f in fractions):
-        plateau = 1.0 - max(float(f) for f in fractions)
-    else:
-        plateau = min(0.5, max(errs))
-    for r in history:
-        if r.get("train_err") is not None and r["train_err"] < plateau - PLATEAU_MARGIN:
-            return int(r["epoch"]), plateau
-    return None, plateau
 
 
 def find_runs(paths):

@@ -1,7 +1,8 @@
 """The training loop's state as a checkpoint holds it: `LoopState`, `save_loop_state`, `restore_loop_state`.
 
 A resumed run continues bit for bit: the checkpoint holds every RNG state, the epoch's order and
-position, the optimizer and the patience rule's counters (`save_loop_state` lists the format).
+position, the optimizer and the patience rule's counters (`save_loop_state` lists the format);
+`patience_rule` is the tutorial's rule those counters follow.
 """
 
 import time
@@ -25,7 +26,7 @@ class LoopState:
     eidx: int = 0                      # epochs done
     batch_pos: int = 0                 # the next minibatch of the epoch's permutation
     history: list = field(default_factory=list)   # one row per validation (history.csv)
-    bad_counter: int = 0               # the patience rule's count (lstm_adv.train.patience_rule)
+    bad_counter: int = 0               # the patience rule's count (patience_rule)
     best_update: Optional[int] = None  # the update at which best_p was taken
     cost_sum: float = 0.0              # training cost summed since the last validation ...
     cost_n: int = 0                    # ... over this many updates
@@ -150,3 +151,38 @@ def _generator(state):
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
+
+
+def patience_rule(valid_errs, bad_counter, patience, have_best=True):
+    """The tutorial's rule for the best parameters and the early stop, after a validation.
+
+    Parameters
+    ----------
+    valid_errs : sequence of float
+        Every validation error so far, the newest last.
+    bad_counter : int
+        The count of bad validations before this one.
+    patience : int
+        ``cfg.patience`` (positive).
+    have_best : bool
+        False while no best parameters are kept: the first validation is then the best.
+
+    Returns
+    -------
+    new_best : bool
+        The newest error is the lowest so far (a tie counts): keep the current parameters.
+    bad_counter : int
+        0 after a new best; then one more when the newest error is no lower than the lowest
+        before the last ``patience`` validations.
+    stop : bool
+        That count has just passed ``patience``.
+    """
+    errs = np.asarray(valid_errs)
+    new_best = not have_best or bool(errs[-1] <= errs.min())
+    if new_best:
+        bad_counter = 0
+    stop = False
+    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
+        bad_counter += 1
+        stop = bad_counter > patience
+    return new_best, bad_counter, stop

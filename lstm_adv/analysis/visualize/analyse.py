@@ -146,7 +146,18 @@ def summarize(res, opts):
         flip_emb = float((res.pred_emb[float(eps[key])][correct] != y[correct]).mean()) if n_correct else None
         flip_dec = float((res.pred_dec[key][correct] != y[correct]).mean()) if n_correct else None
         table.append({"row": key, "eps": eps[key], "changed": changed, "flip_emb": flip_emb, "flip_dec": flip_dec})
-    return {"rows": table, "n_reviews": len(res.reviews), "n_correct": n_correct, "n_tokens": res.n_tokens}
+    return {"rows": table, "n_reviews": len(res.reviews), "n_correct": n_correct, "n_tokens": res.n_tokens,
+            "one_class": one_class(res.pred_orig, y)}
+
+
+def one_class(pred, y):
+    """The class a model predicts for every review when the reviews' labels differ, else None.
+
+    Such a model has not left the one-class plateau (`lstm_adv.common.plateau`): its flip rates
+    and probabilities say nothing about robustness (the visualiser warns).
+    """
+    classes = set(np.asarray(pred).tolist())
+    return int(classes.pop()) if len(classes) == 1 and len(set(np.asarray(y).tolist())) > 1 else None
 
 
 def choose_pairs(res, opts):

@@ -18,7 +18,7 @@ from .analyse import analyse, choose_pairs, summarize
 from .bigram import cache_place, get_lm
 from .inputs import load_run, select_reviews
 from .options import help_text, lm_figure_path, parse_options
-from .render import Doc, pct, render
+from .render import Doc, one_class_warning, pct, render
 
 
 def lm_weight_points(model, run, reviews, opts, lm, weights):
@@ -86,6 +86,8 @@ def main(argv):
     model = Model(run.cfg, run.n_words, run.params, word_counts=run.word_counts)
     res = analyse(model, run, reviews, opts, lm)
     summary = summarize(res, opts)
+    if summary["one_class"] is not None:
+        note(one_class_warning(summary, run))
     pairs, flipped = choose_pairs(res, opts)
     text = render(res, opts, run, summary, pairs, flipped, lm_info, bench=bool(opts.bench))
     if opts.lm_weights:

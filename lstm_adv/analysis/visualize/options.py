@@ -24,7 +24,8 @@ class Options:
     label: int = _opt(-1, "true label of text reviews: a class id 0..K-1 (IMDB: 1 positive, 0 negative; a corpus: "
                       "its sorted label names), -1 = the model's prediction", minimum=-1)
     eps_vis: float = _opt(0.005, "scaled perturbation of rows 4-5 (paper: about 0.005)")
-    eps_knn: float = _opt(0.5, "perturbation of rows 2-3: the training strength (paper: about 0.5)")
+    eps_knn: float = _opt(0.5, "perturbation of rows 2-3: the paper's training strength (about 0.5); a sign "
+                      "step, whatever norm and eps the model trained with")
     top_words: int = _opt(5000, "rows 3-5 decode to UNK or the N most frequent training words")
     k: int = _opt(10, "cosine candidates per position rescored by the bigram model (row 5)")
     lm_weight: float = _opt(0.02, "weight of the bigram log-probability against cosine similarity (row 5)")

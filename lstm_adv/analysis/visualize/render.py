@@ -176,9 +176,9 @@ def row_explanations(opts):
     top = f"KNN top {opts.top_words}"
     return [
         "original: the review as the model reads it (words outside its vocabulary are UNK).",
-        f"KNN: each word's embedding moved by eps_knn={opts.eps_knn:g} (the training strength) along "
-        "sign(dL/de), the gradient of the true label's loss, then replaced by the vocabulary word whose embedding "
-        "is nearest in cosine similarity.",
+        f"KNN: each word's embedding moved by eps_knn={opts.eps_knn:g} (the paper's training strength; a "
+        "sign step whatever norm and eps the model trained with) along sign(dL/de), the gradient of the true "
+        "label's loss, then replaced by the vocabulary word whose embedding is nearest in cosine similarity.",
         f"{top}: the same, choosing only among UNK and the {opts.top_words} most frequent training words, so that "
         "rare words with barely trained embeddings cannot win.",
         f"{top} + scaled perturbation: row 3 with the step scaled down to eps_vis={opts.eps_vis:g} (the paper's "
@@ -206,6 +206,8 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
     doc.p(f"Model: {shown_path(run.path)} (data={c.data}, encoder={c.encoder}, wdim={c.wdim}, hdim={c.hdim}, trained with "
           f"eps={c.eps}, alpha={c.alpha}); {summary['n_reviews']} reviews, {summary['n_tokens']} tokens; "
           f"{summary['n_correct']} classified correctly.")
+    if summary.get("one_class") is not None:
+        doc.p(one_class_warning(summary, run))
     doc.p(f"Perturbation eps * sign(dL(true label)/de): eps_knn={opts.eps_knn:g} for rows 2-3, "
           f"eps_vis={opts.eps_vis:g} for rows 4-5; top_words={opts.top_words}, k={opts.k}, "
           f"lm_weight={opts.lm_weight:g}; {lm_info}.")
@@ -293,6 +295,15 @@ def render(res, opts, run, summary, pairs, flipped, lm_info, bench=False):
                 ["adversarial", render_tokens(res.rows["bigram"][i], orig, words, fmt, opts.max_tokens)]],
                 raw_cols=(1,))
     return doc.render(title)
+
+
+def one_class_warning(summary, run):
+    """The page's warning for a model that predicts one class for every review (`summarize`'s ``one_class``)."""
+    k = summary["one_class"]
+    name = run.label_names[k] if run.label_names and k < len(run.label_names) else str(k)
+    return (f"Warning: the model predicts one class ({name}) for all {summary['n_reviews']} reviews, whose labels "
+            "differ: it never left the one-class plateau (see its metrics.json, left_plateau). Its probabilities "
+            "and 0% flips here are not robustness; train a model that learned (README, Troubleshooting).")
 
 
 def unchanged_note(wrong, eps_vis):
