@@ -23,8 +23,8 @@ from .common.errors import UserError
 from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
-from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
-from .rundir import LoopState, RunDir, restore_loop_state, save_loop_state
+from .data import BatchStream, data_identity, load_dataset, prepare_data, vocabulary_note
+from .rundir import LoopState, RunDir, patience_rule, restore_loop_state, save_loop_state
 
 
 #: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
@@ -110,6 +110,8 @@ def train(cfg, run):
     checkpoint = run.load_checkpoint(run.log) if cfg.resume else None
     data = load_data(cfg, run)
     n_words = min(cfg.n_words, len(data.words))
+    if checkpoint is not None and not run.check_same_data(data_identity(data, n_words)):
+        run.log(f"note: {run.config} predates the data check; resuming without comparing the data")
     params, init_info = initial_params(cfg, n_words, data, int(data.info.get("n_classes", 2)))
     if cfg.uses_unlabelled and not data.unlabelled:
         raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
@@ -239,41 +241,6 @@ def validation_step(cfg, run, model, data, state, bar, epoch=None):
         state.estop = True
 
 
-def patience_rule(valid_errs, bad_counter, patience, have_best=True):
-    """The tutorial's rule for the best parameters and the early stop, after a validation.
-
-    Parameters
-    ----------
-    valid_errs : sequence of float
-        Every validation error so far, the newest last.
-    bad_counter : int
-        The count of bad validations before this one.
-    patience : int
-        ``cfg.patience`` (positive).
-    have_best : bool
-        False while no best parameters are kept: the first validation is then the best.
-
-    Returns
-    -------
-    new_best : bool
-        The newest error is the lowest so far (a tie counts): keep the current parameters.
-    bad_counter : int
-        0 after a new best; then one more when the newest error is no lower than the lowest
-        before the last ``patience`` validations.
-    stop : bool
-        That count has just passed ``patience``.
-    """
-    errs = np.asarray(valid_errs)
-    new_best = not have_best or bool(errs[-1] <= errs.min())
-    if new_best:
-        bad_counter = 0
-    stop = False
-    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
-        bad_counter += 1
-        stop = bad_counter > patience
-    return new_best, bad_counter, stop
-
-
 def _final_evaluation(cfg, run, model, data, state, unlab):
     """After the loop: its last checkpoint; a validation if ``validFreq`` never came; then the best
     parameters' errors (and under attack) into metrics.json.
@@ -353,6 +320,7 @@ def build_model(cfg, run, data, n_words, params, init_info):
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
+              "data_identity": data_identity(data, n_words),   # what a resumed run must find again
               # emb_norm=1: the model's embedding depends on them (lstm_adv.core.model.emb_norm_weights).
               **({"word_counts": list(word_counts[:n_words]) + [int(sum(word_counts[n_words:]))]}
                  if word_counts is not None else {}),
