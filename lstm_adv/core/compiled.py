@@ -35,7 +35,7 @@ from .jax_backend import BucketedFunction, compile_stats, compile_summary
 from .lstm import LSTMOptions
 from .model import (check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll,
                     params_classes, to_shared)
-from .optimizers import LAZY_ROWS, OPTIMIZERS
+from .optimizers import LAZY_ROWS, OPTIMIZERS, caught_up
 
 
 class Model:
@@ -168,7 +168,6 @@ class Model:
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
                                                                  kernel="c" if self.mode_name == "C" else "graph")
         updates = list(updates) + list(obj.rng_updates.items())
-        self._f_sync = None
         # Compiled on first use: inspecting or evaluating a model never pays for the update.
         inputs = [self.x, self.mask, self.y] + ([self.xu, self.mu] if self.unlabelled else [])
         self._train_spec = (inputs, obj.cost, updates)
@@ -273,34 +272,46 @@ class Model:
         return self._attack_fn(2)(emb, mask)
 
     # -- state ---------------------------------------------------------------------------------
-    def sync_opt_state(self):
-        """Apply every pending lazy decay (`lstm_adv.core.optimizers.LazyRows`): afterwards the
-        optimizer's accumulators hold what the dense update would (to float rounding)."""
-        lazy = getattr(self.opt_state, "lazy", None)
-        if not lazy:
-            return
-        if self._f_sync is None:
-            updates = [u for rows in lazy.values() for u in rows.sync_updates()]
-            self._f_sync = self._function([], [], updates, "f_sync_opt_state")
-        self._f_sync()
-
     def get_opt_state(self):
-        """A copy of the optimizer state, name -> ndarray (tutorial names; what checkpoints hold)."""
-        self.sync_opt_state()
-        return OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        """A copy of the optimizer state as it is, name -> ndarray (what checkpoints hold): the
+        accumulators (tutorial names) and, for a parameter updated by lazy rows, its counters
+        (``Wemb_lazy_count``, ``Wemb_lazy_last``; `lstm_adv.core.optimizers.LazyRows`). Reading it
+        changes nothing, so a checkpoint never changes the run."""
+        out = OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        for rows in self.opt_state.lazy.values():
+            out.update(rows.values())
+        return out
+
+    def dense_opt_state(self):
+        """The accumulators as the dense update would hold them (pending lazy decays applied, to float
+        rounding; `lstm_adv.core.optimizers.caught_up`), name -> ndarray; changes nothing."""
+        out = OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        for rows in self.opt_state.lazy.values():
+            for acc in rows.accumulators:
+                out[acc.name] = caught_up(out[acc.name], rows.count.get_value(), rows.last.get_value())
+        return out
 
     def set_opt_state(self, values):
-        """Load optimizer state (from `get_opt_state` or a checkpoint's ``opt/`` arrays)."""
+        """Load optimizer state (from `get_opt_state` or a checkpoint's ``opt/`` arrays).
+
+        Lazy counters in ``values`` are set as they are; loaded into a model that updates densely
+        (another backend), their pending decays are applied first (`lstm_adv.core.optimizers.caught_up`).
+        """
+        values = dict(values)
+        for name in [k[:-len("_lazy_count")] for k in values if k.endswith("_lazy_count")]:
+            if name not in self.opt_state.lazy:
+                count, last = values[name + "_lazy_count"], values[name + "_lazy_last"]
+                for acc in self.opt_state:
+                    if acc.startswith(name + "_") and acc in values:
+                        values[acc] = caught_up(values[acc], count, last)
         for k, v in self.opt_state.items():
             v.set_value(np.asarray(values[k], dtype=v.dtype))
-        for rows in getattr(self.opt_state, "lazy", {}).values():
-            rows.reset()
+        for rows in self.opt_state.lazy.values():
+            rows.set_values(values)
 
     def get_params(self):
-        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``).
-
-        Brings the lazy optimizer state up to date first (the parameters themselves never lag)."""
-        self.sync_opt_state()
+        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``); changes nothing
+        (the lazy rows' parameters never lag, only their accumulators' decay)."""
         # np.array: under JAX the shared values are JAX arrays.
         return OrderedDict((k, np.array(v.get_value())) for k, v in self.tparams.items())
 

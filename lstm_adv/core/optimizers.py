@@ -13,11 +13,13 @@ uses and their gradient), adadelta updates only those rows of ``Wemb`` and of it
 A row without gradient does not move under adadelta (its step is ``-sqrt(..)/sqrt(..) * 0``);
 only its two accumulators decay by rho. `LazyRows` counts the updates and, per row, the update
 at which its accumulators were last made current; the missed ``k`` decays are applied as one
-factor ``rho**k`` when the row is next used, and to every row by `LazyRows.sync_updates` before
-anyone reads the state (checkpoints, `lstm_adv.core.compiled.Model.get_opt_state`). The result equals
-the dense update to float rounding (``rho**k`` rounded once instead of ``k`` products;
-bitwise where k <= 1). rmsprop (with momentum, rows keep moving without gradient) and sgd stay
-dense.
+factor ``rho**k`` when the row is next used, and only then. The result equals the dense update to
+float rounding (``rho**k`` rounded once instead of ``k`` products; bitwise where k <= 1).
+Checkpoints save the lazy state as it is, the counters with the accumulators
+(`lstm_adv.core.compiled.Model.get_opt_state`): bringing the rows up to date there would round
+``rho**a * rho**b`` instead of ``rho**(a+b)``, so that saving would change the run (`caught_up`
+gives the dense view without changing anything). rmsprop (with momentum, rows keep moving without
+gradient) and sgd stay dense.
 """
 
 from collections import OrderedDict
@@ -37,6 +39,23 @@ def _zeros_like(p, suffix):
 
 
 RHO = 0.95  # adadelta's decay
+
+
+def caught_up(acc, count, last):
+    """An accumulator of a lazy parameter with its pending decays applied: ``acc * rho**(count - last)``
+    per row, a new array (to float rounding what the dense update holds; `LazyRows`).
+
+    Parameters
+    ----------
+    acc : ndarray, shape (n_rows, ...)
+    count : int
+        `LazyRows.count`'s value.
+    last : ndarray of int, shape (n_rows,)
+        `LazyRows.last`'s value.
+    """
+    acc = np.asarray(acc)
+    k = (np.int64(count) - np.asarray(last, dtype=np.int64)).astype(acc.dtype)
+    return acc * (acc.dtype.type(RHO) ** k).reshape((-1,) + (1,) * (acc.ndim - 1))
 
 
 class OptState(OrderedDict):
@@ -71,11 +90,18 @@ class LazyRows:
         k = pt.cast(self.count - self.last[ids], dtype)
         return (pt.constant(np.asarray(RHO, dtype=dtype)) ** k)[:, None]
 
-    def sync_updates(self):
-        """Updates bringing every row's accumulators up to date (the dense state, to rounding)."""
-        dtype = self.accumulators[0].dtype
-        d = (pt.constant(np.asarray(RHO, dtype=dtype)) ** pt.cast(self.count - self.last, dtype))[:, None]
-        return [(a, a * d) for a in self.accumulators] + [(self.last, pt.zeros_like(self.last) + self.count)]
+    def values(self):
+        """The counters as a checkpoint saves them: ``{count.name: int64 (), last.name: int64 (n_rows,)}``."""
+        return {v.name: np.array(v.get_value()) for v in (self.count, self.last)}
+
+    def set_values(self, values):
+        """Set the counters from `values`' names; a state without them (a dense run's, or one saved
+        brought up to date by an older version) has every row current (`reset`)."""
+        if self.count.name not in values:
+            self.reset()
+            return
+        self.count.set_value(np.int64(values[self.count.name]))
+        self.last.set_value(np.asarray(values[self.last.name], dtype=np.int64))
 
     def reset(self):
         """After the accumulators were set from outside (a checkpoint): every row is current."""
