@@ -68,6 +68,12 @@ def module_hash(module_file):
     return _MODULE_HASHES[module_file]
 
 
+def c_types(dtype):
+    """The C type and the NumPy type number of a float dtype: ``("npy_float32", "NPY_FLOAT32")`` for
+    "float32", the same for "float64" (every C Op of the package writes its C with these)."""
+    return {"float32": ("npy_float32", "NPY_FLOAT32"), "float64": ("npy_float64", "NPY_FLOAT64")}[str(dtype)]
+
+
 class KernelOp(ExternalCOp):
     """The Ops of ``lstm_kernel.c``: one support code for all (PyTensor includes it once per module)."""
 
@@ -86,9 +92,6 @@ class KernelOp(ExternalCOp):
         return (*super().c_code_cache_version(), module_hash(__file__),
                 module_hash(sys.modules[type(self).__module__].__file__), tuple(_vector_math_flags()))
 
-    @staticmethod
-    def _float_dtype(v):
-        return {"float32": ("npy_float32", "NPY_FLOAT32"), "float64": ("npy_float64", "NPY_FLOAT64")}[v.dtype]
 
 
 class CellOp(KernelOp):
@@ -112,11 +115,6 @@ class CellOp(KernelOp):
                                 f"got {v.ndim}-d {v.dtype}")
         return ins
 
-    def _typenum(self, node):
-        return {"float32": "NPY_FLOAT32", "float64": "NPY_FLOAT64"}[node.inputs[0].dtype]
-
-    def _ctype(self, node):
-        return {"float32": "npy_float32", "float64": "npy_float64"}[node.inputs[0].dtype]
 
 
 class LSTMCell(CellOp):
@@ -150,7 +148,7 @@ class LSTMCell(CellOp):
 
     def c_code(self, node, name, inp, out, sub):
         d, x, c_, h_, m = inp
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         h, c = out[0], out[1]
         act, tc = (out[2], out[3]) if self.save else ("lstm_adv_act_" + name, "lstm_adv_tc_" + name)
         decl = "" if self.save else f"PyArrayObject* {act} = NULL; PyArrayObject* {tc} = NULL;"
@@ -213,7 +211,7 @@ class LSTMCellGrad(CellOp):
     def c_code(self, node, name, inp, out, sub):
         act, tc, c_, dho, dh, dc, m = inp
         dpre, dhp, dcp = out
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         clip = repr(self.clip)
         return f"""
         {{
@@ -276,7 +274,7 @@ class GatherRows(KernelOp):
     def c_code(self, node, name, inp, out, sub):
         W, ids = inp
         (o,) = out
-        T, typenum = self._float_dtype(node.inputs[0])
+        T, typenum = c_types(node.inputs[0].dtype)
         return f"""
         {{
         PyArrayObject *Wc = lstm_adv_contig({W}), *I = lstm_adv_ids({ids});
@@ -319,7 +317,7 @@ class ScatterRows(KernelOp):
     def c_code(self, node, name, inp, out, sub):
         n, ids, g = inp
         (o,) = out
-        T, typenum = self._float_dtype(node.inputs[2])
+        T, typenum = c_types(node.inputs[2].dtype)
         return f"""
         {{
         PyArrayObject *G = lstm_adv_contig({g}), *I = lstm_adv_ids({ids});

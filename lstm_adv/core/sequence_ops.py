@@ -11,7 +11,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 
-from .kernels import CellOp
+from .kernels import CellOp, c_types
 
 
 def _seq_forward_numpy(sb, m, U, save=True):
@@ -96,7 +96,7 @@ class LSTMSeq(CellOp):
 
     def c_code(self, node, name, inp, out, sub):
         sb, m, U = inp
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         h = out[0]
         save = int(self.save)
         if self.save:
@@ -157,7 +157,7 @@ class LSTMSeqGrad(CellOp):
     def c_code(self, node, name, inp, out, sub):
         m, U, h, c, act, tc, dh = inp
         dsb, dU = out
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         return f"""
         {{
         PyArrayObject *M = lstm_adv_contig({m}), *U = lstm_adv_contig({U}), *Hs = lstm_adv_contig({h}),
