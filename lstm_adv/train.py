@@ -59,8 +59,7 @@ def main(argv):
 def preflight(cfg, run):
     """Refuse what can be checked before any file is written: the run directory's folder and the
     files in it, a run of other keys there (resume=1), the data source, ``reload_model=``,
-    ``w2v_path=``, the backend (mode=JAX, device=gpu), and the tests' fault hook."""
-    faults.check_env()
+    ``w2v_path=``, the backend (mode=JAX, device=gpu); `cli_entry` has checked the tests' fault hook."""
     checks.writable_files("saveto", run.path, [path.name for path in run.files()])
     if cfg.resume and run.config.exists():   # train() checks again under the lock
         run.check_same_run(cfg)

@@ -29,6 +29,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import faults
 from .errors import UserError
 
 # Exit statuses of every command; `lstm_adv.sweeps.launcher` reads train's to decide what to retry.
@@ -156,6 +157,7 @@ def cli_entry(main):
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
+            faults.check_env()   # the tests' hook: refused if malformed, said if set, before any work
             with interruptible():
                 return main(sys.argv[1:] if argv is None else argv)
         except UserError as err:
