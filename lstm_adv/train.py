@@ -109,6 +109,7 @@ def train(cfg, run):
     checkpoint = run.load_checkpoint(run.log) if cfg.resume else None
     data = load_data(cfg, run)
     n_words = min(cfg.n_words, len(data.words))
+    checks.model_fits(cfg, n_words)   # with the loaded vocabulary (a corpus's was unknown before)
     if checkpoint is not None and not run.check_same_data(data_identity(data, n_words)):
         run.log(f"note: {run.config} predates the data check; resuming without comparing the data")
     params, init_info = initial_params(cfg, n_words, data, int(data.info.get("n_classes", 2)))
