@@ -192,7 +192,19 @@ class RunLock:
         self._made = None   # provisional (`acquire` to `keep`): (folders made, new .lock, anchor, its times)
 
     def acquire(self):
-        """Take the lock (writing our pid into it), or refuse with a `UserError` naming its holder."""
+        """Take the lock (writing our pid into it), or refuse with a `UserError` naming its holder.
+
+        SIGINT/SIGTERM wait while the folders are made and recorded (a signal between the two would
+        leave a new folder behind); one that came is then raised again, after the provisional hold
+        is undone (`discard`).
+        """
+        with deferred_signals() as stop:
+            self._acquire()
+        if stop:
+            self.discard()
+            signal.raise_signal(stop.signum)   # the caller's handler takes it, as if it came now
+
+    def _acquire(self):
         for _ in range(10):
             made = _missing_folders(self.folder)
             new_lock = not os.path.lexists(self.path)
