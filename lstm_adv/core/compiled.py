@@ -203,29 +203,35 @@ class Model:
         return self.f_pred_prob(x, mask).argmax(axis=1)
 
     # -- compiled on first use --------------------------------------------------------------
-    def inspect(self, x, mask, y, dropout=False):
+    def inspect(self, x, mask, y, dropout=False, xu=None, mu=None):
         """Every piece of the objective for one batch, without changing parameters.
 
         Dropout draws (when ``dropout=True``) come from separate RNG copies, so inspecting a
-        model does not shift the training run's random stream.
+        model does not shift the training run's random stream. ``xu``, ``mu``: the unlabelled
+        batch (time-major, as ``f_train`` takes it), required by a model that trains with one
+        (vat=1 unlabelled=N), so that the gradient is the one training uses.
 
         Returns
         -------
         dict with ``cost_clean``, ``cost_adv``, ``cost`` (floats), ``delta`` (T, B, E) and
         ``grads`` (OrderedDict name -> array, the gradient used for training).
         """
+        if self.unlabelled != (xu is not None and mu is not None):
+            raise ValueError("inspect: pass xu and mu (the unlabelled batch) exactly when the model trains with "
+                             f"one (vat=1 unlabelled=N; this model: unlabelled={self.cfg.unlabelled})")
+        unlabelled = [self.xu, self.mu] if self.unlabelled else []
         if self._inspect is None:
             with pytensor.config.change_flags(floatX=self.cfg.floatX):
                 use_noise = pt.scalar("use_noise", dtype="int8")
                 rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
                 obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise,
-                                      freqs=self.freqs, lstm=self.lstm)
+                                      freqs=self.freqs, unlabelled=tuple(unlabelled) or None, lstm=self.lstm)
                 outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
-                self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
+                self._inspect = (self._function([self.x, self.mask, self.y] + unlabelled + [use_noise], outs,
                                                 list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
                                  list(obj.grads))
         f, names = self._inspect
-        out = f(x, mask, y, np.int8(bool(dropout)))
+        out = f(x, mask, y, *((xu, mu) if self.unlabelled else ()), np.int8(bool(dropout)))
         return {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
                 "delta": out[3], "grads": OrderedDict(zip(names, out[4:]))}
 
