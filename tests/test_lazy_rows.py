@@ -157,3 +157,14 @@ def test_a_lazy_state_loaded_into_a_dense_model_gets_its_pending_decays():
         assert np.array_equal(dense.get_opt_state()[k], v), k
     for x, mask, y in batches[30:]:
         assert float(lazy.f_train(x, mask, y)) == pytest.approx(float(dense.f_train(x, mask, y)), rel=1e-10)
+
+
+def test_one_rule_decides_lazy_rows():
+    from lstm_adv.core.compiled import lazy_wemb_rows
+
+    def lazy(*extra, mode="C"):
+        return lazy_wemb_rows(parse_args(merge(BASE, list(extra))), mode)
+
+    assert lazy() and lazy(mode="NUMBA") and lazy("eps=0.5", "adv_emb_grad=1")
+    assert not lazy(mode="JAX") and not lazy("optimizer=rmsprop") and not lazy("optimizer=sgd")
+    assert not lazy("vat=1", "eps=0.5") and not lazy("vat=1", "eps=0") and not lazy("emb_norm=1")

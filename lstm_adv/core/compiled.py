@@ -38,6 +38,18 @@ from .model import (check_params, classify, emb_norm_weights, embed, embedding_r
 from .optimizers import LAZY_ROWS, OPTIMIZERS, caught_up
 
 
+def lazy_wemb_rows(cfg, mode_name):
+    """Whether adadelta may update ``Wemb`` by the batch's rows only (`lstm_adv.core.optimizers.LazyRows`):
+    the one rule, for every place that asks.
+
+    It needs an optimizer whose untouched rows do not move (adadelta, `LAZY_ROWS`), a backend with
+    dynamic shapes (C, NUMBA; not JAX) and a gradient that reaches only the batch's rows: not with
+    emb_norm=1 (the normalised table depends on every row) nor vat=1 (its unlabelled batch).
+    """
+    return (cfg.optimizer in LAZY_ROWS and mode_name in ("C", "NUMBA") and not getattr(cfg, "emb_norm", 0)
+            and not getattr(cfg, "vat", 0))
+
+
 class Model:
     """The tutorial's model with the paper's objective, compiled.
 
@@ -98,10 +110,7 @@ class Model:
         wemb_update = wemb_update or "lazy"
         if wemb_update not in ("lazy", "dense"):
             raise ValueError(f"wemb_update must be 'lazy' or 'dense', got {wemb_update!r}")
-        # Lazy rows need a gradient that reaches only the batch's rows of Wemb: not with emb_norm=1
-        # (the normalised table depends on every row) nor VAT (its unlabelled batch).
-        if (cfg.optimizer not in LAZY_ROWS or self.mode_name not in ("C", "NUMBA") or getattr(cfg, "emb_norm", 0)
-                or getattr(cfg, "vat", 0)):
+        if not lazy_wemb_rows(cfg, self.mode_name):
             wemb_update = "dense"
         self.wemb_update = wemb_update
         if params is None:
@@ -161,10 +170,8 @@ class Model:
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
                               freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm)
         rows = None
-        if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
+        if self.wemb_update == "lazy":
             rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
-        else:
-            self.wemb_update = "dense"
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
                                                                  kernel="c" if self.mode_name == "C" else "graph")
         updates = list(updates) + list(obj.rng_updates.items())
