@@ -64,10 +64,27 @@ def build_dictionary(token_lists):
     counter = Counter()
     for tokens in token_lists:
         counter.update(tokens)
-    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
-    words = ["<pad>", "<unk>"] + [w for w, _ in ranked]
-    counts = [0, 0] + [c for _, c in ranked]
-    return words, counts
+    found, freq = list(counter), list(counter.values())
+    order = dictionary_order(found, freq)
+    return ["<pad>", "<unk>"] + [found[i] for i in order], [0, 0] + [freq[i] for i in order]
+
+
+def dictionary_order(words, counts):
+    """The dictionary's ranking, the one rule every corpus uses: positions of ``words`` with the
+    most frequent first, ties broken by the word itself (never by hash or file order).
+
+    Parameters
+    ----------
+    words : sequence of str
+    counts : sequence of int, same length
+        Training-split frequency of each word.
+
+    Returns
+    -------
+    list of int
+        Positions into ``words``; ids 2, 3, ... go to them in this order.
+    """
+    return sorted(range(len(words)), key=lambda i: (-int(counts[i]), words[i]))
 
 
 def encode(token_lists, word_to_id):
