@@ -23,9 +23,8 @@ from .common.errors import UserError
 from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_for_signal
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
-from .data import BatchStream, load_dataset, prepare_data, vocabulary_note
-from .rundir import LoopState, RunDir, missing_word_attacks, restore_loop_state, save_loop_state
-from .rundir.state import patience_rule
+from .data import BatchStream, data_identity, load_dataset, prepare_data, vocabulary_note
+from .rundir import LoopState, RunDir, missing_word_attacks, patience_rule, restore_loop_state, save_loop_state
 
 
 #: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
@@ -60,8 +59,7 @@ def main(argv):
 def preflight(cfg, run):
     """Refuse what can be checked before any file is written: the run directory's folder and the
     files in it, a run of other keys there (resume=1), the data source, ``reload_model=``,
-    ``w2v_path=``, the backend (mode=JAX, device=gpu), and the tests' fault hook."""
-    faults.check_env()
+    ``w2v_path=``, the backend (mode=JAX, device=gpu); `cli_entry` has checked the tests' fault hook."""
     checks.writable_files("saveto", run.path, [path.name for path in run.files()])
     if cfg.resume and run.config.exists():   # train() checks again under the lock
         run.check_same_run(cfg)
@@ -107,7 +105,10 @@ def train(cfg, run):
                 run.log(f"{run.path}: already finished (status ok); word attack {', '.join(missing)} on its best "
                         "parameters (params.npz)")
                 from .wordattack.runs import attack_finished_run   # the synonym tables: only when asked
-                attack_finished_run(cfg, run, load_data(cfg, run), missing)
+                data = load_data(cfg, run)
+                if not run.check_same_data(data_identity(data, min(cfg.n_words, len(data.words)))):
+                    run.log(f"note: {run.config} predates the data check; attacking without comparing the data")
+                attack_finished_run(cfg, run, data, missing)
                 return EXIT_OK
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
             return EXIT_OK
@@ -118,6 +119,9 @@ def train(cfg, run):
     checkpoint = run.load_checkpoint(run.log) if cfg.resume else None
     data = load_data(cfg, run)
     n_words = min(cfg.n_words, len(data.words))
+    checks.model_fits(cfg, n_words)   # with the loaded vocabulary (a corpus's was unknown before)
+    if checkpoint is not None and not run.check_same_data(data_identity(data, n_words)):
+        run.log(f"note: {run.config} predates the data check; resuming without comparing the data")
     params, init_info = initial_params(cfg, n_words, data, int(data.info.get("n_classes", 2)))
     if cfg.uses_unlabelled and not data.unlabelled:
         raise UserError(f"unlabelled={cfg.unlabelled}: no unlabelled review passed the maxlen={cfg.maxlen} rule")
@@ -331,6 +335,7 @@ def build_model(cfg, run, data, n_words, params, init_info):
               "pytensor": {"mode": model.mode_name, "floatX": cfg.floatX, "linker": str(model.mode.linker),
                            "compiledir": pytensor.config.compiledir},
               "data": {k: v for k, v in info.items() if k != "word_counts"},
+              "data_identity": data_identity(data, n_words),   # what a resumed run must find again
               # emb_norm=1: the model's embedding depends on them (lstm_adv.core.model.emb_norm_weights).
               **({"word_counts": list(word_counts[:n_words]) + [int(sum(word_counts[n_words:]))]}
                  if word_counts is not None else {}),

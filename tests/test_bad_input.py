@@ -367,3 +367,20 @@ def test_issue_32_commands_through_python_m(module, args, fragment, workdir):
 def test_bench_help(tmp_path):
     proc = run_cli("lstm_adv.bench", ["--help"], tmp_path)
     assert proc.returncode == 0 and "modes=" in proc.stdout and not list(tmp_path.iterdir())
+
+
+def test_model_memory_counts_a_corpus_vocabulary_larger_than_imdbs(monkeypatch):
+    # IMDB's dictionary (101,746 words) bounds only IMDB's model: a corpus's vocabulary is counted
+    # once loaded (`lstm_adv.train` calls model_fits with it), never capped at IMDB's.
+    from lstm_adv.common import checks
+    from lstm_adv.common.errors import UserError
+    from lstm_adv.config import parse_args
+
+    args = ["data=corpus.csv", "n_words=300000", "wdim=100", "hdim=8"]
+    big = checks.model_bytes(parse_args(args), 300_000)
+    assert big > checks.model_bytes(parse_args(args), checks.MAX_VOCAB)
+    monkeypatch.setattr(checks, "physical_memory", lambda: big - 1)
+    cfg = parse_args(args)   # the corpus's vocabulary is not known yet: not refused here
+    with pytest.raises(UserError, match=r"n_words=300000 \(float32\) needs about .* use smaller wdim/hdim/n_words"):
+        checks.model_fits(cfg, 300_000)
+    checks.model_fits(cfg, 1000)   # the same keys on a corpus of 1,000 words fit

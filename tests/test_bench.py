@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import HANG_GUARD
@@ -19,13 +20,6 @@ from lstm_adv import bench
 from lstm_adv.common.lifecycle import cli_entry
 
 TINY_SHAPES = ["wdim=8", "hdim=8", "n_words=50"]
-
-
-@pytest.fixture(autouse=True)
-def _bench_shapes(monkeypatch):
-    """`bench.main` sets the module's shapes (globals) for the run: put them back afterwards."""
-    for name in ("WDIM", "HDIM", "N_WORDS", "WEMB_UPDATE"):
-        monkeypatch.setattr(bench, name, getattr(bench, name))
 
 
 @pytest.mark.slow
@@ -61,7 +55,8 @@ def test_bench_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
         tokens = bench.B * bench.T * 1000
         assert tokens / (u["ms_median"] + 0.005) - 0.5 <= u["tokens_per_s"] <= tokens / (u["ms_median"] - 0.005) + 0.5, \
             (name, u)
-        assert u["flops"] == sum(bench.update_flops(name == "adversarial").values())
+        assert u["flops"] == sum(bench.update_flops(name == "adversarial", bench.Shapes(wdim=8, hdim=8)).values())
+    assert c["matmul_dtype"] == "float32"   # the floor of a float32 update: float32 products
     assert c["update"]["adversarial"]["flops"] > c["update"]["clean"]["flops"]
     phases = c["breakdown"]["phases_ms"]   # the first mode's adversarial update, profiled
     assert {"forward recurrence", "backward recurrence", "optimizer step Wemb"} <= set(phases)
@@ -159,3 +154,24 @@ def test_a_worker_that_cannot_start_ends_the_command_without_a_traceback(tmp_pat
     assert r.stderr == "error: 1 measurement(s) failed (NUMBA float32): their lines above say how\n"
     [numba] = json.loads(out.read_text())["results"]
     assert numba["failed"].startswith("exit 1: ImportError") and "Traceback" in numba["stderr_tail"]
+
+
+def test_the_matmul_floor_is_measured_in_the_models_float_type(monkeypatch):
+    # A float64 update against float64 products, not float32 ones (twice as fast on most CPUs).
+    from lstm_adv.bench import measure
+
+    made = []
+    real = np.random.default_rng
+
+    class Recording:
+        def __init__(self, seed):
+            self.rng = real(seed)
+
+        def random(self, shape, dtype):
+            made.append(np.dtype(dtype))
+            return self.rng.random(shape, dtype=dtype)
+
+    monkeypatch.setattr(measure.np.random, "default_rng", Recording)
+    speed = measure.matmul_speed(bench.Shapes(wdim=8, hdim=8), "float64", reps=1)
+    assert set(speed) == {"step", "sequence"} and all(v > 0 for v in speed.values())
+    assert made and set(made) == {np.dtype("float64")}

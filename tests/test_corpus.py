@@ -427,3 +427,21 @@ def test_vocab_order_random_keeps_a_seeded_random_choice_of_words():
     kept = set(rnd.words[2:12])
     assert [[rnd.words[i] if i != 1 else None for i in s] for s in unl] == \
         [[t if t in kept else None for t in text] for text in texts[:5]]
+
+
+def test_imdb_and_a_corpus_rank_their_dictionary_by_one_rule():
+    # Ties everywhere (counts 1-3 over 200 words): build_dictionary (IMDB, toy) and the corpus
+    # cache's ranking give the same order, both from `dictionary_order`.
+    from lstm_adv.data.base import build_dictionary, dictionary_order
+
+    rng = random.Random(4)
+    vocab = [f"w{i}" for i in range(200)]
+    texts = [[rng.choice(vocab) for _ in range(rng.randint(1, 4))] for _ in range(150)]
+    words, counts = build_dictionary(texts)
+    ids = {w: i for i, w in enumerate(vocab)}
+    tokens = np.array([ids[t] for text in texts for t in text], dtype=np.int32)
+    offsets = np.cumsum([0] + [len(t) for t in texts])
+    ranked, ranked_counts, remap = corpus._rank_dictionary(vocab, tokens, range(len(texts)), offsets)
+    assert (ranked, ranked_counts) == (words, counts)
+    assert dictionary_order(["b", "a", "c"], [1, 1, 2]) == [2, 1, 0]   # frequency first, then the word
+    assert remap[ids[words[2]]] == 2

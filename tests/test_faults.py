@@ -4,12 +4,15 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import HANG_GUARD, wait_for_file
 from lstm_adv.common import faults
 from lstm_adv.common.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 # A process that passes updates 1..5 and then 3 checkpoints, printing each; SIGTERM and SIGINT print
 # where they came and exit.
@@ -98,3 +101,30 @@ def test_unset_does_nothing(tmp_path, monkeypatch):
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=tmp_path,
                        env={k: v for k, v in os.environ.items() if k != faults.ENV})
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "checkpoint 3"
+
+
+@pytest.mark.parametrize("module", ["lstm_adv.sweep", "lstm_adv.data", "lstm_adv.bench", "lstm_adv.results",
+                                    "lstm_adv.embeddings"])
+def test_every_command_refuses_a_malformed_hook_at_its_entry(tmp_path, module):
+    # At its entry (`cli_entry`), before any work: not at its first write, after the work.
+    # PYTHONPATH: this checkout's package, whatever the environment's editable install points to.
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, faults.ENV: "kill@epoch=3", "PYTHONPATH": str(REPO)}, timeout=HANG_GUARD)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-1000:])
+    assert proc.stderr.strip().splitlines() == [
+        "error: LSTM_ADV_FAULT='kill@epoch=3': expected ACTION@POINT=N[,file=PATH] with ACTION one of "
+        "kill, term, int, pause, full and POINT one of update, checkpoint, write"]
+    assert not proc.stdout and not list(tmp_path.iterdir())
+
+
+def test_a_set_hook_is_said_and_recorded_in_the_run(tmp_path, monkeypatch, capsys):
+    from conftest import TINY, merge, read_json
+    from lstm_adv import train
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(faults.ENV, "pause@update=100000")   # never reached by this run
+    assert train.cli_entry(train.main)(merge(TINY, ["max_epochs=1", "saveto=run"])) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("warning: LSTM_ADV_FAULT='pause@update=100000' is set: a test hook that makes this process "
+                      "pause at update 100000; unset it for a real run"), err
+    assert read_json(tmp_path / "run" / "config.json")["provenance"]["fault_hook"] == "pause@update=100000"

@@ -196,3 +196,33 @@ def test_the_embedding_row_ops_refuse_ids_outside_the_table():
         np.testing.assert_array_equal(out, [[3, 4], [0, 0], [6, 8]])
     with pytest.raises(TypeError, match="int64 vector"):
         GatherRows().make_node(W, pt.ivector())
+
+
+def test_the_numpy_cell_backward_is_the_gradient_of_its_forward():
+    # The one NumPy cell (every NumPy perform uses it; the C is tested against the perform above):
+    # its backward against central differences of its forward, masked and unmasked rows, float64.
+    from lstm_adv.core.kernels import cell_backward, cell_forward
+
+    rng = np.random.default_rng(5)
+    B, H = 3, 4
+    p, c_, h_ = rng.normal(size=(B, 4 * H)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    m = np.array([1.0, 0.0, 1.0])
+    wh, wc = rng.normal(size=(B, H)), rng.normal(size=(B, H))   # the loss: sum(wh * h + wc * c)
+
+    def loss(p, c_, h_):
+        h, c, _, _ = cell_forward(p, c_, h_, m)
+        return float((wh * h).sum() + (wc * c).sum())
+
+    h, c, act, tc = cell_forward(p, c_, h_, m)
+    dpre, dh_carry, dc_prev = cell_backward(act, tc, c_, wh, wc, m)
+    for value, grad in ((p, dpre), (c_, dc_prev), (h_, dh_carry)):
+        num = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            old = value[idx]
+            value[idx] = old + 1e-6
+            up = loss(p, c_, h_)
+            value[idx] = old - 1e-6
+            down = loss(p, c_, h_)
+            value[idx] = old
+            num[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)

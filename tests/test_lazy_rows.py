@@ -2,11 +2,14 @@
 
 Two models from the same start and seed (same dropout draws) take the same few hundred toy
 updates, in float64, one updating Wemb by rows (decays of untouched rows applied later as
-rho**k), the other every row every update (the tutorial). Parameters, the optimizer state after
-`Model.get_opt_state` (which applies the pending decays) and the costs agree to 1e-10.
-Checkpoint/resume: a model rebuilt from a mid-run `get_params`/`get_opt_state` continues
-bit for bit as the original (`tests/test_train.py` also SIGKILLs and resumes a real run).
+rho**k), the other every row every update (the tutorial). Parameters, the optimizer state with
+the pending decays applied (`Model.dense_opt_state`) and the costs agree to 1e-10.
+Checkpoint/resume: reading the state changes nothing, and a model rebuilt from a mid-run
+`get_params`/`get_opt_state` continues bit for bit as the original (`tests/test_resume_identity.py`
+compares whole runs with and without checkpoints on a vocabulary whose rows wait).
 """
+
+import copy
 
 import numpy as np
 import pytest
@@ -52,16 +55,16 @@ def test_lazy_equals_dense(extra):
             last[w] = t
         c_lazy, c_dense = float(lazy.f_train(x, mask, y)), float(dense.f_train(x, mask, y))
         assert c_lazy == pytest.approx(c_dense, rel=1e-10, abs=1e-12), t
-        if t == 150:  # a mid-run sync (a checkpoint) changes nothing beyond rounding
+        if t == 150:  # a mid-run read (a checkpoint) changes nothing
             lazy.get_opt_state()
     assert seen_gap > 50  # some rows really waited many updates
     for k, v in dense.get_params().items():
         np.testing.assert_allclose(lazy.get_params()[k], v, rtol=1e-10, atol=1e-14, err_msg=k)
     for k, v in dense.get_opt_state().items():
-        np.testing.assert_allclose(lazy.get_opt_state()[k], v, rtol=1e-10, atol=1e-20, err_msg=k)
+        np.testing.assert_allclose(lazy.dense_opt_state()[k], v, rtol=1e-10, atol=1e-20, err_msg=k)
 
 
-def test_untouched_rows_do_not_move_and_sync_is_idempotent():
+def test_untouched_rows_do_not_move_and_reading_the_state_changes_nothing():
     lazy, _ = _pair("eps=0.3")
     x, mask, y = _batches(1)[0]
     w0 = lazy.get_params()["Wemb"]
@@ -72,18 +75,20 @@ def test_untouched_rows_do_not_move_and_sync_is_idempotent():
     assert np.array_equal(w[untouched], w0[untouched])
     assert not np.array_equal(w[np.unique(x)], w0[np.unique(x)])
     a = lazy.get_opt_state()
+    assert {"Wemb_lazy_count", "Wemb_lazy_last"} <= set(a) and int(a["Wemb_lazy_count"]) == 3
+    lazy.dense_opt_state(), lazy.get_params()
     b = lazy.get_opt_state()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
 
 
-def test_resume_from_a_synced_state_is_bit_exact():
+def test_resume_from_a_saved_state_is_bit_exact():
     cfg = parse_args(merge(BASE, ["eps=0.3"]))
     batches = _batches(80, seed=1)
     ref = Model(cfg, N_WORDS, wemb_update="lazy")
     for x, mask, y in batches[:40]:
         ref.f_train(x, mask, y)
-    params, opt = ref.get_params(), ref.get_opt_state()  # what a checkpoint saves (after the sync)
+    params, opt = ref.get_params(), ref.get_opt_state()  # what a checkpoint saves
     rngs = {k: v.get_value().bit_generator.state for k, v in ref.rngs.items()}
     for x, mask, y in batches[40:]:
         ref.f_train(x, mask, y)
@@ -109,7 +114,7 @@ def test_other_optimizers_stay_dense():
 
 
 def test_jax_stays_dense():
-    # adadelta (lazy on mode C, `test_untouched_rows_do_not_move_and_sync_is_idempotent`) under
+    # adadelta (lazy on mode C, `test_untouched_rows_do_not_move_and_reading_the_state_changes_nothing`) under
     # JAX: its functions need static shapes, so Wemb is updated densely even when lazy is asked.
     # Built, not run: compiling a JAX model after this process trained a FAST_COMPILE one fails
     # (tests/conftest.py, JAX_FIRST); tests/test_jax.py trains under JAX.
@@ -132,4 +137,34 @@ def test_rows_used_at_every_update_get_the_dense_bits():
     for k, v in dense.get_params().items():
         assert np.array_equal(lazy.get_params()[k], v), k
     for k, v in dense.get_opt_state().items():
-        assert np.array_equal(lazy.get_opt_state()[k], v), k
+        assert np.array_equal(lazy.dense_opt_state()[k], v), k
+
+
+def test_a_lazy_state_loaded_into_a_dense_model_gets_its_pending_decays():
+    # A checkpoint of a lazy run resumed on a backend that updates Wemb densely (mode=JAX): the
+    # counters it holds are applied to the accumulators on loading, never dropped.
+    lazy, dense = _pair("eps=0.3")
+    batches = _batches(60, seed=3)
+    for x, mask, y in batches[:30]:
+        lazy.f_train(x, mask, y)
+    saved = lazy.get_opt_state()
+    assert (saved["Wemb_lazy_last"] < saved["Wemb_lazy_count"]).any()   # some rows wait
+    dense.set_params(lazy.get_params())
+    dense.set_opt_state(saved)
+    for k, v in dense.rngs.items():   # the same dropout draws from here on
+        v.set_value(copy.deepcopy(lazy.rngs[k].get_value()))
+    for k, v in lazy.dense_opt_state().items():
+        assert np.array_equal(dense.get_opt_state()[k], v), k
+    for x, mask, y in batches[30:]:
+        assert float(lazy.f_train(x, mask, y)) == pytest.approx(float(dense.f_train(x, mask, y)), rel=1e-10)
+
+
+def test_one_rule_decides_lazy_rows():
+    from lstm_adv.core.compiled import lazy_wemb_rows
+
+    def lazy(*extra, mode="C"):
+        return lazy_wemb_rows(parse_args(merge(BASE, list(extra))), mode)
+
+    assert lazy() and lazy(mode="NUMBA") and lazy("eps=0.5", "adv_emb_grad=1")
+    assert not lazy(mode="JAX") and not lazy("optimizer=rmsprop") and not lazy("optimizer=sgd")
+    assert not lazy("vat=1", "eps=0.5") and not lazy("vat=1", "eps=0") and not lazy("emb_norm=1")

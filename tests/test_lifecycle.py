@@ -83,6 +83,25 @@ def test_the_run_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
     assert not (tmp_path / "run").exists() and lifecycle.lock_holder(tmp_path / "run") is None
 
 
+def test_a_signal_while_the_run_folder_is_made_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    # SIGINT between the run folder's mkdir and the lock recording it (here: while the lock is taken):
+    # the start-up stops with its line and 130, and the new folder is removed, not left behind.
+    from lstm_adv import train
+
+    real_flock = lifecycle.fcntl.flock
+
+    def flock_after_a_signal(fh, op):
+        if op & lifecycle.fcntl.LOCK_EX:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_flock(fh, op)
+
+    monkeypatch.setattr(lifecycle.fcntl, "flock", flock_after_a_signal)
+    monkeypatch.chdir(tmp_path)
+    assert cli_entry(train.main)(merge(TINY, [f"saveto={tmp_path / 'new' / 'run'}"])) == 130
+    assert "interrupted by signal 2 during start-up" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 # ---- every writing command, stopped in its first atomic write ---------------------------------------
 def _bench(tmp_path):
     # The workers stubbed (they compile for minutes): main's own write of out= is what is stopped.

@@ -23,7 +23,8 @@ import pytest
 from lstm_adv.config import FIELDS, parse_args
 from lstm_adv.common.errors import UserError
 from lstm_adv.core.backend import blas_ldflags
-from lstm_adv.core.optimizers import LAZY_ROWS, OPTIMIZERS
+from lstm_adv.core import optimizers
+from lstm_adv.core.optimizers import LAZY_ROWS, OPTIMIZERS, AdadeltaRows, caught_up
 
 N_WORDS, WDIM, N_CLASSES = 12, 3, 2
 STEPS, BATCH, LENGTH = 20, 4, 3
@@ -147,10 +148,11 @@ def _project_run(name, batches, lazy_kernel=None):
     costs = []
     for xb, yb in batches:
         costs.append(float(f(xb, yb, np.unique(xb)) if lazy_kernel else f(xb, yb)))
-    if state.lazy:
-        sync = [u for lazy in state.lazy.values() for u in lazy.sync_updates()]
-        pytensor.function([], [], updates=sync, mode=MODE)()
-    return costs, _values(tparams.values()), _values(state.values())
+    values = _values(state.values())
+    for lazy in state.lazy.values():   # the pending decays, as the dense update holds them
+        for acc in lazy.accumulators:
+            values[acc.name] = caught_up(values[acc.name], lazy.count.get_value(), lazy.last.get_value())
+    return costs, _values(tparams.values()), values
 
 
 def _assert_same(ours, theirs):
@@ -215,3 +217,16 @@ def test_unknown_optimizer_is_a_one_line_user_error(value, fragment, tmp_path):
     saved.write_text(f'{{"optimizer": "{value}"}}')
     with pytest.raises(UserError, match="is not one of adadelta, rmsprop, sgd"):
         parse_args([f"config={saved}"])
+
+
+def test_adadelta_rows_cache_key_covers_its_c_and_the_constants_formatted_in(monkeypatch):
+    """An edit of AdadeltaRows' C, or of a constant the graph shares with it, gives another key: no stale binary."""
+    op = AdadeltaRows()
+    key = op.c_code_cache_version()
+    code = op.c_support_code()
+    assert f"({optimizers.RHO!r}) * rgj" in code and f"({optimizers.RHO_NEW!r}) * t1" in code
+    monkeypatch.setattr(optimizers, "_ROWS_SUPPORT", optimizers._ROWS_SUPPORT + "\n/* edited */")
+    assert AdadeltaRows().c_code_cache_version() != key
+    monkeypatch.undo()
+    monkeypatch.setattr(optimizers, "RHO", 0.9)
+    assert "(0.9) * rgj" in AdadeltaRows().c_support_code() and AdadeltaRows().c_code_cache_version() != key

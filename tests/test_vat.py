@@ -220,3 +220,18 @@ def test_sigterm_and_resume_with_unlabelled_batches_is_bit_exact(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert read_json(run / "metrics.json")["valid_err"] == read_json(tmp_path / "ref" / "metrics.json")["valid_err"]
     assert len(read_json(run / "config.json")["word_counts"]) == read_json(run / "config.json")["n_words"] + 1
+
+
+@pytest.mark.slow
+def test_inspect_takes_the_unlabelled_batch_training_uses():
+    # vat=1 unlabelled=N: the training gradient has the unlabelled batch's KL term; inspect gives
+    # that gradient (its unlabelled batch changes it) and refuses to leave the batch out.
+    vat = Model(parse_args(BASE[:-1] + ["vat=1", "eps=0.5", "unlabelled=4"]), N_WORDS)
+    x, mask, y = _batch(np.random.default_rng(0))
+    xu, mu, _ = prepare_data([[2, 3, 4, 5, 6, 7, 8], [9]], [], "float64")
+    xu2, mu2, _ = prepare_data([[9, 8, 7], [6, 5, 4, 3]], [], "float64")
+    with pytest.raises(ValueError, match="pass xu and mu"):
+        vat.inspect(x, mask, y)
+    a, b = vat.inspect(x, mask, y, xu=xu, mu=mu), vat.inspect(x, mask, y, xu=xu2, mu=mu2)
+    assert a["cost_clean"] == b["cost_clean"] and a["cost"] != b["cost"]
+    assert not np.array_equal(a["grads"]["lstm_U"], b["grads"]["lstm_U"])

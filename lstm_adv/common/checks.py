@@ -26,26 +26,6 @@ def finite(name, value):
     return value
 
 
-def choice(name, raw, choices):
-    """``raw`` if it is one of ``choices`` (compared as strings)."""
-    if str(raw) not in {str(c) for c in choices}:
-        raise UserError(f"{name}={raw} is not one of {', '.join(map(str, choices))}")
-    return raw
-
-
-def integer(name, raw, minimum=None, maximum=None):
-    """``raw`` (a string or int) as an int within [minimum, maximum]."""
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise UserError(f"{name}={raw!r} is not an integer") from None
-    if minimum is not None and value < minimum:
-        raise UserError(f"{name}={value} must be >= {minimum}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"{name}={value} must be <= {maximum}")
-    return value
-
-
 def no_duplicates(pairs):
     """Refuse a key given twice in ``(key, raw value)`` pairs (``hdim=8 hdim=16``)."""
     seen = {}
@@ -219,24 +199,33 @@ def fits_in_memory(what, nbytes, fix):
                         f"{fix}")
 
 
-#: The IMDB dictionary has 101,746 entries: n_words beyond it makes no bigger model.
+#: The IMDB dictionary has 101,746 entries: n_words beyond it makes no bigger IMDB model.
 MAX_VOCAB = 101_746
 #: Parameter-sized arrays a training process holds: parameters, gradients, two optimizer
 #: accumulators, best copy, checkpoint copies.
 PARAM_COPIES = 8
 
 
-def model_bytes(cfg):
-    """Estimated bytes of the parameter-sized arrays a training run holds."""
+def model_bytes(cfg, n_words=None):
+    """Estimated bytes of the parameter-sized arrays a training run holds.
+
+    ``n_words``: the model's vocabulary (rows of ``Wemb``) once the data is loaded. Before (None),
+    IMDB's dictionary bounds ``cfg.n_words`` for data=imdb; another corpus's dictionary is not known
+    yet, so its ``Wemb`` is left out (`lstm_adv.train` checks again with the loaded vocabulary).
+    """
     e, h = cfg.wdim, cfg.hdim
-    n = min(cfg.n_words, MAX_VOCAB) * e + h * 2 + 2
+    if n_words is None:
+        n_words = min(cfg.n_words, MAX_VOCAB) if cfg.data == "imdb" else 0
+    n = n_words * e + h * 2 + 2
     n += (e * 4 * h + h * 4 * h + 4 * h) if cfg.encoder == "lstm" else (e * h + h * h + h)
     return n * (4 if cfg.floatX == "float32" else 8) * PARAM_COPIES
 
 
-def model_fits(cfg):
-    fits_in_memory(f"wdim={cfg.wdim}, hdim={cfg.hdim}, n_words={cfg.n_words} ({cfg.floatX})", model_bytes(cfg),
-                   "use smaller wdim/hdim")
+def model_fits(cfg, n_words=None):
+    """Refuse a model (`model_bytes`) larger than this machine's memory."""
+    shown = cfg.n_words if n_words is None else n_words
+    fits_in_memory(f"wdim={cfg.wdim}, hdim={cfg.hdim}, n_words={shown} ({cfg.floatX})", model_bytes(cfg, n_words),
+                   "use smaller wdim/hdim" + ("" if n_words is None else "/n_words"))
 
 
 def mode_name(cfg):

@@ -31,6 +31,7 @@ import errno
 import functools
 import os
 import signal
+import sys
 from pathlib import Path
 
 from .errors import UserError
@@ -44,9 +45,21 @@ _counts = {}   # point -> times reached in this process (for points without thei
 
 
 def check_env():
-    """Refuse a malformed ``LSTM_ADV_FAULT`` at start-up (a `UserError`), before anything is written."""
-    if os.environ.get(ENV):
-        parse(os.environ[ENV])
+    """At every command's entry (`lstm_adv.common.lifecycle.cli_entry`): refuse a malformed
+    ``LSTM_ADV_FAULT`` (a `UserError`) before anything is done, and say on stderr when one is set
+    (a leftover ``pause`` would hang a real run). Returns the value, or None when unset."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return None
+    action, point, n, _ = parse(spec)
+    print(f"warning: {ENV}={spec!r} is set: a test hook that makes this process {action} at {point} {n}; "
+          "unset it for a real run", file=sys.stderr)
+    return spec
+
+
+def current():
+    """The ``LSTM_ADV_FAULT`` value this process runs under, or None (for a run's provenance)."""
+    return os.environ.get(ENV) or None
 
 
 @functools.lru_cache(maxsize=4)

@@ -29,6 +29,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import faults
 from .errors import UserError
 
 # Exit statuses of every command; `lstm_adv.sweeps.launcher` reads train's to decide what to retry.
@@ -156,6 +157,7 @@ def cli_entry(main):
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
+            faults.check_env()   # the tests' hook: refused if malformed, said if set, before any work
             with interruptible():
                 return main(sys.argv[1:] if argv is None else argv)
         except UserError as err:
@@ -190,7 +192,19 @@ class RunLock:
         self._made = None   # provisional (`acquire` to `keep`): (folders made, new .lock, anchor, its times)
 
     def acquire(self):
-        """Take the lock (writing our pid into it), or refuse with a `UserError` naming its holder."""
+        """Take the lock (writing our pid into it), or refuse with a `UserError` naming its holder.
+
+        SIGINT/SIGTERM wait while the folders are made and recorded (a signal between the two would
+        leave a new folder behind); one that came is then raised again, after the provisional hold
+        is undone (`discard`).
+        """
+        with deferred_signals() as stop:
+            self._acquire()
+        if stop:
+            self.discard()
+            signal.raise_signal(stop.signum)   # the caller's handler takes it, as if it came now
+
+    def _acquire(self):
         for _ in range(10):
             made = _missing_folders(self.folder)
             new_lock = not os.path.lexists(self.path)

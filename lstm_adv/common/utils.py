@@ -131,9 +131,10 @@ def git_state(path=PACKAGE_ROOT):
 
 
 def provenance():
-    """Where a result came from: the code's git commit and dirty flag (None outside a checkout), the host."""
+    """Where a result came from: the code's git commit and dirty flag (None outside a checkout), the
+    host, and the tests' fault hook (``LSTM_ADV_FAULT``) if it was set."""
     commit, dirty = git_state()
-    return {"git_commit": commit, "git_dirty": dirty, "host": socket.gethostname()}
+    return {"git_commit": commit, "git_dirty": dirty, "host": socket.gethostname(), "fault_hook": faults.current()}
 
 
 def short_number(v):

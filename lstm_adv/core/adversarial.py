@@ -149,8 +149,8 @@ class Objective:
     emb_grad : tensor, shape (T, B, E), or None
         The training gradient with respect to ``emb`` (after the embedding clip). Without
         ``freqs`` (emb_norm=0) ``grads["Wemb"]`` is its scatter-add into the rows of ``Wemb`` and
-        lazy optimizers use it by rows (`lstm_adv.core.compiled.Model`); None for VAT (whose unlabelled
-        batch reaches other rows).
+        lazy optimizers use it by rows where `lstm_adv.core.compiled.lazy_wemb_rows` allows (not
+        for VAT, whose unlabelled batch reaches other rows).
     """
 
     cost_clean: object
@@ -219,9 +219,8 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
         a = float(cfg.alpha)
         cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
     grads, emb_grad = training_grads(cost, tparams, emb)
-    # VAT's unlabelled batch reaches rows the labelled one does not: no row-wise Wemb update.
-    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target,
-                     emb_grad=None if cfg.vat and cfg.adversarial else emb_grad)
+    # Whether Wemb may be updated by these rows only is decided in one place: compiled.lazy_wemb_rows.
+    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target, emb_grad=emb_grad)
 
 
 @dataclass

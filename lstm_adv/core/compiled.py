@@ -35,7 +35,19 @@ from .jax_backend import BucketedFunction, compile_stats, compile_summary
 from .lstm import LSTMOptions
 from .model import (check_params, classify, emb_norm_weights, embed, embedding_row_grad, init_params, nll,
                     params_classes, to_shared)
-from .optimizers import LAZY_ROWS, OPTIMIZERS
+from .optimizers import LAZY_ROWS, OPTIMIZERS, caught_up
+
+
+def lazy_wemb_rows(cfg, mode_name):
+    """Whether adadelta may update ``Wemb`` by the batch's rows only (`lstm_adv.core.optimizers.LazyRows`):
+    the one rule, for every place that asks.
+
+    It needs an optimizer whose untouched rows do not move (adadelta, `LAZY_ROWS`), a backend with
+    dynamic shapes (C, NUMBA; not JAX) and a gradient that reaches only the batch's rows: not with
+    emb_norm=1 (the normalised table depends on every row) nor vat=1 (its unlabelled batch).
+    """
+    return (cfg.optimizer in LAZY_ROWS and mode_name in ("C", "NUMBA") and not getattr(cfg, "emb_norm", 0)
+            and not getattr(cfg, "vat", 0))
 
 
 class Model:
@@ -98,10 +110,7 @@ class Model:
         wemb_update = wemb_update or "lazy"
         if wemb_update not in ("lazy", "dense"):
             raise ValueError(f"wemb_update must be 'lazy' or 'dense', got {wemb_update!r}")
-        # Lazy rows need a gradient that reaches only the batch's rows of Wemb: not with emb_norm=1
-        # (the normalised table depends on every row) nor VAT (its unlabelled batch).
-        if (cfg.optimizer not in LAZY_ROWS or self.mode_name not in ("C", "NUMBA") or getattr(cfg, "emb_norm", 0)
-                or getattr(cfg, "vat", 0)):
+        if not lazy_wemb_rows(cfg, self.mode_name):
             wemb_update = "dense"
         self.wemb_update = wemb_update
         if params is None:
@@ -162,14 +171,11 @@ class Model:
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
                               freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm)
         rows = None
-        if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
+        if self.wemb_update == "lazy":
             rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
-        else:
-            self.wemb_update = "dense"
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
                                                                  kernel="c" if self.mode_name == "C" else "graph")
         updates = list(updates) + list(obj.rng_updates.items())
-        self._f_sync = None
         # Compiled on first use: inspecting or evaluating a model never pays for the update.
         inputs = [self.x, self.mask, self.y] + ([self.xu, self.mu] if self.unlabelled else [])
         self._train_spec = (inputs, obj.cost, updates)
@@ -205,29 +211,35 @@ class Model:
         return self.f_pred_prob(x, mask).argmax(axis=1)
 
     # -- compiled on first use --------------------------------------------------------------
-    def inspect(self, x, mask, y, dropout=False):
+    def inspect(self, x, mask, y, dropout=False, xu=None, mu=None):
         """Every piece of the objective for one batch, without changing parameters.
 
         Dropout draws (when ``dropout=True``) come from separate RNG copies, so inspecting a
-        model does not shift the training run's random stream.
+        model does not shift the training run's random stream. ``xu``, ``mu``: the unlabelled
+        batch (time-major, as ``f_train`` takes it), required by a model that trains with one
+        (vat=1 unlabelled=N), so that the gradient is the one training uses.
 
         Returns
         -------
         dict with ``cost_clean``, ``cost_adv``, ``cost`` (floats), ``delta`` (T, B, E) and
         ``grads`` (OrderedDict name -> array, the gradient used for training).
         """
+        if self.unlabelled != (xu is not None and mu is not None):
+            raise ValueError("inspect: pass xu and mu (the unlabelled batch) exactly when the model trains with "
+                             f"one (vat=1 unlabelled=N; this model: unlabelled={self.cfg.unlabelled})")
+        unlabelled = [self.xu, self.mu] if self.unlabelled else []
         if self._inspect is None:
             with pytensor.config.change_flags(floatX=self.cfg.floatX):
                 use_noise = pt.scalar("use_noise", dtype="int8")
                 rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
                 obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise,
-                                      freqs=self.freqs, lstm=self.lstm)
+                                      freqs=self.freqs, unlabelled=tuple(unlabelled) or None, lstm=self.lstm)
                 outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
-                self._inspect = (self._function([self.x, self.mask, self.y, use_noise], outs,
+                self._inspect = (self._function([self.x, self.mask, self.y] + unlabelled + [use_noise], outs,
                                                 list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
                                  list(obj.grads))
         f, names = self._inspect
-        out = f(x, mask, y, np.int8(bool(dropout)))
+        out = f(x, mask, y, *((xu, mu) if self.unlabelled else ()), np.int8(bool(dropout)))
         return {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
                 "delta": out[3], "grads": OrderedDict(zip(names, out[4:]))}
 
@@ -297,34 +309,46 @@ class Model:
         return self._projected(projected, mask)
 
     # -- state ---------------------------------------------------------------------------------
-    def sync_opt_state(self):
-        """Apply every pending lazy decay (`lstm_adv.core.optimizers.LazyRows`): afterwards the
-        optimizer's accumulators hold what the dense update would (to float rounding)."""
-        lazy = getattr(self.opt_state, "lazy", None)
-        if not lazy:
-            return
-        if self._f_sync is None:
-            updates = [u for rows in lazy.values() for u in rows.sync_updates()]
-            self._f_sync = self._function([], [], updates, "f_sync_opt_state")
-        self._f_sync()
-
     def get_opt_state(self):
-        """A copy of the optimizer state, name -> ndarray (tutorial names; what checkpoints hold)."""
-        self.sync_opt_state()
-        return OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        """A copy of the optimizer state as it is, name -> ndarray (what checkpoints hold): the
+        accumulators (tutorial names) and, for a parameter updated by lazy rows, its counters
+        (``Wemb_lazy_count``, ``Wemb_lazy_last``; `lstm_adv.core.optimizers.LazyRows`). Reading it
+        changes nothing, so a checkpoint never changes the run."""
+        out = OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        for rows in self.opt_state.lazy.values():
+            out.update(rows.values())
+        return out
+
+    def dense_opt_state(self):
+        """The accumulators as the dense update would hold them (pending lazy decays applied, to float
+        rounding; `lstm_adv.core.optimizers.caught_up`), name -> ndarray; changes nothing."""
+        out = OrderedDict((k, np.array(v.get_value())) for k, v in self.opt_state.items())
+        for rows in self.opt_state.lazy.values():
+            for acc in rows.accumulators:
+                out[acc.name] = caught_up(out[acc.name], rows.count.get_value(), rows.last.get_value())
+        return out
 
     def set_opt_state(self, values):
-        """Load optimizer state (from `get_opt_state` or a checkpoint's ``opt/`` arrays)."""
+        """Load optimizer state (from `get_opt_state` or a checkpoint's ``opt/`` arrays).
+
+        Lazy counters in ``values`` are set as they are; loaded into a model that updates densely
+        (another backend), their pending decays are applied first (`lstm_adv.core.optimizers.caught_up`).
+        """
+        values = dict(values)
+        for name in [k[:-len("_lazy_count")] for k in values if k.endswith("_lazy_count")]:
+            if name not in self.opt_state.lazy:
+                count, last = values[name + "_lazy_count"], values[name + "_lazy_last"]
+                for acc in self.opt_state:
+                    if acc.startswith(name + "_") and acc in values:
+                        values[acc] = caught_up(values[acc], count, last)
         for k, v in self.opt_state.items():
             v.set_value(np.asarray(values[k], dtype=v.dtype))
-        for rows in getattr(self.opt_state, "lazy", {}).values():
-            rows.reset()
+        for rows in self.opt_state.lazy.values():
+            rows.set_values(values)
 
     def get_params(self):
-        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``).
-
-        Brings the lazy optimizer state up to date first (the parameters themselves never lag)."""
-        self.sync_opt_state()
+        """A copy of the parameters, name -> ndarray (the tutorial's ``unzip``); changes nothing
+        (the lazy rows' parameters never lag, only their accumulators' decay)."""
         # np.array: under JAX the shared values are JAX arrays.
         return OrderedDict((k, np.array(v.get_value())) for k, v in self.tparams.items())
 

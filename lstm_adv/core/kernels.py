@@ -68,6 +68,80 @@ def module_hash(module_file):
     return _MODULE_HASHES[module_file]
 
 
+# ---- the LSTM cell in NumPy: the one copy every NumPy `perform` uses (the C is lstm_kernel.c) ----
+def cell_forward(p, c_, h_, m):
+    """One LSTM step after its matrix product (`lstm_adv.core.lstm`'s formulas), in NumPy.
+
+    Parameters
+    ----------
+    p : ndarray, shape (B, 4H)
+        Pre-activations ``x_t W + b + h_{t-1} U``, gates i, f, o, c~ in that order.
+    c_, h_ : ndarray, shape (B, H)
+        The previous cell and hidden state.
+    m : ndarray, shape (B,)
+        The step's mask: where 0, h and c carry over unchanged.
+
+    Returns
+    -------
+    h, c : ndarray, shape (B, H)
+    act : ndarray, shape (B, 4H)
+        The activated gates (sigmoid for i, f, o; tanh for c~), as the backward needs them.
+    tc : ndarray, shape (B, H)
+        tanh(c).
+    """
+    H = c_.shape[1]
+    one = p.dtype.type(1)
+    a = np.empty_like(p)
+    a[:, :3 * H] = one / (one + np.exp(-p[:, :3 * H]))
+    a[:, 3 * H:] = np.tanh(p[:, 3 * H:])
+    i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    mm, nm = m[:, None], (one - m)[:, None]
+    c = mm * (f * c_ + i * g) + nm * c_
+    tc = np.tanh(c)
+    h = mm * (o * tc) + nm * h_
+    return h, c, a, tc
+
+
+def cell_backward(act, tc, cp, dh, dc, m, clip=0.0):
+    """The backward of `cell_forward` (`lstm_adv.core.lstm._lstm_backward`'s formulas), in NumPy.
+
+    Parameters
+    ----------
+    act, tc : ndarray, shapes (B, 4H), (B, H)
+        `cell_forward`'s saved gates and tanh(c).
+    cp : ndarray, shape (B, H)
+        The previous cell state.
+    dh, dc : ndarray, shape (B, H)
+        The gradient reaching this step's h (from the output and the next step) and c.
+    m : ndarray, shape (B,)
+    clip : float
+        Elementwise clip of ``dh`` and ``dc`` (the original's ``grad_clip`` on h and c); 0 = off.
+
+    Returns
+    -------
+    dpre : ndarray, shape (B, 4H)
+        The gradient of the pre-activations (the caller multiplies by U^T for h_{t-1}'s share).
+    dh_carry, dc_prev : ndarray, shape (B, H)
+        The masked steps' carried-over part of dh_{t-1}, and dc_{t-1}.
+    """
+    H = tc.shape[1]
+    one = act.dtype.type(1)
+    i, f, o, g = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    mm, nm = m[:, None], (one - m)[:, None]
+    gh, gc = (np.clip(dh, -clip, clip), np.clip(dc, -clip, clip)) if clip > 0 else (dh, dc)
+    dcv = gc + mm * gh * o * (one - tc ** 2)
+    dcm = mm * dcv
+    dpre = np.concatenate([dcm * g * i * (one - i), dcm * cp * f * (one - f),
+                           mm * gh * tc * o * (one - o), dcm * i * (one - g ** 2)], axis=1)
+    return dpre, nm * gh, nm * dcv + dcm * f
+
+
+def c_types(dtype):
+    """The C type and the NumPy type number of a float dtype: ``("npy_float32", "NPY_FLOAT32")`` for
+    "float32", the same for "float64" (every C Op of the package writes its C with these)."""
+    return {"float32": ("npy_float32", "NPY_FLOAT32"), "float64": ("npy_float64", "NPY_FLOAT64")}[str(dtype)]
+
+
 class KernelOp(ExternalCOp):
     """The Ops of ``lstm_kernel.c``: one support code for all (PyTensor includes it once per module)."""
 
@@ -86,9 +160,6 @@ class KernelOp(ExternalCOp):
         return (*super().c_code_cache_version(), module_hash(__file__),
                 module_hash(sys.modules[type(self).__module__].__file__), tuple(_vector_math_flags()))
 
-    @staticmethod
-    def _float_dtype(v):
-        return {"float32": ("npy_float32", "NPY_FLOAT32"), "float64": ("npy_float64", "NPY_FLOAT64")}[v.dtype]
 
 
 class CellOp(KernelOp):
@@ -112,11 +183,6 @@ class CellOp(KernelOp):
                                 f"got {v.ndim}-d {v.dtype}")
         return ins
 
-    def _typenum(self, node):
-        return {"float32": "NPY_FLOAT32", "float64": "NPY_FLOAT64"}[node.inputs[0].dtype]
-
-    def _ctype(self, node):
-        return {"float32": "npy_float32", "float64": "npy_float64"}[node.inputs[0].dtype]
 
 
 class LSTMCell(CellOp):
@@ -133,24 +199,14 @@ class LSTMCell(CellOp):
 
     def perform(self, node, inputs, outputs):
         d, x, c_, h_, m = inputs
-        H = c_.shape[1]
-        p = d + x
-        one = p.dtype.type(1)
-        a = np.empty_like(p)
-        a[:, :3 * H] = one / (one + np.exp(-p[:, :3 * H]))
-        a[:, 3 * H:] = np.tanh(p[:, 3 * H:])
-        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        mm, nm = m[:, None], (one - m)[:, None]
-        c = mm * (f * c_ + i * g) + nm * c_
-        tc = np.tanh(c)
-        h = mm * (o * tc) + nm * h_
+        h, c, a, tc = cell_forward(d + x, c_, h_, m)
         vals = [h, c] + ([a, tc] if self.save else [])
         for out, v in zip(outputs, vals):
             out[0] = v.astype(node.outputs[0].dtype, copy=False)
 
     def c_code(self, node, name, inp, out, sub):
         d, x, c_, h_, m = inp
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         h, c = out[0], out[1]
         act, tc = (out[2], out[3]) if self.save else ("lstm_adv_act_" + name, "lstm_adv_tc_" + name)
         decl = "" if self.save else f"PyArrayObject* {act} = NULL; PyArrayObject* {tc} = NULL;"
@@ -197,23 +253,13 @@ class LSTMCellGrad(CellOp):
 
     def perform(self, node, inputs, outputs):
         act, tc, cp, dho, dh, dc, m = inputs
-        H = tc.shape[1]
-        one = act.dtype.type(1)
-        i, f, o, g = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
-        mm, nm = m[:, None], (one - m)[:, None]
-        clip = (lambda v: np.clip(v, -self.clip, self.clip)) if self.clip > 0 else (lambda v: v)
-        gh, gc = clip(dho + dh), clip(dc)
-        dcv = gc + mm * gh * o * (one - tc ** 2)
-        dcm = mm * dcv
-        dpre = np.concatenate([dcm * g * i * (one - i), dcm * cp * f * (one - f),
-                               mm * gh * tc * o * (one - o), dcm * i * (one - g ** 2)], axis=1)
-        for out, v in zip(outputs, (dpre, nm * gh, nm * dcv + dcm * f)):
+        for out, v in zip(outputs, cell_backward(act, tc, cp, dho + dh, dc, m, self.clip)):
             out[0] = v.astype(node.outputs[0].dtype, copy=False)
 
     def c_code(self, node, name, inp, out, sub):
         act, tc, c_, dho, dh, dc, m = inp
         dpre, dhp, dcp = out
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         clip = repr(self.clip)
         return f"""
         {{
@@ -276,7 +322,7 @@ class GatherRows(KernelOp):
     def c_code(self, node, name, inp, out, sub):
         W, ids = inp
         (o,) = out
-        T, typenum = self._float_dtype(node.inputs[0])
+        T, typenum = c_types(node.inputs[0].dtype)
         return f"""
         {{
         PyArrayObject *Wc = lstm_adv_contig({W}), *I = lstm_adv_ids({ids});
@@ -319,7 +365,7 @@ class ScatterRows(KernelOp):
     def c_code(self, node, name, inp, out, sub):
         n, ids, g = inp
         (o,) = out
-        T, typenum = self._float_dtype(node.inputs[2])
+        T, typenum = c_types(node.inputs[2].dtype)
         return f"""
         {{
         PyArrayObject *G = lstm_adv_contig({g}), *I = lstm_adv_ids({ids});

@@ -13,11 +13,13 @@ uses and their gradient), adadelta updates only those rows of ``Wemb`` and of it
 A row without gradient does not move under adadelta (its step is ``-sqrt(..)/sqrt(..) * 0``);
 only its two accumulators decay by rho. `LazyRows` counts the updates and, per row, the update
 at which its accumulators were last made current; the missed ``k`` decays are applied as one
-factor ``rho**k`` when the row is next used, and to every row by `LazyRows.sync_updates` before
-anyone reads the state (checkpoints, `lstm_adv.core.compiled.Model.get_opt_state`). The result equals
-the dense update to float rounding (``rho**k`` rounded once instead of ``k`` products;
-bitwise where k <= 1). rmsprop (with momentum, rows keep moving without gradient) and sgd stay
-dense.
+factor ``rho**k`` when the row is next used, and only then. The result equals the dense update to
+float rounding (``rho**k`` rounded once instead of ``k`` products; bitwise where k <= 1).
+Checkpoints save the lazy state as it is, the counters with the accumulators
+(`lstm_adv.core.compiled.Model.get_opt_state`): bringing the rows up to date there would round
+``rho**a * rho**b`` instead of ``rho**(a+b)``, so that saving would change the run (`caught_up`
+gives the dense view without changing anything). rmsprop (with momentum, rows keep moving without
+gradient) and sgd stay dense.
 """
 
 from collections import OrderedDict
@@ -29,6 +31,9 @@ from pytensor.graph.basic import Apply
 from pytensor.compile import optdb
 from pytensor.graph.rewriting.basic import WalkingGraphRewriter, node_rewriter
 from pytensor.link.c.op import COp
+from pytensor.utils import hash_from_code
+
+from .kernels import c_types, module_hash
 
 
 def _zeros_like(p, suffix):
@@ -36,7 +41,28 @@ def _zeros_like(p, suffix):
     return pytensor.shared(np.zeros_like(v), name=f"{p.name}_{suffix}", shape=v.shape)
 
 
-RHO = 0.95  # adadelta's decay
+# adadelta's constants, as the tutorial writes them; the graph, `AdadeltaRows.perform` and its C
+# (formatted in: `_rows_support`) all take them from here.
+RHO = 0.95            # the decay
+RHO_NEW = 0.05        # the new term's weight, written as the tutorial writes it (1 - 0.95 is not 0.05 in doubles)
+ADADELTA_EPS = 1e-6   # inside both square roots
+
+
+def caught_up(acc, count, last):
+    """An accumulator of a lazy parameter with its pending decays applied: ``acc * rho**(count - last)``
+    per row, a new array (to float rounding what the dense update holds; `LazyRows`).
+
+    Parameters
+    ----------
+    acc : ndarray, shape (n_rows, ...)
+    count : int
+        `LazyRows.count`'s value.
+    last : ndarray of int, shape (n_rows,)
+        `LazyRows.last`'s value.
+    """
+    acc = np.asarray(acc)
+    k = (np.int64(count) - np.asarray(last, dtype=np.int64)).astype(acc.dtype)
+    return acc * (acc.dtype.type(RHO) ** k).reshape((-1,) + (1,) * (acc.ndim - 1))
 
 
 class OptState(OrderedDict):
@@ -71,11 +97,18 @@ class LazyRows:
         k = pt.cast(self.count - self.last[ids], dtype)
         return (pt.constant(np.asarray(RHO, dtype=dtype)) ** k)[:, None]
 
-    def sync_updates(self):
-        """Updates bringing every row's accumulators up to date (the dense state, to rounding)."""
-        dtype = self.accumulators[0].dtype
-        d = (pt.constant(np.asarray(RHO, dtype=dtype)) ** pt.cast(self.count - self.last, dtype))[:, None]
-        return [(a, a * d) for a in self.accumulators] + [(self.last, pt.zeros_like(self.last) + self.count)]
+    def values(self):
+        """The counters as a checkpoint saves them: ``{count.name: int64 (), last.name: int64 (n_rows,)}``."""
+        return {v.name: np.array(v.get_value()) for v in (self.count, self.last)}
+
+    def set_values(self, values):
+        """Set the counters from `values`' names; a state without them (a dense run's, or one saved
+        brought up to date by an older version) has every row current (`reset`)."""
+        if self.count.name not in values:
+            self.reset()
+            return
+        self.count.set_value(np.int64(values[self.count.name]))
+        self.last.set_value(np.asarray(values[self.last.name], dtype=np.int64))
 
     def reset(self):
         """After the accumulators were set from outside (a checkpoint): every row is current."""
@@ -104,18 +137,18 @@ static void lstm_adv_adadelta_rows(npy_intp n, npy_intp E, const npy_int64* __re
             const T ruj = ru[j] * d;
             const T gj = g[j];
             const T t1 = gj * gj;
-            const T t2 = (0.05) * t1;
-            const T t3 = (0.95) * rgj;
-            const T t4 = (1e-06) + t3 + t2;
+            const T t2 = (@RHO_NEW@) * t1;
+            const T t3 = (@RHO@) * rgj;
+            const T t4 = (@EPS@) + t3 + t2;
             const T t5 = std::sqrt((T)t4);
-            const T t6 = (1e-06) + ruj;
+            const T t6 = (@EPS@) + ruj;
             const T t7 = std::sqrt((T)t6);
             const T t8 = -t7;
             const T t9 = t8 / t5;
             const T st = t9 * gj;
             const T t11 = st * st;
-            const T t12 = (0.05) * t11;
-            const T t13 = (0.95) * ruj;
+            const T t12 = (@RHO_NEW@) * t11;
+            const T t13 = (@RHO@) * ruj;
             ru[j] = t13 + t12;
             p[j] = p[j] + st;
             rg[j] = t3 + t2;
@@ -123,6 +156,13 @@ static void lstm_adv_adadelta_rows(npy_intp n, npy_intp E, const npy_int64* __re
     }
 }
 """
+
+
+def _rows_support():
+    """`_ROWS_SUPPORT` with adadelta's constants formatted in (``repr``: the double literals the fused
+    elementwise code writes)."""
+    return (_ROWS_SUPPORT.replace("@RHO_NEW@", repr(RHO_NEW)).replace("@RHO@", repr(RHO))
+            .replace("@EPS@", repr(ADADELTA_EPS)))
 
 
 class AdadeltaRows(COp):
@@ -152,19 +192,21 @@ class AdadeltaRows(COp):
         t = p.dtype.type
         dd = d[:, None]
         rg_r, ru_r = rg2[ids] * dd, ru2[ids] * dd
-        rgn = t(RHO) * rg_r + t(0.05) * (g * g)
-        st = -np.sqrt(ru_r + t(1e-6)) / np.sqrt(rgn + t(1e-6)) * g
+        rgn = t(RHO) * rg_r + t(RHO_NEW) * (g * g)
+        st = -np.sqrt(ru_r + t(ADADELTA_EPS)) / np.sqrt(rgn + t(ADADELTA_EPS)) * g
         rg2[ids] = rgn
-        ru2[ids] = t(RHO) * ru_r + t(0.05) * (st * st)
+        ru2[ids] = t(RHO) * ru_r + t(RHO_NEW) * (st * st)
         p[ids] = p[ids] + st
         for out, v in zip(outputs, (p, ru2, rg2)):
             out[0] = v
 
     def c_support_code(self, **kwargs):
-        return "#include <cmath>\n" + _ROWS_SUPPORT
+        return "#include <cmath>\n" + _rows_support()
 
     def c_code_cache_version(self):
-        return (4,)
+        # Keyed on its C (the support code, constants formatted in) and on this module, whose
+        # c_code writes the rest: an edit compiles anew, never a hand-bumped number.
+        return (hash_from_code(self.c_support_code()), module_hash(__file__))
 
     def c_code(self, node, name, inp, out, sub):
         p, ru2, rg2, ids, g, d = inp
@@ -179,8 +221,7 @@ class AdadeltaRows(COp):
             Py_XDECREF({ruo}); {ruo} = (PyArrayObject*)PyArray_NewCopy({ru2}, NPY_CORDER);
             Py_XDECREF({rgo}); {rgo} = (PyArrayObject*)PyArray_NewCopy({rg2}, NPY_CORDER);
             err = !({po} && {ruo} && {rgo});"""
-        T = {"float32": "npy_float32", "float64": "npy_float64"}[node.inputs[0].dtype]
-        typenum = {"float32": "NPY_FLOAT32", "float64": "NPY_FLOAT64"}[node.inputs[0].dtype]
+        T, typenum = c_types(node.inputs[0].dtype)
         return f"""
         {{
         PyArrayObject *I = (PyArrayObject*)PyArray_FromAny((PyObject*){ids}, PyArray_DescrFromType(NPY_INT64), 1, 1,
@@ -253,16 +294,16 @@ def adadelta(tparams, grads, lrate=None, rows=None, kernel="graph"):
                 updates += [(rg2, rg2_new), (ru2, ru2_new), (p, p_new)] + book
                 continue
             ru2_r, rg2_r = ru2[ids] * d, rg2[ids] * d
-            rg2_new = RHO * rg2_r + 0.05 * g ** 2
-            step = -pt.sqrt(ru2_r + 1e-6) / pt.sqrt(rg2_new + 1e-6) * g
+            rg2_new = RHO * rg2_r + RHO_NEW * g ** 2
+            step = -pt.sqrt(ru2_r + ADADELTA_EPS) / pt.sqrt(rg2_new + ADADELTA_EPS) * g
             updates += [(rg2, pt.set_subtensor(rg2[ids], rg2_new)),
-                        (ru2, pt.set_subtensor(ru2[ids], RHO * ru2_r + 0.05 * step ** 2)),
+                        (ru2, pt.set_subtensor(ru2[ids], RHO * ru2_r + RHO_NEW * step ** 2)),
                         (p, pt.set_subtensor(p[ids], p[ids] + step))] + book
             continue
         g = grads[name]
-        rg2_new = RHO * rg2 + 0.05 * g ** 2
-        step = -pt.sqrt(ru2 + 1e-6) / pt.sqrt(rg2_new + 1e-6) * g
-        updates += [(rg2, rg2_new), (ru2, RHO * ru2 + 0.05 * step ** 2), (p, p + step)]
+        rg2_new = RHO * rg2 + RHO_NEW * g ** 2
+        step = -pt.sqrt(ru2 + ADADELTA_EPS) / pt.sqrt(rg2_new + ADADELTA_EPS) * g
+        updates += [(rg2, rg2_new), (ru2, RHO * ru2 + RHO_NEW * step ** 2), (p, p + step)]
     return updates, state
 
 

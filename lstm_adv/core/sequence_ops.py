@@ -11,47 +11,31 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 
-from .kernels import CellOp
+from .kernels import CellOp, c_types, cell_backward, cell_forward
 
 
 def _seq_forward_numpy(sb, m, U, save=True):
-    """`LSTMSeq`'s formulas in NumPy, step by step (its Python-linker `perform`)."""
+    """`LSTMSeq`'s formulas in NumPy, step by step (its Python-linker `perform`): `cell_forward` over time."""
     Tn, B, H4 = sb.shape
     H = H4 // 4
-    one = sb.dtype.type(1)
     h, c = np.zeros((Tn, B, H), sb.dtype), np.zeros((Tn, B, H), sb.dtype)
     act, tc = np.zeros_like(sb), np.zeros((Tn, B, H), sb.dtype)
     hp = cp = np.zeros((B, H), sb.dtype)
     for t in range(Tn):
-        p = sb[t] + (hp @ U if t > 0 else 0)
-        a = np.concatenate([one / (one + np.exp(-p[:, :3 * H])), np.tanh(p[:, 3 * H:])], axis=1)
-        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        mm, nm = m[t][:, None], (one - m[t])[:, None]
-        c[t] = mm * (f * cp + i * g) + nm * cp
-        tc[t] = np.tanh(c[t])
-        h[t] = mm * (o * tc[t]) + nm * hp
-        act[t] = a
+        h[t], c[t], act[t], tc[t] = cell_forward(sb[t] + (hp @ U if t > 0 else 0), cp, hp, m[t])
         hp, cp = h[t], c[t]
     return (h, c, act, tc) if save else (h,)
 
 
 def _seq_backward_numpy(m, U, h, c, act, tc, dho, clip):
-    """`LSTMSeqGrad`'s formulas in NumPy (those of `lstm_adv.core.lstm._lstm_backward`)."""
+    """`LSTMSeqGrad`'s formulas in NumPy: `cell_backward` over time, back to front."""
     Tn, B, H = h.shape
-    one = h.dtype.type(1)
-    cl = (lambda v: np.clip(v, -clip, clip)) if clip > 0 else (lambda v: v)
     dpre = np.zeros_like(act)
     dh = dc = np.zeros((B, H), h.dtype)
     for t in range(Tn - 1, -1, -1):
         cp = c[t - 1] if t > 0 else np.zeros_like(dh)
-        i, f, o, g = (act[t][:, k * H:(k + 1) * H] for k in range(4))
-        mm, nm = m[t][:, None], (one - m[t])[:, None]
-        gh, gc = cl(dho[t] + dh), cl(dc)
-        dcv = gc + mm * gh * o * (one - tc[t] ** 2)
-        dcm = mm * dcv
-        dpre[t] = np.concatenate([dcm * g * i * (one - i), dcm * cp * f * (one - f),
-                                  mm * gh * tc[t] * o * (one - o), dcm * i * (one - g ** 2)], axis=1)
-        dh, dc = nm * gh + dpre[t] @ U.T, nm * dcv + dcm * f
+        dpre[t], dh_carry, dc = cell_backward(act[t], tc[t], cp, dho[t] + dh, dc, m[t], clip)
+        dh = dh_carry + dpre[t] @ U.T
     h_prev = np.concatenate([np.zeros_like(h[:1]), h[:-1]])
     dU = h_prev.reshape(-1, H).T @ dpre.reshape(-1, 4 * H)
     return dpre, dU.astype(h.dtype)
@@ -96,7 +80,7 @@ class LSTMSeq(CellOp):
 
     def c_code(self, node, name, inp, out, sub):
         sb, m, U = inp
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         h = out[0]
         save = int(self.save)
         if self.save:
@@ -157,7 +141,7 @@ class LSTMSeqGrad(CellOp):
     def c_code(self, node, name, inp, out, sub):
         m, U, h, c, act, tc, dh = inp
         dsb, dU = out
-        fail, T, typenum = sub["fail"], self._ctype(node), self._typenum(node)
+        fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
         return f"""
         {{
         PyArrayObject *M = lstm_adv_contig({m}), *U = lstm_adv_contig({U}), *Hs = lstm_adv_contig({h}),

@@ -12,9 +12,10 @@ formats (see `lstm_adv.data.imdb`).
 
 import numpy as np
 
-from .base import PAD, UNK, Dataset, Split, build_dictionary, encode, finalize, finalize_unlabelled, vocabulary_note
+from .base import (PAD, UNK, Dataset, Split, build_dictionary, data_identity, encode, finalize, finalize_unlabelled,
+                   vocabulary_note)
 
-__all__ = ["PAD", "UNK", "BatchStream", "Dataset", "Split", "build_dictionary", "encode", "finalize",
+__all__ = ["PAD", "UNK", "BatchStream", "Dataset", "Split", "build_dictionary", "data_identity", "encode", "finalize",
            "finalize_unlabelled", "load_dataset", "minibatches", "prepare_data", "vocabulary_note"]
 
 

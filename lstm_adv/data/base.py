@@ -8,6 +8,8 @@ tokenised train and test reviews as lists of word ids over a frequency-ranked di
 subset) and returns a `Dataset`. The corpora import this module, never `lstm_adv.data` itself.
 """
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -62,10 +64,27 @@ def build_dictionary(token_lists):
     counter = Counter()
     for tokens in token_lists:
         counter.update(tokens)
-    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
-    words = ["<pad>", "<unk>"] + [w for w, _ in ranked]
-    counts = [0, 0] + [c for _, c in ranked]
-    return words, counts
+    found, freq = list(counter), list(counter.values())
+    order = dictionary_order(found, freq)
+    return ["<pad>", "<unk>"] + [found[i] for i in order], [0, 0] + [freq[i] for i in order]
+
+
+def dictionary_order(words, counts):
+    """The dictionary's ranking, the one rule every corpus uses: positions of ``words`` with the
+    most frequent first, ties broken by the word itself (never by hash or file order).
+
+    Parameters
+    ----------
+    words : sequence of str
+    counts : sequence of int, same length
+        Training-split frequency of each word.
+
+    Returns
+    -------
+    list of int
+        Positions into ``words``; ids 2, 3, ... go to them in this order.
+    """
+    return sorted(range(len(words)), key=lambda i: (-int(counts[i]), words[i]))
 
 
 def encode(token_lists, word_to_id):
@@ -211,6 +230,31 @@ def vocabulary_note(data, n_words):
     total = sum(len(s) for s in data.train.seqs)
     return (f"dictionary {size} words, the model's n_words={n_words} (the rest are UNK: "
             f"{100 * unk / max(total, 1):.1f}% of the training tokens)")
+
+
+def data_identity(data, n_words):
+    """What a resumed run must find again: the data's content, its vocabulary and its label names.
+
+    Recorded in ``config.json`` (``data_identity``) and compared by `lstm_adv.rundir.RunDir.check_same_data`
+    when a run resumes, so that a checkpoint never trains on on other data than it began with.
+
+    Parameters
+    ----------
+    data : Dataset
+    n_words : int
+        The model's vocabulary size (rows of ``Wemb``).
+
+    Returns
+    -------
+    dict
+        ``source_sha256``: the corpus file's or IMDB archive's content hash (a folder's fingerprint;
+        None for data=toy, which a seed makes); ``vocab_sha256``: SHA-256 of the JSON list of the
+        model's ``n_words`` words, in id order (a renumbering changes it); ``n_words``;
+        ``label_names``: the class names in class-id order.
+    """
+    words = json.dumps(list(data.words[:n_words]), ensure_ascii=False).encode("utf-8")
+    return {"source_sha256": data.info.get("sha256"), "vocab_sha256": hashlib.sha256(words).hexdigest(),
+            "n_words": int(n_words), "label_names": [str(n) for n in data.info.get("label_names", [])]}
 
 
 def finalize_unlabelled(seqs, cfg, n_dict=None):

@@ -33,7 +33,7 @@ import numpy as np
 from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_savez, atomic_write_json, make_rng
-from .base import UNK, Split, finalize, finalize_unlabelled
+from .base import UNK, Split, dictionary_order, finalize, finalize_unlabelled
 from .corpus_rows import SPLITS, RowTally, corpus_format, iter_rows
 from .imdb_source import cache_dir, default_workers, sha256_file, tokenize_texts
 
@@ -186,9 +186,8 @@ def _rank_dictionary(words, tokens, rows, offsets):
     """
     sel = np.concatenate([tokens[offsets[i]:offsets[i + 1]] for i in rows] + [np.zeros(0, np.int32)])
     counts = np.bincount(sel, minlength=len(words))
-    present = np.flatnonzero(counts)
-    # Most frequent first, ties by the word itself (as build_dictionary).
-    order = sorted(present.tolist(), key=lambda i: (-int(counts[i]), words[i]))
+    present = np.flatnonzero(counts).tolist()
+    order = [present[j] for j in dictionary_order([words[i] for i in present], counts[present])]
     remap = np.full(len(words), UNK, dtype=np.int64)
     remap[np.asarray(order, dtype=np.int64)] = np.arange(2, 2 + len(order))
     ranked = ["<pad>", "<unk>"] + [words[i] for i in order]

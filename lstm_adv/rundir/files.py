@@ -21,6 +21,13 @@ from ..common.lifecycle import RunLock
 from ..common.utils import atomic_savez, atomic_write_json, atomic_write_text
 from ..config import IDENTITY_KEYS
 
+#: `RunDir.check_same_data`: each part of `lstm_adv.data.base.data_identity`, and how its change is said.
+_DATA_CHANGES = (
+    ("source_sha256", lambda a, b: f"its content (SHA-256 {str(a)[:12]}... now {str(b)[:12]}...)"),
+    ("n_words", lambda a, b: f"its vocabulary size ({a} words, now {b})"),
+    ("vocab_sha256", lambda a, b: "its vocabulary (other words, or other ids for them)"),
+    ("label_names", lambda a, b: f"its label names ({a}, now {b})"),
+)
 HISTORY_COLUMNS = ("update", "epoch", "train_cost", "train_err", "valid_err", "test_err")
 _START_OVER = "delete it, or rerun with resume=0 to start over"
 
@@ -118,6 +125,34 @@ class RunDir:
             if key in old and old[key] != getattr(cfg, key):
                 raise UserError(f"{self.path} holds a run with {key}={old[key]!r}, not {getattr(cfg, key)!r}; "
                                 "use another saveto= or resume=0 to start over")
+
+    def check_same_data(self, identity):
+        """Refuse to resume a run whose data changed since it began (`lstm_adv.data.base.data_identity`).
+
+        ``identity`` is what the data holds now; ``config.json``'s ``data_identity`` what the run
+        was trained on. Called before anything is written, so the evidence stays.
+
+        Returns
+        -------
+        bool
+            False when ``config.json`` predates the record (nothing to compare: the caller says so).
+
+        Raises
+        ------
+        UserError
+            One line naming what changed (content, vocabulary, label names) and the way out.
+        """
+        saved = read_json(self.config, _START_OVER)
+        old = saved.get("data_identity") if isinstance(saved, dict) else None
+        if not isinstance(old, dict):
+            return False
+        changed = [what(old.get(key), identity.get(key)) for key, what in _DATA_CHANGES
+                   if old.get(key) != identity.get(key)]
+        if changed:
+            raise UserError(f"{self.path} was trained on other data: " + ", ".join(changed)
+                            + " changed since its checkpoint; rerun with resume=0 to start over, "
+                            "or with another saveto= to keep this run")
+        return True
 
     def finished(self):
         """Whether ``metrics.json`` says the run is done (status ok); an unreadable one is refused."""

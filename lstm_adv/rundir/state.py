@@ -111,6 +111,41 @@ def save_loop_state(run, model, state, unlab=None):
         run.write_params(state.best_p)
 
 
+def patience_rule(valid_errs, bad_counter, patience, have_best=True):
+    """The tutorial's rule for the best parameters and the early stop, after a validation.
+
+    Parameters
+    ----------
+    valid_errs : sequence of float
+        Every validation error so far, the newest last.
+    bad_counter : int
+        The count of bad validations before this one.
+    patience : int
+        ``cfg.patience`` (positive).
+    have_best : bool
+        False while no best parameters are kept: the first validation is then the best.
+
+    Returns
+    -------
+    new_best : bool
+        The newest error is the lowest so far (a tie counts): keep the current parameters.
+    bad_counter : int
+        0 after a new best; then one more when the newest error is no lower than the lowest
+        before the last ``patience`` validations.
+    stop : bool
+        That count has just passed ``patience``.
+    """
+    errs = np.asarray(valid_errs)
+    new_best = not have_best or bool(errs[-1] <= errs.min())
+    if new_best:
+        bad_counter = 0
+    stop = False
+    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
+        bad_counter += 1
+        stop = bad_counter > patience
+    return new_best, bad_counter, stop
+
+
 def restore_loop_state(checkpoint, model, unlab=None):
     """The `LoopState` of a checkpoint (format: `save_loop_state`), its model state set on ``model``.
 
@@ -151,38 +186,3 @@ def _generator(state):
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
-
-
-def patience_rule(valid_errs, bad_counter, patience, have_best=True):
-    """The tutorial's rule for the best parameters and the early stop, after a validation.
-
-    Parameters
-    ----------
-    valid_errs : sequence of float
-        Every validation error so far, the newest last.
-    bad_counter : int
-        The count of bad validations before this one.
-    patience : int
-        ``cfg.patience`` (positive).
-    have_best : bool
-        False while no best parameters are kept: the first validation is then the best.
-
-    Returns
-    -------
-    new_best : bool
-        The newest error is the lowest so far (a tie counts): keep the current parameters.
-    bad_counter : int
-        0 after a new best; then one more when the newest error is no lower than the lowest
-        before the last ``patience`` validations.
-    stop : bool
-        That count has just passed ``patience``.
-    """
-    errs = np.asarray(valid_errs)
-    new_best = not have_best or bool(errs[-1] <= errs.min())
-    if new_best:
-        bad_counter = 0
-    stop = False
-    if len(errs) > patience and errs[-1] >= errs[:-patience].min():
-        bad_counter += 1
-        stop = bad_counter > patience
-    return new_best, bad_counter, stop
