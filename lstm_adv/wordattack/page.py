@@ -7,7 +7,6 @@ bold in the adversarial review), and the class probabilities before and after.
 
 import html
 
-from .. import __version__
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;width:100%}td{vertical-align:top;padding:.5em;border:1px solid #ccc;width:50%}
@@ -51,7 +50,7 @@ def markdown(records, summary, words, names, model, n=10):
                   f"{r['n_words']} words changed, {r['queries']} queries)", "",
                   f"Original ({_probs(r['clean_probs'], names)}):", "", a, "",
                   f"Adversarial ({_probs(r['adv_probs'], names)}):", "", b, ""]
-    lines.append(f"Made by lstm_adv {__version__} (`python -m lstm_adv.attack`).")
+    lines.append(f"Made by `python -m lstm_adv.attack`.")
     return "\n".join(lines) + "\n"
 
 
@@ -71,4 +70,4 @@ def html_page(records, summary, words, names, model, n=10):
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>Word attack on {esc(str(model))}</title>"
             f"<style>{STYLE}</style></head><body><h1>Word attack on {esc(str(model))}</h1><ul>{summary_html}</ul>"
             + ("".join(rows) or "<p>No review was flipped.</p>")
-            + f"<p class=probs>Made by lstm_adv {esc(__version__)} (python -m lstm_adv.attack).</p></body></html>\n")
+            + f"<p class=probs>Made by python -m lstm_adv.attack.</p></body></html>\n")
