@@ -50,7 +50,7 @@ def markdown(records, summary, words, names, model, n=10):
                   f"{r['n_words']} words changed, {r['queries']} queries)", "",
                   f"Original ({_probs(r['clean_probs'], names)}):", "", a, "",
                   f"Adversarial ({_probs(r['adv_probs'], names)}):", "", b, ""]
-    lines.append(f"Made by `python -m lstm_adv.attack`.")
+    lines.append("Made by `python -m lstm_adv.attack`.")
     return "\n".join(lines) + "\n"
 
 
@@ -70,4 +70,4 @@ def html_page(records, summary, words, names, model, n=10):
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>Word attack on {esc(str(model))}</title>"
             f"<style>{STYLE}</style></head><body><h1>Word attack on {esc(str(model))}</h1><ul>{summary_html}</ul>"
             + ("".join(rows) or "<p>No review was flipped.</p>")
-            + f"<p class=probs>Made by python -m lstm_adv.attack.</p></body></html>\n")
+            + "<p class=probs>Made by python -m lstm_adv.attack.</p></body></html>\n")
