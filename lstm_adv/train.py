@@ -326,7 +326,8 @@ def load_data(cfg, run):
             f"of {info['n_train_all']} training reviews; "
             + vocabulary_note(data, min(cfg.n_words, len(data.words)))
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
-               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else ""))
+               if config_mod.is_corpus_path(cfg.data) and "label_names" in info else "")
+            + (f"; {info['read_note']}" if info.get("read_note") else ""))
     return data
 
 

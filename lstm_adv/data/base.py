@@ -150,6 +150,13 @@ def finalize(train, test, words, cfg, info=None, valid=None):
     if valid is None:
         perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
         n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
+        if n_fit >= len(train):
+            # Never an empty validation split (its error would be NaN, and the best model a guess).
+            least = next(n for n in range(len(train) + 1, 10 ** 9) if int(np.round(n * (1.0 - cfg.valid_portion))) < n)
+            portion = np.ceil(100 / len(train)) / 100
+            raise UserError(f"valid_portion={cfg.valid_portion} of {len(train)} training texts leaves the validation "
+                            f"split empty (it needs at least {least} training texts); raise valid_portion= (e.g. "
+                            f"{portion:g}), add texts, or give validation texts (split=valid rows, a valid/ folder)")
         valid = train.subset(perm[n_fit:])
         train = train.subset(perm[:n_fit])
     else:
@@ -171,6 +178,10 @@ def finalize(train, test, words, cfg, info=None, valid=None):
         return split.subset(order)
 
     train, valid, test = (sort_by_len(remove_unk(s)) for s in (train, valid, test))
+    if len(np.unique(train.labels)) < 2:
+        raise UserError(f"the training split holds one class only after the maxlen={cfg.maxlen} rule and the "
+                        "validation draw; a classifier needs at least two: raise maxlen, use maxlen_mode=truncate, "
+                        "or add texts")
     # The tutorial's ydim = max(train label) + 1, unless the corpus names its classes.
     K = int(info.get("n_classes") or (int(np.max(train.labels)) + 1 if len(train) else 2))
     fractions = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=K) / max(len(train), 1)
