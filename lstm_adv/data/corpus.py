@@ -36,7 +36,7 @@ import numpy as np
 from ..common import checks
 from ..common.errors import UserError
 from ..common.utils import atomic_savez, atomic_write_json, make_rng
-from .base import UNK, Split, finalize, finalize_unlabelled
+from .base import UNK, Split, check_valid_draw, finalize, finalize_unlabelled
 from .corpus_checks import RowTally, check_seen_in_train
 from .corpus_folder import list_folder
 from .corpus_rows import SPLITS, corpus_format, iter_rows
@@ -70,9 +70,14 @@ def check_corpus(cfg):
     for row in rows:
         tally.add(*row)
     tally.finish()
-    if cfg.unlabelled and not tally.splits.get("unlabelled"):
+    splits = tally.splits
+    if cfg.unlabelled and not splits.get("unlabelled"):
         raise UserError(f"unlabelled={cfg.unlabelled}: {path} has no unlabelled texts (rows with split=unlabelled, or "
                         "a train/unsup/ folder)")
+    # The draws from the train split (split_rows, finalize), checked before the cache is written.
+    n_train = splits["train"] - (0 if splits.get("test") else _n_held_out(splits["train"], cfg))
+    if not splits.get("valid"):
+        check_valid_draw(n_train, cfg)
     return fmt
 
 
@@ -215,6 +220,15 @@ def _rank_dictionary(words, tokens, rows, offsets):
     return ranked, [0, 0] + [int(counts[i]) for i in order], remap
 
 
+def _n_held_out(n_train, cfg):
+    """How many of ``n_train`` texts ``test_portion`` holds out; a `UserError` if none or all."""
+    n_test = int(round(n_train * cfg.test_portion))
+    if n_test < 1 or n_test >= n_train:
+        raise UserError(f"test_portion={cfg.test_portion} of {n_train} texts leaves no test or no training "
+                        "text; change test_portion= or add split=test rows")
+    return n_test
+
+
 def split_rows(codes, cfg):
     """The cached rows of each split: ``({split name: sorted row indices}, how the test split came)``.
 
@@ -225,10 +239,7 @@ def split_rows(codes, cfg):
     if len(rows["test"]):
         return rows, "given"
     train_rows = rows["train"]
-    n_test = int(round(len(train_rows) * cfg.test_portion))
-    if n_test < 1 or n_test >= len(train_rows):
-        raise UserError(f"test_portion={cfg.test_portion} of {len(train_rows)} texts leaves no test or no training "
-                        "text; change test_portion= or add split=test rows")
+    n_test = _n_held_out(len(train_rows), cfg)
     perm = make_rng(TEST_SPLIT_SEED, "test_portion").permutation(len(train_rows))
     rows["test"] = np.sort(train_rows[perm[:n_test]])
     rows["train"] = np.sort(train_rows[perm[n_test:]])

@@ -65,6 +65,9 @@ def corpus_format(path):
     except OSError as err:
         raise UserError(f"{shown}: cannot read it ({err.strerror}); fix the path or its permissions") from None
     if stat.S_ISDIR(mode):
+        if path.suffix.lower() in FILE_FORMATS:
+            raise UserError(f"{shown} is a folder, not a file; give the {path.suffix} file itself, or a folder "
+                            "with train/CLASS/*.txt")
         if not os.access(path, os.R_OK | os.X_OK):
             raise UserError(f"{shown}: cannot list the folder (permission denied); fix its permissions")
         return "imdb" if is_aclimdb(path) else "folder"
