@@ -16,6 +16,7 @@ import pytest
 from lstm_adv.common.errors import UserError
 from lstm_adv.config import parse_args
 from lstm_adv.data import load_dataset
+from conftest import merge
 from test_corpus import isolated, make_rows, write_csv, write_folder, write_jsonl  # noqa: F401 (isolated: autouse)
 
 WORDS = {"pos": "good great fun", "neg": "bad awful dull"}
@@ -33,7 +34,7 @@ def folder(root, splits=(("train", 30), ("test", 6)), classes=("good", "bad")):
 
 
 def load(path, *extra):
-    return load_dataset(parse_args([f"data={path}", "progress=0", "maxlen=0", *extra]))
+    return load_dataset(parse_args(merge([f"data={path}", "progress=0", "maxlen=0"], list(extra))))
 
 
 # --- refused: one line, exit 2, nothing written -------------------------------------------------
@@ -122,6 +123,12 @@ REFUSED = [
      "seems separated by semicolons, not commas; save it comma-separated"),
     ("tab-separated .csv", _write({"c.csv": csv_text().replace(b",", b"\t")}), "c.csv", "",
      "seems separated by tabs, not commas; rename it to .tsv"),
+    ("an empty split cell", _write({"c.csv": csv_text(header="text,label,split", extra=lambda i: "," if i == 5
+                                                      else ",train")}),
+     "c.csv", "", "c.csv line 7: the split is empty"),
+    ("an empty valid/ folder", _in_folder(lambda f: (f / "valid").mkdir()), "f", "", "valid/ holds no class folders"),
+    ("a UTF-16 file", _write({"c.csv": csv_text().decode().encode("utf-16")}), "c.csv", "",
+     "c.csv is UTF-16 (Excel's \"Unicode text\"), not UTF-8"),
     ("a lone surrogate in a JSONL label", _write({"c.jsonl": b'{"text": "good", "label": "\\ud800"}\n'
                                                   b'{"text": "bad", "label": "neg"}\n'}),
      "c.jsonl", "", "line 1: the label holds a lone surrogate"),
@@ -233,3 +240,10 @@ def test_a_text_over_csv_s_field_limit_reads_as_from_jsonl(tmp_path):
     rows[0] = (" ".join(["good"] * 40_000) + " film", rows[0][1], rows[0][2])   # 200,005 characters
     a, b = load(write_csv(tmp_path / "c.csv", rows)), load(write_jsonl(tmp_path / "d.jsonl", rows))
     assert (a.words, a.train.seqs) == (b.words, b.train.seqs) and max(len(s) for s in a.train.seqs) >= 40_000
+
+
+def test_a_maxlen_that_leaves_one_class_in_train_is_refused(tmp_path):
+    (tmp_path / "c.csv").write_bytes(csv_text(text=lambda i: "good film" if i % 2 else "a long and dull bad film"))
+    assert load(tmp_path / "c.csv", "maxlen=0").info["n_classes"] == 2
+    with pytest.raises(UserError, match="the training split holds one class only after the maxlen=4 rule"):
+        load(tmp_path / "c.csv", "maxlen=4")

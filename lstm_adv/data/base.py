@@ -187,10 +187,6 @@ def finalize(train, test, words, cfg, info=None, valid=None):
         return split.subset(order)
 
     train, valid, test = (sort_by_len(remove_unk(s)) for s in (train, valid, test))
-    if len(np.unique(train.labels)) < 2:
-        raise UserError(f"the training split holds one class only after the maxlen={cfg.maxlen} rule and the "
-                        "validation draw; a classifier needs at least two: raise maxlen, use maxlen_mode=truncate, "
-                        "or add texts")
     # The tutorial's ydim = max(train label) + 1, unless the corpus names its classes.
     K = int(info.get("n_classes") or (int(np.max(train.labels)) + 1 if len(train) else 2))
     fractions = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=K) / max(len(train), 1)

@@ -327,6 +327,10 @@ def load_corpus(cfg, workers=None, cache=None):
             "word_counts": counts}
     valid = split("valid") if len(rows["valid"]) else None
     data = finalize(split("train"), split("test"), words, cfg, info, valid=valid)
+    if len(np.unique(data.train.labels)) < 2:
+        raise UserError(f"{path}: the training split holds one class only after the maxlen={cfg.maxlen} rule and the "
+                        "validation draw; a classifier needs at least two: raise maxlen, use maxlen_mode=truncate, "
+                        "or add texts")
     if cfg.unlabelled:
         data.unlabelled = finalize_unlabelled(split("unlabelled").seqs, cfg, len(words))
         data.info["n_unlabelled"] = len(data.unlabelled)

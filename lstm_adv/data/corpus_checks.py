@@ -68,7 +68,12 @@ class RowTally:
 
     def add(self, where, text, label, split):
         """Count one row; returns its split code, or None for a row to skip (empty text)."""
-        split = split.lower() if split else "train"
+        if split is None:
+            split = "train"   # no split column: test_portion holds texts out
+        elif not split:
+            raise UserError(f"{self._at(where)}: the split is empty; write train, test, valid or unlabelled in every "
+                            "row of the split column (or drop the column: test_portion= then holds texts out)")
+        split = split.lower()
         if split not in SPLITS:
             raise UserError(f"{self._at(where)}: split {split!r} is not one of {', '.join(SPLITS)}; fix the split "
                             "column (or leave it out: test_portion= then holds texts out)")

@@ -123,6 +123,8 @@ def list_folder(path):
             continue
         entries, hidden = _entries(path / split)
         out.skipped["hidden"] += hidden
+        if not any(kind == "dir" for _, _, kind in entries):
+            raise _no_classes(path, split)
         for name, folder, kind in entries:
             if kind == "file":
                 out.skipped["outside"] += 1
@@ -139,9 +141,13 @@ def list_folder(path):
                 else:
                     out.files.append((split, label, fpath))
     if not any(split == "train" and label is not None for split, label in out.classes):
-        raise UserError(f"data={path}: train/ holds no class folders; put each class's .txt files in "
-                        "train/CLASS/ (e.g. train/pos/1.txt, train/neg/2.txt)")
+        raise _no_classes(path, "train")
     return out
+
+
+def _no_classes(path, split):
+    return UserError(f"data={path}: {split}/ holds no class folders; put each class's .txt files in {split}/CLASS/ "
+                     f"(e.g. {split}/pos/1.txt, {split}/neg/2.txt)" + ("" if split == "train" else ", or remove it"))
 
 
 def is_aclimdb(path):

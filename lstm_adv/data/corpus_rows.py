@@ -166,6 +166,9 @@ def _decoded_lines(fh, path):
         try:
             yield lineno, raw.decode("utf-8")
         except UnicodeDecodeError as err:
+            if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise UserError(f"{path} is UTF-16 (Excel's \"Unicode text\"), not UTF-8; save it as UTF-8 "
+                                "(e.g. \"CSV UTF-8\")") from None
             raise UserError(f"{path} line {lineno} is not valid UTF-8 (byte 0x{raw[err.start]:02x} at column "
                             f"{err.start + 1}); save the file as UTF-8") from None
 
@@ -205,7 +208,7 @@ def _csv_rows(path, delimiter, text_col, label_col, columns_seen):
                     sep = "tab" if delimiter == "\t" else f"{delimiter!r}"
                     raise UserError(f"{path} line {start} has {len(row)} fields but the header has {len(header)}; "
                                     f"quote texts that hold the delimiter ({sep}) or a line break")
-                yield start, row[i_text], row[i_label].strip(), row[i_split].strip() if i_split is not None else ""
+                yield start, row[i_text], row[i_label].strip(), row[i_split].strip() if i_split is not None else None
         except csv.Error as err:
             raise UserError(f"{path} line {current[0]}: not a valid {kind} row ({err}); quote texts that hold "
                             "quotes, the delimiter or line breaks") from None
@@ -232,12 +235,15 @@ def _jsonl_rows(path, text_col, label_col, columns_seen):
                 columns_seen.update(matched[keys].ignored)
             cols = matched[keys]
             text, label = obj[keys[cols.text]], obj[keys[cols.label]]
-            split = obj[keys[cols.split]] if cols.split is not None else ""
+            split = obj[keys[cols.split]] if cols.split is not None else None
             if not isinstance(text, str):
                 raise UserError(f"{path} line {lineno}: the text field {keys[cols.text]!r} is not a string")
             if isinstance(label, bool) or not isinstance(label, (str, int)):
                 raise UserError(f"{path} line {lineno}: the label {label!r} is neither a string nor an integer")
-            yield lineno, text, str(label).strip(), str(split).strip() if split is not None else ""
+            if split is not None and not isinstance(split, str):
+                raise UserError(f"{path} line {lineno}: the split {split!r} is not a string; write train, test, valid "
+                                "or unlabelled")
+            yield lineno, text, str(label).strip(), split.strip() if split is not None else None
 
 
 def _folder_rows(path, listing):
@@ -259,7 +265,7 @@ def _checked(rows, path):
     OS error reading them turned into one `UserError`."""
     try:
         for where, text, label, split in rows:
-            for what, s in (("text", text), ("label", label), ("split", split)):
+            for what, s in (("text", text), ("label", label), ("split", split or "")):
                 if _SURROGATE.search(s):
                     at = where if isinstance(where, Path) else f"{path} line {where}"
                     raise UserError(f"{at}: the {what} holds a lone surrogate ({_SURROGATE.search(s).group()!r}, "
@@ -274,7 +280,7 @@ def iter_rows(path, fmt, text_col="text", label_col="label", listing=None, colum
     """Every text of a corpus, in file order: ``(where, text, label, split)``.
 
     ``where`` is a line number (files) or the file's path (folders); ``label`` the raw label as
-    a string ("" for unlabelled texts), ``split`` the raw split name ("" where none is given).
+    a string ("" for unlabelled texts), ``split`` the raw split name (None without a split column).
     ``listing`` is a folder's `list_folder` (made here if not given); ``columns_seen`` a set
     that gains the columns or fields not read.
     """
