@@ -247,3 +247,14 @@ def test_a_maxlen_that_leaves_one_class_in_train_is_refused(tmp_path):
     assert load(tmp_path / "c.csv", "maxlen=0").info["n_classes"] == 2
     with pytest.raises(UserError, match="the training split holds one class only after the maxlen=4 rule"):
         load(tmp_path / "c.csv", "maxlen=4")
+
+
+def test_a_test_portion_draw_that_takes_a_whole_class_is_refused(tmp_path):
+    from lstm_adv.common.utils import make_rng
+    from lstm_adv.data.corpus import TEST_SPLIT_SEED
+
+    first_held_out = int(make_rng(TEST_SPLIT_SEED, "test_portion").permutation(60)[0])
+    label = lambda i: "rare" if i == first_held_out else "pos" if i % 2 else "neg"   # noqa: E731
+    (tmp_path / "c.csv").write_bytes(csv_text(label=label))
+    with pytest.raises(UserError, match=r"the class 'rare' has 1 texts in test \(drawn by test_portion=0.2\)"):
+        load(tmp_path / "c.csv")
