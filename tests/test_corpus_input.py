@@ -88,7 +88,7 @@ REFUSED = [
                                                        extra=lambda i: ",test" if i == 7 else ",train",
                                                        label=lambda i: "ugly" if i == 7 else "pos" if i % 2
                                                        else "neg")}),
-     "c.csv", "", "the class 'ugly' has 1 texts in test"),
+     "c.csv", "", "the class 'ugly' has 1 text in test (first: c.csv line 9) but none in train"),
     ("labels differing in case", _write({"c.csv": csv_text(label=lambda i: ["pos", "neg", "POS"][i % 3])}),
      "c.csv", "", "the labels 'POS' (at"),
     ("test/Good beside train/good", _in_folder(lambda f: (f / "test" / "good").rename(f / "test" / "Good")),
@@ -256,5 +256,5 @@ def test_a_test_portion_draw_that_takes_a_whole_class_is_refused(tmp_path):
     first_held_out = int(make_rng(TEST_SPLIT_SEED, "test_portion").permutation(60)[0])
     label = lambda i: "rare" if i == first_held_out else "pos" if i % 2 else "neg"   # noqa: E731
     (tmp_path / "c.csv").write_bytes(csv_text(label=label))
-    with pytest.raises(UserError, match=r"the class 'rare' has 1 texts in test \(drawn by test_portion=0.2\)"):
+    with pytest.raises(UserError, match=r"the class 'rare' has 1 text in test \(drawn by test_portion=0.2\)"):
         load(tmp_path / "c.csv")

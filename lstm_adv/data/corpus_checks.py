@@ -197,5 +197,6 @@ def check_seen_in_train(train_labels, others, place, how=""):
             continue
         near = difflib.get_close_matches(label, list(train_labels), n=1, cutoff=0.6)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise UserError(f"the class {label!r}{hint} has {n} texts in {split}{how}, from {place(split, label)} on, but "
+        texts = "1 text" if n == 1 else f"{n} texts"
+        raise UserError(f"the class {label!r}{hint} has {texts} in {split}{how} (first: {place(split, label)}) but "
                         "none in train: a model cannot learn it; add training texts of it, or remove them")

@@ -243,6 +243,12 @@ def _jsonl_rows(path, text_col, label_col, columns_seen):
             if split is not None and not isinstance(split, str):
                 raise UserError(f"{path} line {lineno}: the split {split!r} is not a string; write train, test, valid "
                                 "or unlabelled")
+            # JSON's \ud800 escapes decode to lone surrogates, which no file can hold (UTF-8 text cannot).
+            for what, value in (("text", text), ("label", label), ("split", split)):
+                bad = _SURROGATE.search(value) if isinstance(value, str) else None
+                if bad:
+                    raise UserError(f"{path} line {lineno}: the {what} holds a lone surrogate ({bad.group()!r}, not a "
+                                    "character); fix the escape in the file")
             yield lineno, text, str(label).strip(), split.strip() if split is not None else None
 
 
@@ -261,16 +267,9 @@ def _folder_rows(path, listing):
 
 
 def _checked(rows, path):
-    """The rows, each string checked to be encodable (JSON's ``\\ud800`` escapes are not), and every
-    OS error reading them turned into one `UserError`."""
+    """The rows, with every OS error reading them turned into one `UserError`."""
     try:
-        for where, text, label, split in rows:
-            for what, s in (("text", text), ("label", label), ("split", split or "")):
-                if _SURROGATE.search(s):
-                    at = where if isinstance(where, Path) else f"{path} line {where}"
-                    raise UserError(f"{at}: the {what} holds a lone surrogate ({_SURROGATE.search(s).group()!r}, "
-                                    "not a character); fix the escape in the file")
-            yield where, text, label, split
+        yield from rows
     except OSError as err:
         raise UserError(f"cannot read {err.filename or path} ({err.strerror}); fix its permissions or remove "
                         "it") from None
