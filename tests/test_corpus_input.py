@@ -23,8 +23,10 @@ WORDS = {"pos": "good great fun", "neg": "bad awful dull"}
 
 
 def csv_text(n=60, label=lambda i: "pos" if i % 2 else "neg", text=None, header="text,label", extra=lambda i: ""):
-    lines = [header] + [f"{text(i) if text else 'the film was ' + WORDS.get(label(i).lower(), 'okay fine so').split()[i % 3]},"
-                        f"{label(i)}{extra(i)}" for i in range(n)]
+    def default(i):
+        return "the film was " + WORDS.get(label(i).lower(), "okay fine so").split()[i % 3]
+
+    lines = [header] + [f"{(text or default)(i)},{label(i)}{extra(i)}" for i in range(n)]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -159,9 +161,12 @@ def test_refused_with_one_line_and_nothing_written(case, make, data, extra, frag
     assert fragment in error, error
 
 
-@pytest.mark.parametrize("target, fragment", [("train/good/3.txt", "cannot read f/train/good/3.txt (Permission denied)"),
-                                              ("train/bad", "cannot list the folder f/train/bad (Permission denied)"),
-                                              ("c.csv", "cannot read c.csv (Permission denied)")])
+UNREADABLE = [("train/good/3.txt", "cannot read f/train/good/3.txt (Permission denied)"),
+              ("train/bad", "cannot list the folder f/train/bad (Permission denied)"),
+              ("c.csv", "cannot read c.csv (Permission denied)")]
+
+
+@pytest.mark.parametrize("target, fragment", UNREADABLE)
 def test_an_unreadable_file_or_folder_is_one_line(target, fragment, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSTM_ADV_CACHE", str(tmp_path / "cache"))
 

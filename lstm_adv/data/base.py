@@ -165,7 +165,6 @@ def finalize(train, test, words, cfg, info=None, valid=None):
         check_valid_draw(len(train), cfg)
         perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
         n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
-        check_valid_draw(len(train), cfg)
         valid = train.subset(perm[n_fit:])
         train = train.subset(perm[:n_fit])
     else:

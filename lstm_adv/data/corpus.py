@@ -17,8 +17,8 @@ Labels are strings or integers (all of one kind); they map to class ids in sorte
 Texts are tokenised as IMDB's (Moses, lowercase, `lstm_adv.data.imdb_source.tokenize`); empty
 texts (and a folder's files outside its layout) are skipped, counted by reason and said in the
 log's data line; too many skipped, or a split or class that makes no sense, is refused before
-anything is written (`lstm_adv.data.corpus_checks`). The file is read as a stream, a chunk of rows at a time, and
-cached (token ids, labels, splits) under the SHA-256 of its content, so a second load takes
+anything is written (`lstm_adv.data.corpus_checks`). The file is read as a stream, a chunk of
+rows at a time, and cached (token ids, labels, splits) under the SHA-256 of its content, so a second load takes
 seconds. Every malformed input ends in one `UserError` before anything is written
 (`check_corpus`, called by the entry points' start-up checks).
 """
@@ -309,8 +309,8 @@ def load_corpus(cfg, workers=None, cache=None):
     rows, test_split = split_rows(arrays["splits"], cfg)
     if test_split != "given":   # the hold-out may have drawn every text of a small class
         names = meta["label_names"]
-        check_seen_in_train({names[i] for i in labels[rows["train"]]},
-                            {("test", names[i]): n for i, n in zip(*np.unique(labels[rows["test"]], return_counts=True))},
+        held = zip(*np.unique(labels[rows["test"]], return_counts=True))
+        check_seen_in_train({names[i] for i in labels[rows["train"]]}, {("test", names[i]): n for i, n in held},
                             lambda split, label: path, how=f" (drawn by test_portion={cfg.test_portion})")
     words, counts, remap = _rank_dictionary(meta["words"], tokens, rows["train"], offsets)
     ids = remap[tokens]

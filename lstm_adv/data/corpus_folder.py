@@ -6,7 +6,8 @@ walks it once and returns the files to read, and every entry not read counted by
 (`SKIP_REASONS`), so that nothing is dropped in silence; what cannot be read at all (a broken
 link, a link loop, a pipe or device, a folder it may not list, a file it may not read, another
 folder beside the splits) is one `UserError`. The reader (`lstm_adv.data.corpus_rows`) and the
-cache's content hash (`lstm_adv.data.corpus.content_sha256`) both use this one listing.
+cache's content hash (`lstm_adv.data.corpus.content_sha256`) both list with it, so the hash
+covers exactly the files read (links followed) and what was skipped.
 
 `is_aclimdb` says whether a folder is aclImdb itself (read as ``data=imdb``): only IMDB's own
 layout and file names, never a class folder that happens to use the classes ``neg`` and ``pos``.
@@ -75,9 +76,7 @@ def _entries(folder):
 
 def _count_nested(folder):
     """The files under a folder nested too deep (walked without following links, so no loop)."""
-    n = 0
-    for _, dirs, files in os.walk(folder, onerror=None):
-        n += len(files)
+    n = sum(len(files) for _, _, files in os.walk(folder))
     return max(n, 1)   # an empty nested folder still counts once: it is there and not read
 
 

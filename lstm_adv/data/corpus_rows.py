@@ -125,9 +125,8 @@ class Columns:
         if hits:
             return hits[0]
         if required:
-            available = [n for n in self.names]
-            match = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
-            listed = ", ".join(repr(a) for a in available) or "none"
+            match = difflib.get_close_matches(name, self.names, n=1, cutoff=0.5)
+            listed = ", ".join(repr(a) for a in self.names) or "none"
             hint = f"did you mean {key}={match[0].strip()}?" if match else f"name the {what} with {key}="
             raise UserError(f"{self.where} has no {what} {name!r} (it has {listed}); {hint}")
         return None
