@@ -198,5 +198,6 @@ def check_seen_in_train(train_labels, others, place, how=""):
         near = difflib.get_close_matches(label, list(train_labels), n=1, cutoff=0.6)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         texts = "1 text" if n == 1 else f"{n} texts"
+        fix = "mark the test rows (a split column) or lower test_portion=" if how else "remove them"
         raise UserError(f"the class {label!r}{hint} has {texts} in {split}{how} (first: {place(split, label)}) but "
-                        "none in train: a model cannot learn it; add training texts of it, or remove them")
+                        f"none in train: a model cannot learn it; add training texts of it, or {fix}")
