@@ -108,6 +108,9 @@ REFUSED = [
     ("a class folder without .txt texts", _in_folder(lambda f: _write({"train/meh/a.md": b"okay",
                                                                        "train/meh/b.TXT.bak": b"ok"})(f)),
      "f", "", "train/meh holds no text"),
+    ("a split value near one", _write({"c.csv": csv_text(header="text,label,split", extra=lambda i: ",Validation"
+                                                         if i == 4 else ",train")}),
+     "c.csv", "", "c.csv line 6: split 'validation' is not one of train, test, valid, unlabelled; did you mean valid?"),
     ("a folder beside the splits", _in_folder(lambda f: _write({"dev/good/1.txt": b"good"})(f)),
      "f", "", "the folder dev/ is none of train/, test/, valid/"),
     ("a broken symbolic link", _in_folder(lambda f: os.symlink("nowhere.txt", f / "train/good/x.txt")),
@@ -237,7 +240,8 @@ def test_skipped_files_are_counted_by_reason_and_said(tmp_path):
 def test_a_few_empty_texts_are_skipped_and_said(tmp_path):
     (tmp_path / "c.csv").write_bytes(csv_text(n=120, text=lambda i: "\x00\u200b " if i in (3, 4) else f"good {i}"))
     ds = load(tmp_path / "c.csv")
-    assert ds.info["n_skipped"] == {"empty": 2} and ds.info["read_note"] == "skipped: 2 empty texts"
+    assert ds.info["n_skipped"] == {"empty": 2}
+    assert ds.info["read_note"] == "skipped: 2 empty texts; test: test_portion=0.2 of the texts held out (fixed seed)"
 
 
 def test_a_text_over_csv_s_field_limit_reads_as_from_jsonl(tmp_path):

@@ -323,7 +323,10 @@ def load_corpus(cfg, workers=None, cache=None):
     info = {"source": str(path), "source_format": fmt, "sha256": meta["sha256"], "cache": str(npz_path),
             "built": built, "label_names": meta["label_names"], "label_kind": meta["label_kind"], "n_classes": K,
             "n_rows": meta["n_rows"], "n_empty_skipped": meta["n_empty_skipped"], "n_skipped": meta["n_skipped"],
-            "columns_ignored": meta["columns_ignored"], "read_note": meta["read_note"], "test_split": test_split,
+            "columns_ignored": meta["columns_ignored"], "test_split": test_split,
+            # The log's data line says what was not read, and a test split drawn rather than given.
+            "read_note": "; ".join(n for n in (meta["read_note"], test_split != "given" and f"test: {test_split}")
+                                   if n),
             "word_counts": counts}
     valid = split("valid") if len(rows["valid"]) else None
     data = finalize(split("train"), split("test"), words, cfg, info, valid=valid)

@@ -75,8 +75,10 @@ class RowTally:
                             "row of the split column (or drop the column: test_portion= then holds texts out)")
         split = split.lower()
         if split not in SPLITS:
-            raise UserError(f"{self._at(where)}: split {split!r} is not one of {', '.join(SPLITS)}; fix the split "
-                            "column (or leave it out: test_portion= then holds texts out)")
+            near = difflib.get_close_matches(split, list(SPLITS), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise UserError(f"{self._at(where)}: split {split!r} is not one of {', '.join(SPLITS)}; {hint}fix the "
+                            "split column (or leave it out: test_portion= then holds texts out)")
         self.n_rows += 1
         if split == "unlabelled":
             label = ""
