@@ -254,8 +254,11 @@ def test_a_text_over_csv_s_field_limit_reads_as_from_jsonl(tmp_path):
 def test_a_maxlen_that_leaves_one_class_in_train_is_refused(tmp_path):
     (tmp_path / "c.csv").write_bytes(csv_text(text=lambda i: "good film" if i % 2 else "a long and dull bad film"))
     assert load(tmp_path / "c.csv", "maxlen=0").info["n_classes"] == 2
+    cached = sorted((tmp_path / "cache").iterdir())
+    (tmp_path / "c.csv").write_bytes(csv_text(n=62, text=lambda i: "good film" if i % 2 else "a long and dull bad film"))
     with pytest.raises(UserError, match="the training split holds one class only after the maxlen=4 rule"):
         load(tmp_path / "c.csv", "maxlen=4")
+    assert sorted((tmp_path / "cache").iterdir()) == cached   # the new content's cache is not left behind
 
 
 def test_a_test_portion_draw_that_takes_a_whole_class_is_refused(tmp_path):

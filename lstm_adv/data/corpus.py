@@ -304,6 +304,19 @@ def load_corpus(cfg, workers=None, cache=None):
             raise UserError(f"cannot write the corpus cache in {npz_path.parent} ({err}); free some space or "
                             "point LSTM_ADV_CACHE at another folder") from None
         cached = read_cache(npz_path, json_path)
+    try:
+        data = _dataset(cfg, path, fmt, cached, npz_path, built)
+    except UserError:
+        if built:   # refused by a check that needs the tokens: the run leaves nothing written, no cache either
+            npz_path.unlink(missing_ok=True)
+            json_path.unlink(missing_ok=True)
+        raise
+    data.info["load_seconds"] = round(time.perf_counter() - t0, 2)
+    return data
+
+
+def _dataset(cfg, path, fmt, cached, npz_path, built):
+    """The `Dataset` of a read cache pair (`load_corpus`): the splits, the train dictionary, `finalize`."""
     arrays, meta = cached
     tokens, offsets, labels = arrays["tokens"], arrays["offsets"], arrays["labels"]
     rows, test_split = split_rows(arrays["splits"], cfg)
@@ -337,5 +350,4 @@ def load_corpus(cfg, workers=None, cache=None):
     if cfg.unlabelled:
         data.unlabelled = finalize_unlabelled(split("unlabelled").seqs, cfg, len(words))
         data.info["n_unlabelled"] = len(data.unlabelled)
-    data.info["load_seconds"] = round(time.perf_counter() - t0, 2)
     return data
