@@ -307,7 +307,8 @@ def load_data(cfg, run):
             + (f"; {info['n_classes']} classes: {', '.join(map(str, info['label_names']))}"
                if config_mod.is_corpus_path(cfg.data) and "label_names" in info else "")
             + (f"; validFreq=0: one validation per epoch ({config_mod.valid_every(cfg, info['n_train'])} updates)"
-               if cfg.validFreq == 0 else ""))
+               if cfg.validFreq == 0 else "")
+            + (f"; {info['read_note']}" if info.get("read_note") else ""))
     return data
 
 

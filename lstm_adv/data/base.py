@@ -126,6 +126,20 @@ def _renumber(seqs, new):
     return [new[np.asarray(s, dtype=np.int64)].tolist() for s in seqs]
 
 
+def check_valid_draw(n_train, cfg):
+    """Refuse a ``valid_portion`` draw from ``n_train`` training texts that leaves no validation text.
+
+    An empty validation split would make the validation error NaN and the best model a guess.
+    """
+    if int(np.round(n_train * (1.0 - cfg.valid_portion))) < n_train:
+        return
+    least = next(n for n in range(n_train + 1, 10 ** 9) if int(np.round(n * (1.0 - cfg.valid_portion))) < n)
+    portion = np.ceil(100 / max(n_train, 1)) / 100
+    raise UserError(f"valid_portion={cfg.valid_portion} of {n_train} training texts leaves the validation split "
+                    f"empty (it needs at least {least} training texts); raise valid_portion= (e.g. {portion:g}), "
+                    "add texts, or give validation texts (split=valid rows, a valid/ folder)")
+
+
 def finalize(train, test, words, cfg, info=None, valid=None):
     """Apply the tutorial's ``load_data`` to full-vocabulary splits.
 
@@ -167,6 +181,7 @@ def finalize(train, test, words, cfg, info=None, valid=None):
                         "raise maxlen or use maxlen_mode=truncate")
 
     if valid is None:
+        check_valid_draw(len(train), cfg)
         perm = make_rng(cfg.seed, "valid_split").permutation(len(train))
         n_fit = int(np.round(len(train) * (1.0 - cfg.valid_portion)))
         valid = train.subset(perm[n_fit:])
