@@ -113,6 +113,25 @@ def test_ascc_gradient_matches_finite_differences():
     assert_gradients_match_finite_differences(tparams2, grads, lambda: f2(x, mask, y, w)[0], rows)
 
 
+def test_the_row_wise_update_covers_the_substitutes_rows():
+    # adv_emb_grad=1: the gradient reaches the rows of substitutes absent from the batch (4, 5, 7);
+    # the lazy update over the union equals the dense update of every row.
+    cfg = parse_args(BASE + ["ascc=1", f"ascc_max_subs={M}", "adv_emb_grad=1", "ascc_k=2"])
+    lazy, dense = (Model(cfg, N_WORDS, substitutions=_sets(), wemb_update=u) for u in ("lazy", "dense"))
+    assert (lazy.wemb_update, dense.wemb_update) == ("lazy", "dense")
+    rng = np.random.default_rng(0)
+    words = [2, 3, 6, 8, 9, 10, 11]
+    start = dense.get_params()["Wemb"]
+    for t in range(20):
+        seqs = [list(rng.choice(words, size=rng.integers(2, 6))) for _ in range(3)]
+        x, mask, y = prepare_data(seqs, rng.integers(0, 2, size=3), "float64")
+        assert lazy.train_step(x, mask, y)[0] == pytest.approx(dense.train_step(x, mask, y)[0], rel=1e-10), t
+    end = dense.get_params()["Wemb"]
+    assert not np.array_equal(end[[4, 5, 7]], start[[4, 5, 7]]) and np.array_equal(end[[0, 1]], start[[0, 1]])
+    for k, v in dense.get_params().items():
+        np.testing.assert_allclose(lazy.get_params()[k], v, rtol=1e-10, atol=1e-14, err_msg=k)
+
+
 def _shared_inputs(f):
     return {v.name for v in f.maker.fgraph.inputs if hasattr(v, "get_value")}
 
@@ -125,7 +144,7 @@ def test_ascc_branch_adds_no_parameters_and_trains():
     assert list(clean.tparams) == list(ascc.tparams) == ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
     # Not even a dropout stream: every ASCC pass reuses the clean branch's mask.
     assert _shared_inputs(ascc.f_train) == _shared_inputs(clean.f_train)
-    assert ascc.wemb_update == "dense"   # its gradient reaches the substitutes' rows
+    assert ascc.wemb_update == "lazy"   # over the batch's words and their substitutes
     x, mask, y = _batch()
     before = ascc.get_params()
     assert np.isfinite(ascc.train_step(x, mask, y)[0])

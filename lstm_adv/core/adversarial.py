@@ -151,7 +151,10 @@ class Objective:
         The training gradient with respect to ``emb`` (after the embedding clip). Without
         ``freqs`` (emb_norm=0) ``grads["Wemb"]`` is its scatter-add into the rows of ``Wemb`` and
         lazy optimizers use it by rows (`lstm_adv.core.compiled.Model`); None for VAT (whose unlabelled
-        batch reaches other rows) and for ASCC with adv_emb_grad=1 (the substitutes' rows).
+        batch reaches other rows). ASCC with adv_emb_grad=1: shape (T, B + B*M, E), the clean
+        input's then the substitutes' (their ids: ``row_ids``).
+    row_ids : int64 tensor (T, B + B*M), or None
+        The ids ``emb_grad``'s rows belong to, where not the batch's ``x``.
     """
 
     cost_clean: object
@@ -164,6 +167,7 @@ class Objective:
     vat_target: object = None
     emb_grad: object = None
     weights: object = None
+    row_ids: object = None
 
 
 def describe_objective(cfg):
@@ -235,7 +239,7 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
         probs = nets.classify(emb_in, mask, "clean", clip_output=True)
     cost_clean = nll(probs, y)
     penalty = cfg.reg * (tparams["U"] ** 2).sum() if cfg.reg > 0 else 0.0
-    target = weights = None
+    target = weights = rows = None
     if not cfg.adversarial:
         cost_adv, delta = cost_clean, pt.zeros_like(emb)
         cost = cost_clean + penalty
@@ -245,18 +249,21 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     elif ascc:
         if subs is None:
             raise ValueError("ascc=1 needs the substitution sets (subs)")
-        cost_adv, delta, weights = ascc_term(nets, logits_clean, x, mask, keep, subs, ascc_fixed or {})
+        cost_adv, delta, weights, rows = ascc_term(nets, logits_clean, x, mask, keep, subs, ascc_fixed or {})
         cost = cost_clean + float(cfg.ascc_beta) * cost_adv + penalty
     else:
         cost_adv, delta = _adversarial_term(nets, probs, cost_clean, emb_in, mask, y)
         a = float(cfg.alpha)
         cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
     grads, emb_grad = training_grads(cost, tparams, emb)
-    # VAT's unlabelled batch, and ASCC's substitutes (adv_emb_grad=1), reach rows the batch's words
-    # do not: no row-wise Wemb update.
-    other_rows = cfg.adversarial and (cfg.vat or (ascc and cfg.adv_emb_grad))
+    row_ids = None
+    if ascc and cfg.adv_emb_grad:
+        # The substitutes' rows learn too: the row-wise update covers the union of both reads.
+        row_ids = pt.concatenate([x, rows[0]], axis=1)
+        emb_grad = pt.concatenate([emb_grad, pytensor.grad(cost, rows[1])], axis=1)
+    # VAT's unlabelled batch reaches rows the labelled one does not: no row-wise Wemb update.
     return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target,
-                     emb_grad=None if other_rows else emb_grad, weights=weights)
+                     emb_grad=None if cfg.vat and cfg.adversarial else emb_grad, weights=weights, row_ids=row_ids)
 
 
 @dataclass

@@ -102,7 +102,9 @@ def maximise_weights(kl_sum_at, member, context, k, lr, entropy_weight, mode=Non
 
     def step(c1, c2, a, m, v, member, *ctx):
         w, log_w = hull_weights(a, member)
-        loss = -kl_sum_at(w, *ctx) + entropy_weight * entropy(w, log_w).mean()   # Dong et al. minimise this
+        # Dong et al. minimise this. Deviation: the mean over the batch's (T, B) positions, padding
+        # included as theirs, but T is the batch's longest review here, a fixed length there.
+        loss = -kl_sum_at(w, *ctx) + entropy_weight * entropy(w, log_w).mean()
         g = disconnected_grad(pytensor.grad(loss, a)) + ADAM_DECAY * a
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g ** 2
@@ -119,7 +121,8 @@ def maximise_weights(kl_sum_at, member, context, k, lr, entropy_weight, mode=Non
 
 
 def substitution_sets(nets, x, subs):
-    """The batch's substitution sets: ids and membership (T, B, M) and their embeddings (T, B, M, E).
+    """The batch's substitution sets: membership (T, B, M), their embeddings (T, B, M, E) and the
+    rows they read, ``(ids (T, B*M), gathered (T, B*M, E))``.
 
     ``subs``: the model's constants ``(ids (n_words, M), member (n_words, M))``. The embeddings are
     the model's (`nets.embed`, emb_norm=1 included) with the embedded input's gradient clip.
@@ -127,8 +130,9 @@ def substitution_sets(nets, x, subs):
     ids, member = subs
     S = ids[x]
     T, B, M = S.shape
-    emb_S = nets.embed(S.reshape((T, B * M)))
-    return member[x], clip_input(emb_S.reshape((T, B, M, emb_S.shape[-1])), nets.cfg)
+    flat = S.reshape((T, B * M))
+    gathered = nets.embed(flat)
+    return member[x], clip_input(gathered.reshape((T, B, M, gathered.shape[-1])), nets.cfg), (flat, gathered)
 
 
 def ascc_term(nets, logits_clean, x, mask, keep, subs, fixed):
@@ -154,9 +158,11 @@ def ascc_term(nets, logits_clean, x, mask, keep, subs, fixed):
     kl : scalar tensor
     delta : tensor (T, B, E), x~ - x, held constant
     weights : tensor (T, B, M)
+    rows : (ids (T, B*M), gathered (T, B*M, E))
+        The substitutes' rows of ``Wemb`` as `substitution_sets` read them (for a row-wise update).
     """
     cfg = nets.cfg
-    member, emb_S = substitution_sets(nets, x, subs)
+    member, emb_S, rows = substitution_sets(nets, x, subs)
     target = disconnected_grad(logits_clean)
     const_S = disconnected_grad(emb_S)
 
@@ -164,7 +170,10 @@ def ascc_term(nets, logits_clean, x, mask, keep, subs, fixed):
         return nets.classify(e, mask, keep=keep, logits=True)
 
     def point(w, S):
-        return (w[:, :, :, None] * S).sum(axis=2)
+        # sum_j w_j * S_j per position, as a batched product (its gradient too): the elementwise
+        # product and sum took 5x as long, and their gradient's sum over E accumulated in float64.
+        T, B, M, E = S.shape
+        return pt.matmul(w.reshape((T * B, 1, M)), S.reshape((T * B, M, E))).reshape((T, B, E))
 
     def kl_sum_at(w, target, S, mask, keep=None):
         return pt.cast(S.shape[1], w.dtype) * kl_divergence(target, logits_at(point(w, S), mask, keep))
@@ -180,7 +189,7 @@ def ascc_term(nets, logits_clean, x, mask, keep, subs, fixed):
         # substitutes' rows too, as Dong et al.'s trainable embedding does).
         emb_adv = disconnected_grad(emb_adv)
     delta = disconnected_grad(emb_adv - const_S[:, :, 0])
-    return kl_divergence(logits_clean, logits_at(emb_adv)), delta, weights
+    return kl_divergence(logits_clean, logits_at(emb_adv)), delta, weights, rows
 
 
 def check_substitutions(subs, n_words):

@@ -60,8 +60,8 @@ class Model:
         How adadelta updates ``Wemb``: only the rows of the batch, the other rows' accumulator
         decay applied when next used (`lstm_adv.core.optimizers.LazyRows`; equal to dense to float
         rounding), or every row every update (the tutorial). Default "lazy" on modes C and
-        NUMBA; always dense for JAX (static shapes), rmsprop/sgd, emb_norm=1, vat=1 and ascc=1
-        with adv_emb_grad=1 (its gradient reaches the substitutes' rows).
+        NUMBA (ascc=1: the rows of the batch's words and of their substitutes); always dense for JAX
+        (static shapes), rmsprop/sgd, emb_norm=1 and vat=1.
     lstm_backward : {"manual", "autodiff"}
         How the LSTM's gradient is built (`lstm_adv.core.lstm.lstm_layer`): the hand-written
         backward scan (default) or PyTensor's differentiation of the tutorial's scan.
@@ -176,7 +176,8 @@ class Model:
                               freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm, subs=self.subs)
         rows = None
         if self.wemb_update == "lazy" and self.freqs is None and obj.emb_grad is not None:
-            rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
+            ids = self.x if obj.row_ids is None else obj.row_ids   # ascc=1: the substitutes' rows too
+            rows = {"Wemb": embedding_row_grad(ids, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
         else:
             self.wemb_update = "dense"
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
