@@ -91,7 +91,7 @@ class Config:
                               "afresh at every update (0 = off)", group="training")
     synonyms: str = _key("wordnet", "word substitutions (the word attacks, ASCC, synonym augmentation): wordnet "
                          "(WordNet 3.0 synonyms, shipped) or the PATH of a TSV file, word<TAB>substitutes "
-                         "(lstm_adv.data.synonyms); only substitutes in the model's vocabulary count", group="data")
+                         "(lstm_adv.data.synonyms.load_synonyms); only substitutes in the model's vocabulary count", group="data")
     # --- the tutorial's hyperparameters ---
     encoder: str = _key("lstm", "sequence encoder", ("lstm", "rnn"))
     optimizer: str = _key("adadelta", "update rule, exactly as the tutorial", ("adadelta", "rmsprop", "sgd"))
