@@ -126,7 +126,7 @@ def _other_value(name):
         return next(c for c in f.metadata["choices"] if c != getattr(base, name))
     special = {"attack_eps": "0.2", "saveto": "elsewhere", "runs_dir": "other", "data_path": "/data/x.tar.gz",
                "w2v_path": "/v.bin", "reload_model": "/p.npz", "test_size": 7, "attack_size": 9, "data": "imdb",
-               "text_col": "review", "label_col": "stars"}
+               "text_col": "review", "label_col": "stars", "synonyms": "/subs.tsv"}
     if name in special:
         return special[name]
     return getattr(base, name) + (1 if f.type in (int, "int") else 0.125)

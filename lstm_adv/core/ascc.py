@@ -21,7 +21,8 @@ member: its weight is exactly 1 and its embedding exactly the clean one.
 Deviations from Dong et al.'s code, each marked where it happens: the logits start at zero, not
 from a Kaiming-normal draw; every pass (clean, inner steps, adversarial) shares the clean branch's
 dropout mask, where their inner steps run without dropout and their two training passes draw
-independent masks.
+independent masks; the entropy's mean runs over positions padded to the batch's longest review,
+not to a fixed length. README "Deviations" and experiments/reference.md list them.
 """
 
 import numpy as np
