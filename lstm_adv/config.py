@@ -76,9 +76,23 @@ class Config:
     vat_xi: float = _key(0.1, "vat=1: length of the probe xi*d in the power iteration (Miyato's 0.1)")
     unlabelled: int = _key(0, "vat=1: add up to N unlabelled reviews (IMDB train/unsup; toy: generated) to the "
                            "KL term, one batch_size batch of them per update (0 = none)", group="data")
+    ascc: int = _key(0, "1: the adversarial term is ASCC (Dong et al. 2021): each word embedded as a point of the "
+                     "convex hull of its substitution set (synonyms=), the weights pushed by ascc_k Adam steps to "
+                     "maximise KL(p(x)||p(x~)); objective L(x) + ascc_beta*KL (alpha, eps, adv_norm, adv_label, "
+                     "adv_grad unused; adv_emb_grad=1: Wemb learns through the hull too, as Dong et al.)", (0, 1))
+    ascc_k: int = _key(10, "ascc=1: inner Adam steps on the hull weights' logits (Dong et al.: 10)")
+    ascc_beta: float = _key(4.0, "ascc=1: weight of the KL term; objective L(x) + ascc_beta*KL (Dong et al.: 4)")
+    ascc_entropy: float = _key(15.0, "ascc=1: weight of the entropy term that makes the hull weights sparse in the "
+                               "inner steps (Dong et al.'s sparse_weight: 15)")
+    ascc_lr: float = _key(10.0, "ascc=1: step size of the inner Adam (Dong et al.: 10)")
+    ascc_max_subs: int = _key(16, "ascc=1: at most M members per substitution set, the word included (the source's "
+                              "first M-1 substitutes in the vocabulary)")
+    synonym_aug: float = _key(0.0, "synonym augmentation (Jia et al. 2019's baseline): each training token that has "
+                              "substitutes (synonyms=) replaced by one drawn uniformly, with this probability, "
+                              "afresh at every update (0 = off)", group="training")
     synonyms: str = _key("wordnet", "word substitutions (the word attacks, ASCC, synonym augmentation): wordnet "
                          "(WordNet 3.0 synonyms, shipped) or the PATH of a TSV file, word<TAB>substitutes "
-                         "(lstm_adv.data.synonyms); only substitutes in the model's vocabulary count", group="data")
+                         "(lstm_adv.data.synonyms.load_synonyms); only substitutes in the model's vocabulary count", group="data")
     # --- the tutorial's hyperparameters ---
     encoder: str = _key("lstm", "sequence encoder", ("lstm", "rnn"))
     optimizer: str = _key("adadelta", "update rule, exactly as the tutorial", ("adadelta", "rmsprop", "sgd"))
@@ -177,6 +191,8 @@ class Config:
     @property
     def adversarial(self):
         """Whether the training objective has the adversarial term."""
+        if self.ascc:   # ASCC's term replaces the paper's; adv=0 with ascc=1 is refused (`validate`)
+            return True
         return self.eps > 0 if self.adv == -1 else bool(self.adv)
 
     @property
@@ -316,9 +332,11 @@ RESULT_KEYS = keys_with_role("model", "budget", "eval")
 #: The keys that change nothing a run computes or reports (backend, paths, logging, resuming).
 NEUTRAL_KEYS = keys_with_role("backend", "output")
 
-#: Keys a setting makes inert: with vat=1 the KL term replaces the paper's objective, so alpha,
-#: adv_norm, adv_label and adv_grad are never read (`unused_keys`).
-INERT_UNDER = {"vat": ("alpha", "adv_norm", "adv_label", "adv_grad")}
+#: Keys a setting makes inert: with vat=1 (or ascc=1) the KL term replaces the paper's objective, so
+#: alpha, adv_norm, adv_label and adv_grad are never read (`unused_keys`); ascc=1 reads no eps
+#: either (its perturbation is the hull of the synonyms, not a radius; eps > 0 is refused).
+INERT_UNDER = {"vat": ("alpha", "adv_norm", "adv_label", "adv_grad"),
+               "ascc": ("alpha", "eps", "adv_norm", "adv_label", "adv_grad")}
 
 
 def unused_keys(values):
@@ -388,6 +406,16 @@ def validate(cfg):
         (not (cfg.unlabelled and not cfg.vat), "unlabelled=N feeds the VAT term only: add vat=1 (and eps > 0)"),
         (not (cfg.vat and (cfg.mode == "JAX" or cfg.device == "gpu")),
          "vat=1 draws its random direction in the graph, which mode=JAX does not support; use mode=C"),
+        (not (cfg.ascc and cfg.vat), "ascc=1 and vat=1 are two adversarial terms; choose one"),
+        (not (cfg.ascc and cfg.eps > 0), f"eps={cfg.eps} is unused by ascc=1 (its perturbations are the convex hull "
+         "of each word's synonyms, not a radius); drop eps="),
+        (not (cfg.ascc and cfg.adv == 0), "adv=0 turns the adversarial term off but ascc=1 is one; drop one of them"),
+        (cfg.ascc_k >= 1, f"ascc_k={cfg.ascc_k} must be >= 1 (the inner steps)"),
+        (cfg.ascc_beta >= 0, f"ascc_beta={cfg.ascc_beta} must be >= 0"),
+        (cfg.ascc_entropy >= 0, f"ascc_entropy={cfg.ascc_entropy} must be >= 0 (0 = no sparsity term)"),
+        (cfg.ascc_lr > 0, f"ascc_lr={cfg.ascc_lr} must be > 0"),
+        (cfg.ascc_max_subs >= 2, f"ascc_max_subs={cfg.ascc_max_subs} must be >= 2 (the word and one substitute)"),
+        (0.0 <= cfg.synonym_aug <= 1.0, f"synonym_aug={cfg.synonym_aug} must be in [0, 1] (a probability)"),
         (cfg.attack_k >= 0, f"attack_k={cfg.attack_k} must be >= 0 (0 = no iterative attack)"),
         (cfg.attack_size == -1 or cfg.attack_size > 0, f"attack_size={cfg.attack_size} must be -1 (all) or positive"),
         (cfg.word_attack_size > 0, f"word_attack_size={cfg.word_attack_size} must be positive"),

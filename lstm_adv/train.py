@@ -24,6 +24,8 @@ from .common.lifecycle import EXIT_NAN, EXIT_OK, Interrupted, cli_entry, exit_fo
 from .common.utils import library_versions, make_rng, provenance
 from .core.backend import flush_denormals, limit_blas_threads
 from .data import BatchStream, data_identity, load_dataset, prepare_data, vocabulary_note
+from .data.base import train_err_split
+from .data.synonyms import SubstitutionTable, augment, load_synonyms
 from .rundir import LoopState, RunDir, missing_word_attacks, patience_rule, restore_loop_state, save_loop_state
 
 
@@ -59,7 +61,8 @@ def main(argv):
 def preflight(cfg, run):
     """Refuse what can be checked before any file is written: the run directory's folder and the
     files in it, a run of other keys there (resume=1), the data source, ``reload_model=``,
-    ``w2v_path=``, the backend (mode=JAX, device=gpu); `cli_entry` has checked the tests' fault hook."""
+    ``w2v_path=``, ``synonyms=`` (ascc=1, synonym_aug > 0), the backend (mode=JAX, device=gpu);
+    `cli_entry` has checked the tests' fault hook."""
     checks.writable_files("saveto", run.path, [path.name for path in run.files()])
     if cfg.resume and run.config.exists():   # train() checks again under the lock
         run.check_same_run(cfg)
@@ -82,6 +85,8 @@ def preflight(cfg, run):
         params = load_params(path)
         rows = params["Wemb"].shape[0] if "Wemb" in params and params["Wemb"].ndim == 2 else cfg.n_words
         check_params(params, cfg, min(rows, cfg.n_words), str(path))  # n_words is checked again with the data
+    if cfg.ascc or cfg.synonym_aug > 0:
+        load_synonyms(cfg.synonyms)   # a missing or malformed table: one line (the WordNet table is cached)
     if cfg.wemb_init == "word2vec" and cfg.w2v_path:
         path = checks.readable_file("w2v_path", cfg.w2v_path)
         from .data.embeddings import sniff_word2vec  # loads the IMDB reader: only for w2v_path=
@@ -130,7 +135,9 @@ def train(cfg, run):
     if not cfg.resume:
         for path in (run.checkpoint, run.checkpoint_prev):
             path.unlink(missing_ok=True)
-    model = build_model(cfg, run, data, n_words, params, init_info)
+    # ascc=1, synonym_aug > 0: the substitutes of the model's vocabulary, once (config.json records them)
+    subs = SubstitutionTable(load_synonyms(cfg.synonyms), data.words, n_words) if cfg.ascc or cfg.synonym_aug else None
+    model = build_model(cfg, run, data, n_words, params, init_info, subs)
     unlab = unlabelled_stream(cfg, run, model, data)
     state = restore_loop_state(checkpoint, model, unlab)
     del checkpoint   # its arrays are in the model and the state now
@@ -152,7 +159,7 @@ def train(cfg, run):
         try:
             with lifecycle.disk_full_says(run.path, "the previous checkpoint is intact: free space and run the "
                                           "same command to resume"):
-                status = run_loop(cfg, run, model, data, unlab, state, stop)
+                status = run_loop(cfg, run, model, data, unlab, state, stop, subs)
         except Interrupted as intr:
             save_loop_state(run, model, state, unlab)
             run.write_metrics(state.metrics("interrupted"))
@@ -180,10 +187,11 @@ def train(cfg, run):
 
 
 # ---- the tutorial's loop ----------------------------------------------------------------------------
-def run_loop(cfg, run, model, data, unlab, state, stop):
+def run_loop(cfg, run, model, data, unlab, state, stop, subs=None):
     """The tutorial's loop from ``state`` (updated in place) to ``max_epochs`` or the early stop.
 
-    ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``stop`` the signals received
+    ``unlab`` is the unlabelled reviews' `BatchStream` (or None); ``subs`` the `SubstitutionTable`
+    of synonym_aug > 0 (or None); ``stop`` the signals received
     (`lstm_adv.common.lifecycle.Stop`): the loop raises `Interrupted` at the end of the update in
     which one came (the caller checkpoints).
     Returns `EXIT_NAN` (status nan written, no checkpoint) when the cost is not finite, else None.
@@ -195,7 +203,7 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
         batches = [state.epoch_perm[i:i + cfg.batch_size] for i in range(0, len(state.epoch_perm), cfg.batch_size)]
         bar = _progress(cfg, len(batches), state)
         for pos in range(state.batch_pos, len(batches)):
-            cost = train_update(cfg, model, data, unlab, state, batches[pos])
+            cost = train_update(cfg, model, data, unlab, state, batches[pos], subs)
             state.batch_pos = pos + 1
             if not np.isfinite(cost):
                 # Fail loudly: the checkpoint before the blow-up is kept, never a fake error.
@@ -221,9 +229,14 @@ def run_loop(cfg, run, model, data, unlab, state, stop):
     return None
 
 
-def train_update(cfg, model, data, unlab, state, idx):
-    """One update on the training reviews ``idx`` (and the next unlabelled batch); returns its cost."""
-    x, mask, y = prepare_data([data.train.seqs[i] for i in idx], data.train.labels[idx], cfg.floatX)
+def train_update(cfg, model, data, unlab, state, idx, subs=None):
+    """One update on the training reviews ``idx`` (synonym_aug > 0: some words replaced from the
+    `SubstitutionTable` ``subs``) and the next unlabelled batch; returns its cost."""
+    seqs = [data.train.seqs[i] for i in idx]
+    if cfg.synonym_aug > 0:
+        # A stream per update, from the one seed: nothing to checkpoint, a resumed run draws the same.
+        seqs = augment(seqs, subs, cfg.synonym_aug, make_rng(cfg.seed, f"synonym_aug/{state.uidx}"))
+    x, mask, y = prepare_data(seqs, data.train.labels[idx], cfg.floatX)
     t = time.perf_counter()
     extra = ()
     if unlab is not None:
@@ -312,24 +325,24 @@ def load_data(cfg, run):
     return data
 
 
-def build_model(cfg, run, data, n_words, params, init_info):
-    """The compiled `Model` from its initial parameters (`initial_params`); writes ``config.json``
-    and ``vocab.json``."""
-    from .core.compiled import Model  # imports PyTensor: keep --help and bad-key errors fast
+def build_model(cfg, run, data, n_words, params, init_info, subs=None):
+    """The compiled `Model` from its initial parameters (`initial_params`) and, ascc=1, the
+    `SubstitutionTable` ``subs``; writes ``config.json`` and ``vocab.json``."""
+    from .core.adversarial import describe_objective  # imports PyTensor: keep --help and bad-key errors fast
+    from .core.compiled import Model
 
     info = data.info
     n_classes = int(info.get("n_classes", 2))
     init_note = _init_note(init_info)
     t0 = time.time()
     word_counts = info.get("word_counts") if cfg.emb_norm else None
-    model = Model(cfg, n_words, params, word_counts=word_counts, n_classes=n_classes)
+    model = Model(cfg, n_words, params, word_counts=word_counts, n_classes=n_classes,
+                  substitutions=subs.padded(cfg.ascc_max_subs) if cfg.ascc else None)
     import pytensor  # already loaded by Model; here for its config (compiledir)
     run.log(f"compiled in {time.time() - t0:.1f}s: mode {model.mode_name}, floatX {cfg.floatX}, "
-            + (f"objective VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, "
-               f"vat_xi={cfg.vat_xi}, emb_norm={cfg.emb_norm})" if cfg.vat and cfg.adversarial else
-               f"objective {'adversarial' if cfg.adversarial else 'clean'} "
-               f"(alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{', emb_norm=1' if cfg.emb_norm else ''})")
-            + init_note)
+            f"objective {describe_objective(cfg)}" + init_note)
+    if subs is not None:
+        run.log(f"substitutions: {json.dumps(subs.info())}")
     record = {"config": cfg.to_dict(), "adversarial": cfg.adversarial, "n_words": n_words, "n_classes": n_classes,
               "resolved": {"validFreq": config_mod.valid_every(cfg, len(data.train))},   # validFreq=0's value
               "versions": library_versions(),
@@ -341,6 +354,7 @@ def build_model(cfg, run, data, n_words, params, init_info):
               **({"word_counts": list(word_counts[:n_words]) + [int(sum(word_counts[n_words:]))]}
                  if word_counts is not None else {}),
               "init": init_info,
+              **({"substitutions": subs.info()} if subs is not None else {}),
               "argv": sys.argv,
               "provenance": provenance()}
     run.write_config(record)
@@ -415,29 +429,6 @@ def validate(cfg, model, data, state, epoch=None):
            "test_err": pred_error(model, data.test, cfg.valid_batch_size) if cfg.valid_test else None}
     state.cost_sum, state.cost_n = 0.0, 0
     return row
-
-
-def train_err_split(train, size):
-    """The training reviews a validation's train error is measured on.
-
-    Deviation from the tutorial (always the whole train split), only with ``size >= 0``: on all 23,750
-    reviews cut to 100 tokens that took about as long as the 370 plain updates between two validations.
-
-    Parameters
-    ----------
-    train : lstm_adv.data.Split
-        Sorted by length, so evenly spaced reviews cover every length (and keep batches short).
-    size : int
-        ``cfg.train_err_size``; -1 (or at least ``len(train)``): the whole split.
-
-    Returns
-    -------
-    lstm_adv.data.Split
-        ``min(size, len(train))`` reviews in their order, the first and the last among them.
-    """
-    if size < 0 or size >= len(train):
-        return train
-    return train.subset(np.unique(np.linspace(0, len(train) - 1, size).round().astype(np.int64)))
 
 
 def _valid_line(row, state):

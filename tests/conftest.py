@@ -182,3 +182,25 @@ def pytest_collection_modifyitems(config, items):
     # JAX first (JAX_FIRST): under -n its files share one process (`pytest_xdist_make_scheduler`);
     # without -n everything is one process.
     items.sort(key=lambda item: 0 if item.nodeid.startswith(JAX_FIRST[0]) else 1)
+
+
+def assert_gradients_match_finite_differences(tparams, grads, cost_at, candidates=None, h=1e-6, per_param=6):
+    """Each parameter's gradient against central differences of ``cost_at()`` at a few seeded entries.
+
+    ``tparams``: name -> shared variable (moved in place and put back); ``grads``: the arrays to
+    check, in the same order; ``candidates``: name -> flat indices to pick from (default: all).
+    """
+    pick = np.random.default_rng(2)
+    for (name, var), g in zip(tparams.items(), grads):
+        value = var.get_value()
+        pool = (candidates or {}).get(name, range(value.size))
+        for f in pick.choice(pool, size=min(per_param, len(pool)), replace=False):
+            i = np.unravel_index(f, value.shape)
+            vals = []
+            for s in (h, -h):
+                moved = value.copy()
+                moved[i] += s
+                var.set_value(moved)
+                vals.append(cost_at())
+            var.set_value(value)
+            assert g[i] == pytest.approx((vals[0] - vals[1]) / (2 * h), rel=1e-4, abs=1e-8), (name, i)

@@ -112,10 +112,13 @@ def test_every_key_has_a_role_and_the_lists_derive_from_it():
     # The choices this project made: the backend, budget, attacks and output keys are not identity.
     assert {"mode", "device", "max_epochs", "attack_eps", "attack_k", "attack_size", "attack_relative", "saveto",
             "runs_dir", "resume", "progress", "dispFreq", "saveFreq", "data_path", "download", "valid_test",
-            "train_err_size", "denormals"} == \
-        set(config.FIELDS) - set(config.IDENTITY_KEYS)
-    # A derived run directory is named by every identity key but the path reload_model.
-    assert set(config.RUN_DIR_NAME_SKIP) - {"reload_model"} <= set(config.NEUTRAL_KEYS)
+            "train_err_size", "denormals", "word_attack", "word_attack_size", "word_attack_seed",
+            "word_attack_max_change"} == set(config.FIELDS) - set(config.IDENTITY_KEYS)
+    # A derived run directory is named by every identity key but the path reload_model; the word
+    # attacks are left out of it too, so that a finished run rerun with one finds its folder.
+    word_attack = {k for k in config.FIELDS if k.startswith("word_attack")}
+    assert set(config.RUN_DIR_NAME_SKIP) - {"reload_model"} - word_attack <= set(config.NEUTRAL_KEYS)
+    assert word_attack <= set(config.RUN_DIR_NAME_SKIP)
 
 
 def _other_value(name):
@@ -126,7 +129,7 @@ def _other_value(name):
         return next(c for c in f.metadata["choices"] if c != getattr(base, name))
     special = {"attack_eps": "0.2", "saveto": "elsewhere", "runs_dir": "other", "data_path": "/data/x.tar.gz",
                "w2v_path": "/v.bin", "reload_model": "/p.npz", "test_size": 7, "attack_size": 9, "data": "imdb",
-               "text_col": "review", "label_col": "stars"}
+               "text_col": "review", "label_col": "stars", "synonyms": "/subs.tsv", "word_attack": "pwws"}
     if name in special:
         return special[name]
     return getattr(base, name) + (1 if f.type in (int, "int") else 0.125)

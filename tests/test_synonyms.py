@@ -76,3 +76,30 @@ def test_a_malformed_table_is_one_line(tmp_path, content, expected):
         syn.load_synonyms(str(path))
     with pytest.raises(UserError, match="no such file"):
         syn.load_synonyms(str(tmp_path / "missing.tsv"))
+
+
+def _aug_table():
+    words = ["<pad>", "<unk>", "the", "movie", "film", "flick", "good", "not", "qwxzv", "great"]
+    return words, syn.SubstitutionTable(syn.load_synonyms("wordnet"), words, len(words))
+
+
+def test_augmentation_replaces_at_rate_p_and_only_where_it_may():
+    words, table = _aug_table()
+    seqs = [list(np.random.default_rng(i).integers(1, len(words), size=50)) for i in range(400)]
+    p = 0.3
+    out = syn.augment(seqs, table, p, np.random.default_rng(0))
+    assert [len(s) for s in out] == [len(s) for s in seqs]
+    before, after = np.concatenate(seqs), np.concatenate(out)
+    eligible = table.has_substitutes(before)
+    assert not eligible[np.isin(before, [1, 2, 7, 8])].any()   # UNK, stopwords, a word without synonyms
+    np.testing.assert_array_equal(after[~eligible], before[~eligible])   # never changed
+    changed = after != before
+    assert all(a in table.subs[b] for a, b in zip(after[changed], before[changed]))   # in-vocabulary substitutes
+    n = int(eligible.sum())
+    sd = np.sqrt(n * p * (1 - p))
+    assert abs(int(changed.sum()) - n * p) < 4 * sd   # a replacement is never the word itself
+    assert seqs[0] != out[0] and seqs == [list(np.random.default_rng(i).integers(1, len(words), size=50))
+                                          for i in range(400)]   # the input is not changed
+    drawn = syn.augment([[3] * 200], table, 1.0, np.random.default_rng(1))[0]
+    assert set(drawn) == set(table.subs[3].tolist())   # p=1: every token, each substitute drawn
+    assert syn.augment(seqs[:3], table, 0.0, np.random.default_rng(0)) == [list(s) for s in seqs[:3]]

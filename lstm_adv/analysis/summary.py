@@ -114,7 +114,7 @@ def _cell(runs):
     return cell
 
 
-#: Keys of the adversarial term, read by no run without one (eps=0, vat=0): such a run (the
+#: Keys of the adversarial term, read by no run without one (eps=0, vat=0, ascc=0): such a run (the
 #: leak-free table's shared eps=0 baseline, say) does not make them "differ".
 STEP_KEYS = ("alpha", "adv_norm", "adv_label", "adv_grad", "adv_emb_grad")
 
@@ -127,7 +127,8 @@ def _settings(runs):
     for k in sorted(keys, key=lambda k: (k not in defaults, list(defaults).index(k) if k in defaults else k)):
         for r in runs:
             c = r["config"]
-            if k in STEP_KEYS and not float(c.get("eps", defaults["eps"])) and not c.get("vat", defaults["vat"]):
+            if k in STEP_KEYS and not float(c.get("eps", defaults["eps"])) and not c.get("vat", defaults["vat"]) \
+                    and not c.get("ascc", defaults["ascc"]):
                 continue
             v = c.get(k, defaults.get(k))
             values.setdefault(k, {})[json.dumps(v, sort_keys=True)] = v

@@ -15,7 +15,13 @@ second branch's term:
     r_vadv = eps * g / ||g||_2 per review, g from `power_iteration` (a random unit d, probes xi*d)
 
 with p(e) and r_vadv held constant. It needs no label, so unlabelled reviews can join its batch.
-``emb_norm=1`` embeds normalised rows (`lstm_adv.core.model.normalize_embeddings`) in both branches.
+``ascc=1`` (Dong et al., ICLR 2021; `lstm_adv.core.ascc`) replaces it too:
+
+    L~ = L(theta, e) + ascc_beta * KL(p(e) || p(e~)),   e~_i = sum_j w_ij * Wemb[S_ij],
+
+the weights w (a point in the convex hull of each word's synonyms) found by ascc_k Adam steps and
+held constant. ``emb_norm=1`` embeds normalised rows (`lstm_adv.core.model.normalize_embeddings`) in
+every branch.
 """
 
 from collections import OrderedDict
@@ -26,7 +32,8 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
-from .model import classify, clip_input, dropout_keep, embed, log_softmax_rows, nll
+from .ascc import ascc_term
+from .model import classify, clip_input, dropout_keep, embed, kl_divergence, nll, softmax_rows
 
 NORMS = ("sign", "l2")
 
@@ -84,15 +91,6 @@ def unit_l2(v, mask):
     return v / norm[None, :, None]
 
 
-def kl_divergence(p_logits, q_logits):
-    """Mean over reviews of KL(p || q), p and q given by their logits (B, K).
-
-    From log-softmaxes, so KL(p || p) is exactly 0 and its gradient exactly 0 (no +1e-8 as in `nll`).
-    """
-    logp, logq = log_softmax_rows(p_logits), log_softmax_rows(q_logits)
-    return (pt.exp(logp) * (logp - logq)).sum(axis=1).mean()
-
-
 def power_iteration(kl_at, d, mask, xi, iters):
     """The direction of largest KL increase by power iteration (Miyato et al. 2017, eq. 9-10).
 
@@ -146,11 +144,17 @@ class Objective:
     vat_target : tensor (B_vat, K) or None
         vat=1: the logits of p(e) on the VAT batch (held constant); ``cost_adv`` is then the KL term and
         ``delta`` the VAT batch's r_vadv (labelled reviews first, then the unlabelled ones).
+        ascc=1: ``cost_adv`` is ASCC's KL term and ``delta`` is e~ - e.
+    weights : tensor (T, B, M) or None
+        ascc=1: the hull weights of each word's substitution set (held constant).
     emb_grad : tensor, shape (T, B, E), or None
         The training gradient with respect to ``emb`` (after the embedding clip). Without
         ``freqs`` (emb_norm=0) ``grads["Wemb"]`` is its scatter-add into the rows of ``Wemb`` and
         lazy optimizers use it by rows where `lstm_adv.core.compiled.lazy_wemb_rows` allows (not
-        for VAT, whose unlabelled batch reaches other rows).
+        for VAT, whose unlabelled batch reaches other rows). ASCC with adv_emb_grad=1: shape
+        (T, B + B*M, E), the clean input's then the substitutes' (their ids: ``row_ids``).
+    row_ids : int64 tensor (T, B + B*M), or None
+        The ids ``emb_grad``'s rows belong to, where not the batch's ``x``.
     """
 
     cost_clean: object
@@ -162,10 +166,27 @@ class Objective:
     rng_updates: OrderedDict
     vat_target: object = None
     emb_grad: object = None
+    weights: object = None
+    row_ids: object = None
+
+
+def describe_objective(cfg):
+    """The training objective of ``cfg`` in a few words, for the run's log."""
+    norm = ", emb_norm=1" if cfg.emb_norm else ""
+    if not cfg.adversarial:
+        return f"clean (alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{norm})"
+    if cfg.vat:
+        return (f"VAT (eps={cfg.eps}, vat_weight={cfg.vat_weight}, vat_iters={cfg.vat_iters}, vat_xi={cfg.vat_xi}, "
+                f"emb_norm={cfg.emb_norm})")
+    if cfg.ascc:
+        return (f"ASCC (ascc_beta={cfg.ascc_beta}, ascc_k={cfg.ascc_k}, ascc_lr={cfg.ascc_lr}, "
+                f"ascc_entropy={cfg.ascc_entropy}, ascc_max_subs={cfg.ascc_max_subs}, synonyms={cfg.synonyms}, "
+                f"adv_emb_grad={cfg.adv_emb_grad}{norm})")
+    return f"adversarial (alpha={cfg.alpha}, eps={cfg.eps}, norm={cfg.adv_norm}{norm})"
 
 
 def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, unlabelled=None, vat_fixed=None,
-                    lstm=None):
+                    lstm=None, subs=None, ascc_fixed=None):
     """The paper's objective and its gradients, sharing one clean backward pass.
 
     The gradients equal those of the authors' graph (windweller/AdversarialNN, ``build_model``):
@@ -195,6 +216,10 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
         and ``"target"`` (then the objective's gradient is the true one).
     lstm : LSTMOptions, optional
         The encoder's backward, kernel and scan mode (`lstm_adv.core.model.classify`).
+    subs : (ids, member) constant tensors (n_words, M), optional
+        ascc=1: every word's substitution set (`lstm_adv.core.ascc`).
+    ascc_fixed : dict, optional
+        Tests: ``{"weights": tensor (T, B, M)}`` replacing the inner maximisation's result.
 
     Returns
     -------
@@ -204,23 +229,41 @@ def build_objective(tparams, x, mask, y, cfg, rngs, use_noise=True, freqs=None, 
     emb = nets.embed(x)
     emb_in = clip_input(emb, cfg)
     # The clean branch (the original code also clipped the gradient of its LSTM outputs).
-    probs = nets.classify(emb_in, mask, "clean", clip_output=True)
+    ascc = cfg.ascc and cfg.adversarial
+    if ascc:
+        # The same draw as `classify`'s own (stream "clean"), kept for ASCC's passes.
+        keep = nets.dropout_keep(x.shape[1], emb.dtype, "clean")
+        logits_clean = nets.classify(emb_in, mask, clip_output=True, keep=keep, logits=True)
+        probs = softmax_rows(logits_clean)
+    else:
+        probs = nets.classify(emb_in, mask, "clean", clip_output=True)
     cost_clean = nll(probs, y)
     penalty = cfg.reg * (tparams["U"] ** 2).sum() if cfg.reg > 0 else 0.0
-    target = None
+    target = weights = rows = None
     if not cfg.adversarial:
         cost_adv, delta = cost_clean, pt.zeros_like(emb)
         cost = cost_clean + penalty
     elif cfg.vat:
         cost_adv, delta, target = _vat_term(nets, emb_in, mask, unlabelled, vat_fixed or {})
         cost = cost_clean + float(cfg.vat_weight) * cost_adv + penalty
+    elif ascc:
+        if subs is None:
+            raise ValueError("ascc=1 needs the substitution sets (subs)")
+        cost_adv, delta, weights, rows = ascc_term(nets, logits_clean, x, mask, keep, subs, ascc_fixed or {})
+        cost = cost_clean + float(cfg.ascc_beta) * cost_adv + penalty
     else:
         cost_adv, delta = _adversarial_term(nets, probs, cost_clean, emb_in, mask, y)
         a = float(cfg.alpha)
         cost = a * cost_clean + (1.0 - a) * cost_adv + penalty
     grads, emb_grad = training_grads(cost, tparams, emb)
+    row_ids = None
+    if ascc and cfg.adv_emb_grad:
+        # The substitutes' rows learn too: the row-wise update covers the union of both reads.
+        row_ids = pt.concatenate([x, rows[0]], axis=1)
+        emb_grad = pt.concatenate([emb_grad, pytensor.grad(cost, rows[1])], axis=1)
     # Whether Wemb may be updated by these rows only is decided in one place: compiled.lazy_wemb_rows.
-    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target, emb_grad=emb_grad)
+    return Objective(cost_clean, cost_adv, cost, grads, delta, emb, nets.rng_updates, target, emb_grad=emb_grad,
+                     weights=weights, row_ids=row_ids)
 
 
 @dataclass

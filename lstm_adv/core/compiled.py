@@ -7,7 +7,8 @@ dropout RNGs, the optimizer state and the compiled functions:
 - ``f_pred_prob(x, mask) -> probs (B, K)``: clean inputs, dropout off (K classes, IMDB 2).
 - ``f_pred(x, mask) -> labels (B,)``: the argmax class.
 - ``inspect(x, mask, y, dropout=False) -> dict``: clean cost, adversarial cost, objective,
-  gradients for every parameter and the perturbation (compiled on first use).
+  gradients for every parameter and the perturbation (ascc=1: and the hull weights; compiled on
+  first use).
 - ``f_embed``, ``f_grad_prob_emb(emb, mask, y) -> (dL/de, probs)``, ``f_grad_emb(x, mask, y) -> dL/de (T, B, E)``
   and ``f_prob_emb(emb, mask) -> probs``: for
   attacks and the visualiser (compiled on first use).
@@ -30,6 +31,7 @@ import pytensor.tensor as pt
 from ..common.errors import UserError
 from ..common.utils import make_rng
 from .adversarial import build_objective
+from .ascc import check_substitutions
 from .backend import get_mode, resolve_mode_name
 from .jax_backend import BucketedFunction, compile_stats, compile_summary
 from .lstm import LSTMOptions
@@ -70,7 +72,8 @@ class Model:
         How adadelta updates ``Wemb``: only the rows of the batch, the other rows' accumulator
         decay applied when next used (`lstm_adv.core.optimizers.LazyRows`; equal to dense to float
         rounding), or every row every update (the tutorial). Default "lazy" on modes C and
-        NUMBA; always dense for JAX (static shapes), rmsprop/sgd, emb_norm=1 and vat=1.
+        NUMBA (ascc=1: the rows of the batch's words and of their substitutes); always dense for JAX
+        (static shapes), rmsprop/sgd, emb_norm=1 and vat=1.
     lstm_backward : {"manual", "autodiff"}
         How the LSTM's gradient is built (`lstm_adv.core.lstm.lstm_layer`): the hand-written
         backward scan (default) or PyTensor's differentiation of the tutorial's scan.
@@ -78,6 +81,9 @@ class Model:
         On mode C, the LSTM as the whole-sequence C Ops of `lstm_adv.core.kernels` (default: no
         scan), or scans whose step's elementwise part is its per-step C kernels ("c") or
         PyTensor ops ("graph"); the other modes always run the scans in PyTensor ops.
+    substitutions : (ids, member) ndarrays, shape (n_words, M), optional
+        ascc=1 (needed): every word's substitution set, the word first
+        (`lstm_adv.data.synonyms.SubstitutionTable.padded`); compiled in as constants.
 
     Attributes
     ----------
@@ -95,7 +101,7 @@ class Model:
     """
 
     def __init__(self, cfg, n_words, params=None, word_counts=None, wemb_update=None, lstm_backward="manual",
-                 lstm_kernel="seq", n_classes=None):
+                 lstm_kernel="seq", n_classes=None, substitutions=None):
         self.cfg = cfg
         self.n_words = n_words
         self.n_classes = int(n_classes or (params_classes(params) if params is not None else 2))
@@ -128,6 +134,14 @@ class Model:
                 if word_counts is None:
                     raise UserError("emb_norm=1 needs the training word frequencies (word_counts) to normalise Wemb")
                 self.freqs = pt.constant(emb_norm_weights(word_counts, n_words).astype(cfg.floatX), name="freqs")
+            self.subs = None
+            if cfg.ascc:
+                if substitutions is None:
+                    raise ValueError("ascc=1 needs the substitution sets (substitutions=)")
+                check_substitutions(substitutions, n_words)
+                ids, member = substitutions
+                self.subs = (pt.constant(np.asarray(ids, dtype="int64"), name="subs_ids"),
+                             pt.constant(np.asarray(member, dtype=cfg.floatX), name="subs_member"))
             self.x = pt.matrix("x", dtype="int64")
             self.mask = pt.matrix("mask", dtype=cfg.floatX)
             self.y = pt.vector("y", dtype="int64")
@@ -169,10 +183,11 @@ class Model:
     def _build_train(self):
         unlabelled = (self.xu, self.mu) if self.unlabelled else None
         obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, self.rngs, use_noise=True,
-                              freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm)
+                              freqs=self.freqs, unlabelled=unlabelled, lstm=self.lstm, subs=self.subs)
         rows = None
         if self.wemb_update == "lazy":
-            rows = {"Wemb": embedding_row_grad(self.x, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
+            ids = self.x if obj.row_ids is None else obj.row_ids   # ascc=1: the substitutes' rows too
+            rows = {"Wemb": embedding_row_grad(ids, obj.emb_grad, self.cfg.wdim, c_ops=self.lstm.c_backend)}
         updates, self.opt_state = OPTIMIZERS[self.cfg.optimizer](self.tparams, obj.grads, self.cfg.lrate, rows=rows,
                                                                  kernel="c" if self.mode_name == "C" else "graph")
         updates = list(updates) + list(obj.rng_updates.items())
@@ -221,8 +236,9 @@ class Model:
 
         Returns
         -------
-        dict with ``cost_clean``, ``cost_adv``, ``cost`` (floats), ``delta`` (T, B, E) and
-        ``grads`` (OrderedDict name -> array, the gradient used for training).
+        dict with ``cost_clean``, ``cost_adv``, ``cost`` (floats), ``delta`` (T, B, E),
+        ``grads`` (OrderedDict name -> array, the gradient used for training) and, ascc=1,
+        ``weights`` (T, B, M): the hull weights of each word's substitution set.
         """
         if self.unlabelled != (xu is not None and mu is not None):
             raise ValueError("inspect: pass xu and mu (the unlabelled batch) exactly when the model trains with "
@@ -233,15 +249,21 @@ class Model:
                 use_noise = pt.scalar("use_noise", dtype="int8")
                 rngs = OrderedDict((k, pytensor.shared(make_rng(self.cfg.seed, f"inspect_{k}"))) for k in self.rngs)
                 obj = build_objective(self.tparams, self.x, self.mask, self.y, self.cfg, rngs, use_noise,
-                                      freqs=self.freqs, unlabelled=tuple(unlabelled) or None, lstm=self.lstm)
-                outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + list(obj.grads.values())
+                                      freqs=self.freqs, unlabelled=tuple(unlabelled) or None, lstm=self.lstm,
+                                      subs=self.subs)
+                weights = [] if obj.weights is None else [obj.weights]
+                outs = [obj.cost_clean, obj.cost_adv, obj.cost, obj.delta] + weights + list(obj.grads.values())
                 self._inspect = (self._function([self.x, self.mask, self.y] + unlabelled + [use_noise], outs,
-                                                list(obj.rng_updates.items()), "f_inspect", time_outputs=(3,)),
-                                 list(obj.grads))
-        f, names = self._inspect
+                                                list(obj.rng_updates.items()), "f_inspect",
+                                                time_outputs=(3, 4) if weights else (3,)),
+                                 list(obj.grads), len(weights))
+        f, names, n_weights = self._inspect
         out = f(x, mask, y, *((xu, mu) if self.unlabelled else ()), np.int8(bool(dropout)))
-        return {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
-                "delta": out[3], "grads": OrderedDict(zip(names, out[4:]))}
+        res = {"cost_clean": float(out[0]), "cost_adv": float(out[1]), "cost": float(out[2]),
+               "delta": out[3], "grads": OrderedDict(zip(names, out[4 + n_weights:]))}
+        if n_weights:
+            res["weights"] = out[4]
+        return res
 
     def _build_attack(self):
         with pytensor.config.change_flags(floatX=self.cfg.floatX):

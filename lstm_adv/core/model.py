@@ -347,6 +347,15 @@ def log_softmax_rows(z):
     return s - pt.log(pt.exp(s).sum(axis=-1, keepdims=True))
 
 
+def kl_divergence(p_logits, q_logits):
+    """Mean over reviews of KL(p || q), p and q given by their logits (B, K).
+
+    From log-softmaxes, so KL(p || p) is exactly 0 and its gradient exactly 0 (no +1e-8 as in `nll`).
+    """
+    logp, logq = log_softmax_rows(p_logits), log_softmax_rows(q_logits)
+    return (pt.exp(logp) * (logp - logq)).sum(axis=1).mean()
+
+
 def nll(probs, y):
     """Mean negative log-likelihood, with the tutorial's +1e-8 inside the log.
 

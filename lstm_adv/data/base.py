@@ -292,3 +292,26 @@ def finalize_unlabelled(seqs, cfg, n_dict=None):
     seqs = [s for s in seqs if len(s)][:cfg.unlabelled]
     return [[w if w < cfg.n_words else UNK for w in s] for s in seqs]
 
+
+def train_err_split(train, size):
+    """The training reviews a validation's train error is measured on.
+
+    Deviation from the tutorial (which always uses the whole train split), only with ``size >= 0``:
+    on all 23,750 reviews cut to 100 tokens, that evaluation took about as long as the 370 plain
+    updates between two validations.
+
+    Parameters
+    ----------
+    train : lstm_adv.data.Split
+        Sorted by length, so evenly spaced reviews cover every length (and keep batches short).
+    size : int
+        ``cfg.train_err_size``; -1 (or at least ``len(train)``): the whole split.
+
+    Returns
+    -------
+    lstm_adv.data.Split
+        ``min(size, len(train))`` reviews in their order, the first and the last among them.
+    """
+    if size < 0 or size >= len(train):
+        return train
+    return train.subset(np.unique(np.linspace(0, len(train) - 1, size).round().astype(np.int64)))

@@ -1,7 +1,7 @@
 """Word substitutions: which words of a model's vocabulary may replace which.
 
 The candidates of the word-level attacks (`lstm_adv.attack`) and of the defences built for them
-(ASCC, synonym augmentation: `lstm_adv.core.substitutions`) come from one `SubstitutionTable`,
+(ASCC: `lstm_adv.core.ascc`; synonym augmentation: `augment`) come from one `SubstitutionTable`,
 built for a model's vocabulary from a synonym source:
 
 - ``synonyms=wordnet`` (default): WordNet 3.0's synonym sets of single-word lemmas, shipped in
@@ -219,3 +219,32 @@ class SubstitutionTable:
                 "substitutes_in_vocabulary_only": True, "n_words": self.n_words,
                 "words_with_substitutes": int((sizes > 0).sum()),
                 "mean_substitutes": round(float(sizes[sizes > 0].mean()), 3) if (sizes > 0).any() else 0.0}
+
+
+def augment(seqs, table, p, rng):
+    """Synonym augmentation (the baseline of Jia et al. 2019): each token that has substitutes is
+    replaced, with probability ``p``, by one of them drawn uniformly.
+
+    Parameters
+    ----------
+    seqs : list of sequences of int
+        A batch's reviews (word ids), before `lstm_adv.data.prepare_data`.
+    table : SubstitutionTable
+        Stopwords, padding, UNK and words without in-vocabulary substitutes are never replaced.
+    p : float
+        In [0, 1].
+    rng : numpy Generator
+        Two draws per token (replace or not; which substitute), whatever ``p``.
+
+    Returns
+    -------
+    list of lists of int: new reviews of the same lengths (``seqs`` is not changed).
+    """
+    lengths = [len(s) for s in seqs]
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
+    replace = rng.random(len(flat)) < p
+    pick = rng.random(len(flat))
+    for j in np.flatnonzero(replace & table.has_substitutes(flat)):
+        subs = table.subs[flat[j]]
+        flat[j] = subs[int(pick[j] * len(subs))]
+    return [part.tolist() for part in np.split(flat, np.cumsum(lengths)[:-1])] if seqs else []
