@@ -16,7 +16,7 @@
 #   miyato     adv_norm=l2 emb_norm=1 adv_emb_grad=1 eps=3.0 seeds 1-3 (Miyato et al. 2017)
 #   vat_unlab  vat=1 emb_norm=1 adv_emb_grad=1 unlabelled=50000 eps=3.0   seed 1
 #   augment    synonym_aug=0.5 (Jia et al. 2019's baseline)  seed 1
-#   ascc       ascc=1 (Dong et al. 2021, its defaults)       seeds 1-3
+#   ascc       ascc=1 adv_emb_grad=1 (Dong et al. 2021, their code's defaults)  seeds 1-3
 # and the paper's own Table 1 models (preset=authors max_epochs=150, the tutorial's maxlen=100
 # filter) at eps 0 and 0.5, seeds 1-2: table1_eps=0.0, table1_eps=0.5.
 # Each method's seeds: SEEDS_<method> (e.g. SEEDS_ascc="1 2 3").
@@ -58,7 +58,7 @@ keys_of() {
     miyato) echo "adv_norm=l2 emb_norm=1 adv_emb_grad=1 eps=3.0" ;;
     vat_unlab) echo "vat=1 emb_norm=1 adv_emb_grad=1 unlabelled=50000 eps=3.0" ;;
     augment) echo "synonym_aug=0.5 eps=0.0" ;;
-    ascc) echo "ascc=1 eps=0.0" ;;
+    ascc) echo "ascc=1 adv_emb_grad=1 eps=0.0" ;;
     table1_eps=*) echo "eps=${1#table1_eps=}" ;;
     *) echo "unknown method $1 (plain, paper, miyato, vat_unlab, augment, ascc, table1_eps=EPS)" >&2; return 2 ;;
   esac
