@@ -79,6 +79,10 @@ def test_the_budget_of_changed_words_is_kept():
     assert search.pwws(model, ids, 1, table(), max_change=1.0).n_changed == 3
     assert not search.pwws(model, ids, 1, table(), max_change=0.2).flipped   # 2 words of 10
     assert not search.beam(model, ids, 1, table(), max_change=0.2).flipped
+    # the beam's query budget: a step that would pass it is not taken
+    assert search.beam(model, ids, 1, table()).flipped
+    capped = search.beam(model, ids, 1, table(), max_queries=12)
+    assert not capped.flipped and capped.queries <= 12 + 1
 
 
 def test_pwws_replaces_the_most_salient_word_first():

@@ -14,7 +14,7 @@ from ..common.utils import atomic_write_json, atomic_write_text
 from ..data.synonyms import SubstitutionTable, load_synonyms
 from .page import html_page, markdown
 from .runner import REVIEWS, _read_done, params_digest, run_attack
-from .search import SEARCHES
+from .search import BEAM_MAX_QUERIES, SEARCHES
 
 METHODS = tuple(SEARCHES)
 
@@ -49,6 +49,8 @@ def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synony
     settings = {"method": method, "n": int(min(n, len(test))), "seed": int(seed), "max_change": float(max_change),
                 "synonyms": table.source.name, "synonyms_sha256": table.source.sha256,
                 "model": params_digest(params) if params is not None else None}
+    if method == "beam":
+        settings["max_queries"] = BEAM_MAX_QUERIES
     summary = run_attack(out, model.f_pred_prob, test, table, settings, method, max_change, log,
                          search_probs=ProjectedProbs(model))
     out = Path(out)

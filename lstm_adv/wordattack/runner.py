@@ -164,6 +164,7 @@ def summarize(records, settings, table):
     seconds = sum(r["seconds"] for r in records)
     return {"method": settings.get("method"), **{k: v for k, v in table.info().items() if k != "n_words"},
             "n": n, "seed": settings.get("seed"), "max_change": settings.get("max_change"),
+            **({"max_queries": settings["max_queries"]} if "max_queries" in settings else {}),
             "clean_acc": round(len(right) / n, 6) if n else None,
             "adv_acc": round((len(right) - len(flipped)) / n, 6) if n else None,
             "success_rate": round(len(flipped) / len(right), 6) if right else None,

@@ -143,13 +143,21 @@ def pwws(prob_fn, ids, label, table, max_change=1.0, clean_probs=None):
     return Outcome(False, None, 0, queries, last)
 
 
-def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None):
+#: the beam search's query budget per review: its cost grows with the square of a review's length
+#: (every step scores every substitute at every position of every kept review), so the longest
+#: reviews are bounded; a review that survives the budget counts as not flipped (as TextAttack's
+#: query budgets do).
+BEAM_MAX_QUERIES = 50_000
+
+
+def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None, max_queries=BEAM_MAX_QUERIES):
     """A beam search over substitutions on one review the model classifies right.
 
     Each step extends every kept review by one substitution (a word not yet changed, any of its
     substitutes), scores all extensions in batches, and keeps the ``width`` with the lowest
-    P(label); stops at the first extension whose prediction differs from ``label``, or after
-    `budget` steps. Parameters as `pwws`; returns an `Outcome`.
+    P(label); stops at the first extension whose prediction differs from ``label``, after
+    `budget` steps, or before a step that would take the queries past ``max_queries``.
+    Parameters as `pwws`; returns an `Outcome`.
     """
     ids = np.asarray(ids, dtype=np.int64)
     queries = 0
@@ -172,7 +180,7 @@ def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None):
                     r[i] = w
                     ext.append(r)
                     changed.append(done | {i})
-        if not ext:
+        if not ext or queries + len(ext) > max_queries:
             break
         probs = batch_probs(prob_fn, np.stack(ext))
         queries += len(ext)
