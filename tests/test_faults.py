@@ -113,7 +113,7 @@ def test_every_command_refuses_a_malformed_hook_at_its_entry(tmp_path, module):
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-1000:])
     assert proc.stderr.strip().splitlines() == [
         "error: LSTM_ADV_FAULT='kill@epoch=3': expected ACTION@POINT=N[,file=PATH] with ACTION one of "
-        "kill, term, int, pause, full and POINT one of update, checkpoint, write"]
+        "kill, term, int, pause, full and POINT one of update, checkpoint, write, review"]
     assert not proc.stdout and not list(tmp_path.iterdir())
 
 

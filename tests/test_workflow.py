@@ -124,7 +124,8 @@ def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path):
 def test_provenance_in_config_json(source_run):
     src, _ = source_run
     prov = read_json(src / "config.json")["provenance"]
-    assert set(prov) == {"git_commit", "git_dirty", "host"} and prov["host"]
+    assert set(prov) == {"git_commit", "git_dirty", "host", "fault_hook"} and prov["host"]
+    assert prov["fault_hook"] is None   # LSTM_ADV_FAULT unset
     commit, dirty = git_state()
     assert prov["git_commit"] == commit
     if (REPO / ".git").exists():
