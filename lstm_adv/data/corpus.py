@@ -27,7 +27,6 @@ import hashlib
 import json
 import sys
 import time
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -35,8 +34,9 @@ import numpy as np
 
 from ..common import checks
 from ..common.errors import UserError
-from ..common.utils import atomic_savez, atomic_write_json, make_rng
+from ..common.utils import make_rng
 from .base import UNK, Split, check_valid_draw, dictionary_order, finalize, finalize_unlabelled
+from .cache_pair import consistent, pack, read_pair, write_pair
 from .corpus_checks import RowTally, check_seen_in_train
 from .corpus_folder import list_folder
 from .corpus_rows import SPLITS, corpus_format, iter_rows
@@ -166,15 +166,12 @@ def build_cache(path, fmt, cfg, npz_path, json_path, workers=None, progress=True
                 print(f"  {tally.n_rows} texts read", file=sys.stderr)
     flush()
     names, kind, index = tally.finish(n_kept=len(lengths))
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
+    flat, offsets = pack(ids)
     codes = np.asarray(splits, dtype=np.int8)
     label_ids = np.asarray([index[lb] if c != SPLITS["unlabelled"] else -1 for lb, c in zip(labels, codes)],
                            dtype=np.int64)
-    flat = np.concatenate(ids + [np.zeros(0, np.int32)])
-    atomic_savez(npz_path, {"tokens": flat, "offsets": offsets, "labels": label_ids, "splits": codes})
     from .imdb import _tokenizer_description  # noqa: the same tokeniser as IMDB's
-    atomic_write_json(json_path, {
+    write_pair(npz_path, json_path, {"tokens": flat, "offsets": offsets, "labels": label_ids, "splits": codes}, {
         "format": "lstm_adv corpus cache", "preprocess_version": PREPROCESS_VERSION, "source": str(path),
         "source_format": fmt, "sha256": _sha_once(Path(path)), "text_col": cfg.text_col, "label_col": cfg.label_col,
         "tokenizer": _tokenizer_description(), "n_rows": tally.n_rows, "n_empty_skipped": tally.n_empty,
@@ -183,21 +180,15 @@ def build_cache(path, fmt, cfg, npz_path, json_path, workers=None, progress=True
         "build_seconds": round(time.perf_counter() - t0, 2), "words": list(vocab)})
 
 
+def _complete(arrays, meta):
+    n = meta["n_texts"]
+    return (consistent(arrays["tokens"], arrays["offsets"], n, meta["n_tokens"], len(meta["words"]))
+            and len(arrays["labels"]) == len(arrays["splits"]) == n)
+
+
 def read_cache(npz_path, json_path):
     """``(arrays, meta)`` of a cache pair, or None if missing, incomplete or inconsistent."""
-    if not (npz_path.exists() and json_path.exists()):
-        return None
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-        with np.load(npz_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("tokens", "offsets", "labels", "splits")}
-        n = meta["n_texts"]
-        ok = (len(arrays["offsets"]) == n + 1 == len(arrays["labels"]) + 1 == len(arrays["splits"]) + 1
-              and arrays["offsets"][-1] == len(arrays["tokens"]) == meta["n_tokens"]
-              and (len(arrays["tokens"]) == 0 or int(arrays["tokens"].max()) < len(meta["words"])))
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
-        return None
-    return (arrays, meta) if ok else None
+    return read_pair(npz_path, json_path, _complete)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ import numpy as np
 from ..common import checks
 from ..common.errors import UserError
 from ..common.lifecycle import cli_entry
-from ..common.utils import atomic_path, atomic_savez, atomic_write_bytes, atomic_write_json
+from ..common.utils import atomic_path, atomic_savez, atomic_write_bytes
 from ..common.options import help_text, option, parse, wants_help
 from .base import Split, build_dictionary, encode, finalize, finalize_unlabelled
+from .cache_pair import consistent, pack, read_pair, unpack, write_pair
 from .imdb_source import (ARCHIVE_NAME, LABELLED, OFFICIAL_SHA256, OFFICIAL_URL, cache_dir, default_workers,
                           fetch, find_source, moses_tokenizer, offline, read_reviews, sha256_file,
                           source_fingerprint, tokenize_texts)
@@ -94,52 +95,35 @@ def build_corpus(source, workers=None, progress=True):
     return Corpus(train, test, words, counts, info)
 
 
-def _pack(split):
-    lengths = np.fromiter((len(s) for s in split.seqs), dtype=np.int64, count=len(split))
-    offsets = np.zeros(len(split) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in split.seqs] + [np.zeros(0, np.int32)])
-    return flat, offsets, np.asarray(split.labels, dtype=np.int8)
-
-
-def _unpack(flat, offsets, labels):
-    seqs = [a.tolist() for a in np.split(flat, offsets[1:-1])] if len(labels) else []
-    return Split(seqs, labels.astype(np.int64))
-
-
 def write_cache(corpus, npz_path, json_path, meta):
-    """Write a corpus to its cache pair; the JSON (written last) is what marks it complete."""
+    """Write a corpus to its cache pair (`lstm_adv.data.cache_pair`: the JSON, last, marks it complete)."""
     arrays = {}
     for name, split in (("train", corpus.train), ("test", corpus.test)):
-        arrays[f"{name}_tokens"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"] = _pack(split)
-    atomic_savez(npz_path, arrays)
+        arrays[f"{name}_tokens"], arrays[f"{name}_offsets"] = pack(split.seqs)
+        arrays[f"{name}_labels"] = np.asarray(split.labels, dtype=np.int8)
     vocab = dict(meta, format="lstm_adv imdb cache", preprocess_version=PREPROCESS_VERSION,
                  n_train=len(corpus.train), n_test=len(corpus.test),
                  n_tokens={"train": int(arrays["train_offsets"][-1]), "test": int(arrays["test_offsets"][-1])},
                  words=corpus.words, counts=corpus.counts)
-    atomic_write_json(json_path, vocab)
+    write_pair(npz_path, json_path, arrays, vocab)
+
+
+def _complete(arrays, vocab):
+    return all(consistent(arrays[f"{name}_tokens"], arrays[f"{name}_offsets"], vocab[f"n_{name}"],
+                          vocab["n_tokens"][name], len(vocab["words"]))
+               and len(arrays[f"{name}_labels"]) == vocab[f"n_{name}"] for name in ("train", "test"))
 
 
 def read_cache(npz_path, json_path):
     """The cached corpus, or None if the pair is missing, incomplete or inconsistent."""
-    if not (npz_path.exists() and json_path.exists()):
+    pair = read_pair(npz_path, json_path, _complete)
+    if pair is None:
         return None
-    try:
-        vocab = json.loads(json_path.read_text(encoding="utf-8"))
-        with np.load(npz_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        splits = {}
-        for name in ("train", "test"):
-            flat, offsets, labels = (arrays[f"{name}_{k}"] for k in ("tokens", "offsets", "labels"))
-            ok = (len(offsets) == vocab[f"n_{name}"] + 1 == len(labels) + 1 and offsets[-1] == len(flat)
-                  == vocab["n_tokens"][name] and (len(flat) == 0 or int(flat.max()) < len(vocab["words"])))
-            if not ok:
-                return None
-            splits[name] = _unpack(flat, offsets, labels)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
-        return None
+    arrays, vocab = pair
+    train, test = (Split(unpack(arrays[f"{name}_tokens"], arrays[f"{name}_offsets"]),
+                         arrays[f"{name}_labels"].astype(np.int64)) for name in ("train", "test"))
     info = {k: v for k, v in vocab.items() if k not in ("words", "counts")}
-    return Corpus(splits["train"], splits["test"], vocab["words"], vocab["counts"], info)
+    return Corpus(train, test, vocab["words"], vocab["counts"], info)
 
 
 def load_corpus(source, workers=None, cache=None, progress=True, force=False):
@@ -212,7 +196,7 @@ def load_unlabelled(source, corpus, workers=None, cache=None, progress=True):
         with np.load(path, allow_pickle=False) as z:
             flat, offsets, n_dict = z["tokens"], z["offsets"], int(z["n_words_dict"])
         if n_dict == len(corpus.words) and offsets[-1] == len(flat):
-            return [a.tolist() for a in np.split(flat, offsets[1:-1])] if len(offsets) > 1 else []
+            return unpack(flat, offsets)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         pass
     if progress:
@@ -221,7 +205,7 @@ def load_unlabelled(source, corpus, workers=None, cache=None, progress=True):
     texts = [text for _, text in found[("train", "unsup")]]
     tokens = tokenize_texts(texts, workers=workers, progress=progress, desc="tokenise IMDB unsup")
     seqs = encode(tokens, {w: i for i, w in enumerate(corpus.words)})
-    flat, offsets, _ = _pack(Split(seqs, np.zeros(len(seqs), dtype=np.int64)))
+    flat, offsets = pack(seqs)
     try:
         atomic_savez(path, {"tokens": flat, "offsets": offsets, "n_words_dict": np.array(len(corpus.words))})
     except OSError as err:
