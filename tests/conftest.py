@@ -136,6 +136,16 @@ def write_nan_params(path, args):
     return path
 
 
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A run trained on data=toy with the `TINY` keys, once per test module (visualiser, word attacks)."""
+    out = tmp_path_factory.mktemp("toy") / "run"
+    repo = Path(__file__).resolve().parents[1]
+    proc = run_cli("lstm_adv.train", TINY + [f"saveto={out}"], repo, env={"LSTM_ADV_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
 @pytest.fixture
 def tiny():
     return list(TINY)

@@ -390,14 +390,6 @@ def test_bad_options_and_model_files(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # ... and end to end on a model trained on data=toy
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vis") / "run"
-    proc = run_cli("lstm_adv.train", TINY + [f"saveto={out}"], REPO, env=FAST_ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 @pytest.mark.slow
 def test_end_to_end_markdown_and_html(toy_run, tmp_path, cache_folder):
     proc = run_cli("lstm_adv.visualize", [f"model={toy_run}", "split=test", "first=5"], REPO, env=FAST_ENV)

@@ -163,14 +163,6 @@ def test_word_attack_keys_are_checked():
 # ---------------------------------------------------------------------------------------------
 # end to end, on a model trained on data=toy
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wattack") / "run"
-    proc = run_cli("lstm_adv.train", TINY + [f"saveto={out}"], REPO, env=FAST_ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 def _records(folder):
     return [{k: v for k, v in json.loads(ln).items() if k != "seconds"}
             for ln in (Path(folder) / runner.REVIEWS).read_text().splitlines()]
