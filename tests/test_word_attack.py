@@ -282,3 +282,12 @@ def test_the_results_table_shows_word_attacks_against_the_plain_runs():
     assert cells[10] not in ("", "n/a") and float(cells[10]) < 0.05
     plain = next(ln for ln in section.splitlines() if ln.startswith("| adv_norm=sign, emb_norm=0, maxlen_mode=truncate"))
     assert plain.endswith("|  |  |")   # the plain row is not compared with itself
+
+
+def test_a_run_saved_before_a_key_existed_groups_with_its_default():
+    from lstm_adv.analysis.runs import setting_label
+
+    old = {"eps": 0.0, "adv_norm": "sign"}   # config.json of a version without ascc, synonym_aug
+    new = {"eps": 0.0, "adv_norm": "sign", "ascc": 0, "synonym_aug": 0.0}
+    keys = ["adv_norm", "ascc", "synonym_aug", "eps"]
+    assert setting_label(old, keys) == setting_label(new, keys) == ("sign", 0, 0.0, 0.0)

@@ -12,7 +12,7 @@ from .. import rundir
 from ..common.errors import UserError
 from ..common.paper import TABLE1_ALPHA
 from ..common.plateau import PLATEAU_MARGIN, escape_epoch, is_finite  # noqa: F401 (the tables import them from here)
-from ..config import unused_keys
+from ..config import FIELDS, unused_keys
 
 
 def setting_label(config, keys):
@@ -29,7 +29,9 @@ def setting_label(config, keys):
     tuple
     """
     unused = unused_keys(config)
-    return tuple("-" if k in unused else config.get(k) for k in keys)
+    # A key the run's version did not have yet: its default, the behaviour that version had (as
+    # resuming takes it to match, `lstm_adv.rundir.RunDir.check_same_run`).
+    return tuple("-" if k in unused else config.get(k, FIELDS[k].default if k in FIELDS else None) for k in keys)
 
 
 def read_run(run_dir):
