@@ -31,6 +31,8 @@ from .rundir import LoopState, RunDir, missing_word_attacks, patience_rule, rest
 
 #: what a signal outside the loop (start-up) says; the loop and the final evaluation say their own
 STOPPED_AT_START_UP = "interrupted by signal {signum} during start-up; nothing was trained: run the same command again"
+STOPPED_IN_A_LATE_ATTACK = ("interrupted by signal {signum} during the word attack of a finished run; its records so far "
+                            "are kept: run the same command again to go on")
 
 
 def main(argv):
@@ -113,7 +115,8 @@ def train(cfg, run):
                 data = load_data(cfg, run)
                 if not run.check_same_data(data_identity(data, min(cfg.n_words, len(data.words)))):
                     run.log(f"note: {run.config} predates the data check; attacking without comparing the data")
-                attack_finished_run(cfg, run, data, missing)
+                with lifecycle.interruptible(STOPPED_IN_A_LATE_ATTACK):
+                    attack_finished_run(cfg, run, data, missing)
                 return EXIT_OK
             run.log(f"{run.path}: already finished (status ok); resume=0 trains it again")
             return EXIT_OK

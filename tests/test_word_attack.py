@@ -291,3 +291,17 @@ def test_a_run_saved_before_a_key_existed_groups_with_its_default():
     new = {"eps": 0.0, "adv_norm": "sign", "ascc": 0, "synonym_aug": 0.0}
     keys = ["adv_norm", "ascc", "synonym_aug", "eps"]
     assert setting_label(old, keys) == setting_label(new, keys) == ("sign", 0, 0.0, 0.0)
+
+
+@pytest.mark.slow
+def test_a_finished_run_stopped_in_its_late_word_attack_says_so_and_goes_on(tmp_path):
+    args = merge(TINY, [f"saveto={tmp_path / 'run'}"])
+    assert run_cli("lstm_adv.train", args, REPO, env=FAST_ENV).returncode == 0
+    attack = ["word_attack=pwws", "word_attack_size=8"]
+    stopped = run_cli("lstm_adv.train", args + attack, REPO, env={**FAST_ENV, "LSTM_ADV_FAULT": "term@review=3"})
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "during the word attack of a finished run; its records so far are kept" in stopped.stderr
+    assert "word_attack" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    again = run_cli("lstm_adv.train", args + attack, REPO, env=FAST_ENV)
+    assert again.returncode == 0 and "resuming after 3 of 8" in again.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["word_attack"]["pwws"]["n"] == 8
