@@ -10,8 +10,10 @@
 # standard input and are kept in RUNS_DIR/commands.txt (written whole, then renamed). The launcher
 # publishes each run as soon as it ends ok, and the ones finished earlier at its start (sweep run
 # publish=), so a launcher started meanwhile in another folder skips them.
-# Runs already published ($RESULTS_DIR/NAME/<run dir below RUNS_DIR>/metrics.json says
-# "ok") are dropped from COMMANDS first, so a sweep resumes from git on a new machine.
+# Runs already published ($RESULTS_DIR/NAME/<run dir below RUNS_DIR>/metrics.json says "ok" and
+# holds every word attack the command asks) are not run again (the launcher's publish=), so a
+# sweep resumes from git on a new machine; a published run without an asked word attack is
+# attacked where its folder is, trained again where it is gone.
 # Runs on another corpus than IMDB (a data= key other than data=imdb) need RESULTS_DIR: the default,
 # experiments/results/, holds the paper's IMDB runs, which would be mixed with them (and a run
 # whose folder name matches a committed IMDB run's would be skipped as published). Without it the
@@ -50,17 +52,6 @@ if [ "$COMMANDS" = - ]; then
   if [ -n "$lines" ]; then printf '%s\n' "$lines"; fi > "$COMMANDS.tmp"
   mv "$COMMANDS.tmp" "$COMMANDS"
 fi
-dropped=0
-: > "$COMMANDS.todo"
-while IFS= read -r line; do
-  run=${line##*saveto=}; run=${run%% *}
-  if [ "$run" != "$line" ] && grep -qs '"status": "ok"' "$RESULTS/$NAME/${run#"$RUNS_DIR"/}/metrics.json"; then
-    dropped=$((dropped + 1)); continue
-  fi
-  echo "$line" >> "$COMMANDS.todo"
-done < "$COMMANDS"
-mv "$COMMANDS.todo" "$COMMANDS"
-[ "$dropped" -eq 0 ] || echo "$dropped run(s) already published in $RESULTS/$NAME: not run again" >&2
 status=0
 if [ -s "$COMMANDS" ]; then
   "$PYTHON" -m lstm_adv.sweep run "$COMMANDS" jobs="${JOBS:-1}" publish="$RESULTS/$NAME" || status=$?

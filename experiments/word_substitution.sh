@@ -24,7 +24,8 @@
 # run carries both kinds of robustness.
 # Run directories go to $STUDY_DIR (default runs/word_substitution), their small files to
 # experiments/results/word_substitution/ (RESULTS_DIR), the table to its ablation.md. Resumable: run
-# it again; published runs are skipped, a finished run missing a word attack is attacked, not trained.
+# it again; published runs are skipped, a finished run missing a word attack is attacked, not trained
+# (a published run missing one: attacked where its folder is, trained again where it is gone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}

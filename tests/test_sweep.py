@@ -344,11 +344,13 @@ def test_table1_end_to_end_with_a_nan_run(tmp_path):
     assert r.stdout.count("holds a run with hdim=8, not 16") == 3
     assert [mtime(d) for d in ok_dirs + [nan_dir]] == mtimes
 
-    # On a machine without the run directories, the published runs are not run again.
+    # On a machine without a run's directory, its published copy is not run again (the other one,
+    # finished here, is published again).
     shutil.rmtree(ok_dirs[0])
     r = subprocess.run(script, cwd=tmp_path, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "2 run(s) already published" in r.stderr and not ok_dirs[0].exists()
+    assert "1 run(s) already published" in r.stdout and "2 already finished" in r.stdout
+    assert not ok_dirs[0].exists()
 
 
 def _repo_copy(tmp_path, *names):
@@ -402,21 +404,49 @@ def _script_copy(tmp_path, *names):
     return copy, log, script_env
 
 
-def test_run_and_publish_reads_commands_from_stdin_and_skips_published_runs(tmp_path):
+def test_run_and_publish_reads_commands_from_stdin_and_hands_the_launcher_its_results_folder(tmp_path):
+    """The commands come on standard input and are kept whole in RUNS_DIR/commands.txt; the launcher
+    gets publish=, which skips the runs published complete (`test_launcher_skips_runs_published_complete`)."""
     copy, log, script_env = _script_copy(tmp_path, "run_and_publish.sh")
-    published = copy / "experiments" / "results" / "demo" / "b"
-    published.mkdir(parents=True)
-    (published / "metrics.json").write_text('{"status": "ok"}')
     lines = "".join(f"python -m lstm_adv.train eps=0 seed=1 saveto=runs/demo/{n}\n" for n in "ab")
     r = subprocess.run(["bash", str(copy / "experiments" / "run_and_publish.sh"), "-", "runs/demo", "demo", "eps"],
                        input=lines, env=script_env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "1 run(s) already published in experiments/results/demo: not run again" in r.stderr
-    kept = "python -m lstm_adv.train eps=0 seed=1 saveto=runs/demo/a\n"
-    assert (copy / "runs" / "demo" / "commands.txt").read_text() == kept
+    assert (copy / "runs" / "demo" / "commands.txt").read_text() == lines
     assert not list((copy / "runs" / "demo").glob("commands.txt.*"))
     assert log.read_text() == (f"-m lstm_adv.sweep run runs/demo/commands.txt jobs=1 publish=experiments/results/demo\n"
-                               f"{kept}-m lstm_adv.results experiments/results/demo by=eps\n")
+                               f"{lines}-m lstm_adv.results experiments/results/demo by=eps\n")
+
+
+def test_launcher_skips_runs_published_complete(tmp_path):
+    """A run whose published copy ended ok is not run again on a machine without its folder, unless
+    its command asks a word attack the copy lacks (or has with another sample): then it is run
+    (attacked where its folder is, trained again where it is gone), so a study published with PWWS
+    only gets its beam search from the same script later."""
+    from lstm_adv.rundir import RunDir
+
+    root, results = tmp_path / "r", tmp_path / "results"
+    root.mkdir()
+    cmds = root / "commands.txt"
+    attack = ["word_attack=pwws,beam:20", "word_attack_size=50"]
+    cmds.write_text("".join(train_line(*TINY, *keys, f"saveto={root / name}") + "\n"
+                            for name, keys in [("plain", []), ("pwws", attack), ("both", attack), ("other", attack)]))
+    done = {"n": 50, "seed": 1, "max_change": 1.0}
+    RunDir(results / "plain").write_metrics({"status": "ok"})
+    RunDir(results / "pwws").write_metrics({"status": "ok", "word_attack": {"pwws": done}})
+    RunDir(results / "both").write_metrics({"status": "ok", "word_attack": {"pwws": done, "beam": {**done, "n": 20}}})
+    RunDir(results / "other").write_metrics({"status": "ok", "word_attack": {"pwws": {**done, "seed": 2},
+                                                                             "beam": {**done, "n": 20}}})
+    run = launcher.Launcher(commands_file.read_commands(cmds), publish=results, base=root, out=open(os.devnull, "w"))
+    assert {c.name: run._published_complete(c) for c in run.commands} == {
+        "plain": True, "pwws": False, "both": True, "other": False}
+
+    cmds.write_text("".join(line + "\n" for line in cmds.read_text().splitlines()[::2]))   # plain, both
+    r = sweep_cli("run", cmds, f"publish={results}", f"compiledir={tmp_path / 'cc'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"2 run(s) already published in {results}: not run again" in r.stdout
+    assert "summary: 2 of 2 runs ok, 0 failed" in r.stdout
+    assert not (root / "plain").exists() and not (root / "both").exists()
 
 
 @pytest.mark.parametrize("script, args", [

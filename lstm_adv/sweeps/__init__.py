@@ -38,7 +38,9 @@ directory holding a run of another configuration. A run that crashes or is kille
 to ``retries`` times (it resumes from its checkpoint); exit 2 (bad input) and exit 3 (NaN cost) are reported, never
 retried. With ``publish=DIR`` each run that ends ok (and each one finished earlier) has its small
 files copied to DIR at once, at its path below the commands file's folder, with no local paths
-(`lstm_adv.common.publish.publish_run`), so that another launcher that skips published runs
-sees it while this one is still running. Exit status: 0 all ok, 1 some runs failed (listed at the end), 2 refused,
+(`lstm_adv.common.publish.publish_run`), so that another launcher sees it while this one is still
+running; and a run whose folder is not finished here but whose copy in DIR is (status ok, with
+every word attack its command asks) is not run again, so a sweep resumes from git on a machine
+without the run folders. Exit status: 0 all ok, 1 some runs failed (listed at the end), 2 refused,
 130/143 interrupted (SIGINT/SIGTERM reach the runs, which checkpoint; run again to resume).
 """

@@ -30,7 +30,8 @@ class RunOptions:
     compiledir: str = option("", "root of the per-slot compile caches (else $LSTM_ADV_COMPILEDIR, else "
                              "~/.cache/lstm_adv/pytensor)")
     publish: str = option("", "folder to publish each run's small files to as soon as it ends ok, at its path below "
-                          "the commands file's folder (as experiments/publish_runs.sh; empty = none)")
+                          "the commands file's folder (as experiments/publish_runs.sh; empty = none); a run published there "
+                          "complete (ok, with every word attack asked) is not run again")
 
 
 @dataclass(frozen=True)

@@ -176,22 +176,36 @@ class Launcher:
         for cmd, d in zip(commands, dirs):
             cmd.name = os.path.relpath(d, self.root)
 
+    def _published_at(self, cmd):
+        """Where ``publish=`` holds ``cmd``'s run (a Path), or None (no publish=, or not below base)."""
+        if self.publish is None:
+            return None
+        try:
+            return self.publish / Path(os.path.abspath(cmd.run_dir)).relative_to(self.base)
+        except ValueError:
+            return None
+
+    def _published_complete(self, cmd):
+        """Whether the published copy ended ok with every word attack the command asks: then, on a
+        machine without the run's folder, it is not run again. A copy without an asked attack is
+        not complete (the command then attacks the local run, or trains it again where it is gone)."""
+        dest = self._published_at(cmd)
+        return dest is not None and run_status(dest) == "ok" and not missing_word_attacks(dest, cmd.cfg)
+
     def _publish(self, cmd):
         """Publish a finished run's small files (``publish=``); a failure is said, not raised."""
         if self.publish is None:
             return
-        run_dir = Path(os.path.abspath(cmd.run_dir))
-        try:
-            rel = run_dir.relative_to(self.base)
-        except ValueError:
+        dest = self._published_at(cmd)
+        if dest is None:
             self.say(f"       {cmd.name}: not published (its folder is not below {self.base})")
             return
         try:
-            publish_run(run_dir, self.publish / rel)
+            publish_run(Path(os.path.abspath(cmd.run_dir)), dest)
         except (OSError, ValueError) as err:
-            self.say(f"       {cmd.name}: not published to {self.publish / rel}: {err}")
+            self.say(f"       {cmd.name}: not published to {dest}: {err}")
             return
-        self.say(f"       {cmd.name}: published to {self.publish / rel}")
+        self.say(f"       {cmd.name}: published to {dest}")
 
     def say(self, line):
         print(line, file=self.out, flush=True)
@@ -209,7 +223,7 @@ class Launcher:
 
     def run(self):
         total = len(self.commands)
-        todo, finished, failed_before = [], [], 0
+        todo, finished, published, failed_before = [], [], [], 0
         for cmd in self.commands:
             # As lstm_adv.train decides (resume=1): a folder holding another configuration is bad
             # input; a finished run is skipped; a NaN run is a finished failure.
@@ -224,6 +238,10 @@ class Launcher:
                 status = run_status(cmd.run_dir)
                 if status == "ok" and missing_word_attacks(cmd.run_dir, cmd.cfg):
                     status = "needs its word attack"   # train attacks it without training again
+                if status != "ok" and self._published_complete(cmd):
+                    self.results[cmd] = ("ok", "published earlier")
+                    published.append(cmd)
+                    continue
             if status == "ok":
                 self.results[cmd] = ("ok", "finished earlier")
                 finished.append(cmd)
@@ -233,6 +251,8 @@ class Launcher:
             else:
                 todo.append(cmd)
         done = total - len(todo)
+        if published:
+            self.say(f"{len(published)} run(s) already published in {self.publish}: not run again")
         self.say(f"{total} runs under {self.root}: {done - failed_before} already finished, {failed_before} failed "
                  f"(nan earlier, or bad input), {len(todo)} to run, {self.jobs} at a time "
                  f"(compile caches in {self.compiledir})")
