@@ -275,6 +275,8 @@ def test_the_results_table_shows_word_attacks_against_the_plain_runs():
     runs += [run(("l2", 1, "truncate"), 3.0, s, a) for s, a in ((1, 0.30), (2, 0.34))]
     runs += [run(("sign", 0, "filter"), 0.0, 1, 0.01)]   # another setting's plain run: not compared with
     text = ablation_markdown(runs, ["adv_norm", "emb_norm", "maxlen_mode"])
+    # eps is every group's own column: by=...,eps (the study's) gives the same table, plain rows found.
+    assert ablation_markdown(runs, ["adv_norm", "emb_norm", "maxlen_mode", "eps"]) == text
     section = text.split("## Accuracy under word substitutions")[1]
     row = next(ln for ln in section.splitlines() if ln.startswith("| adv_norm=l2"))
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -213,6 +213,8 @@ def ablation_markdown(runs, keys):
     -------
     str (Markdown)
     """
+    # eps has its own column (and is part of every group's key): not also in the setting.
+    keys = [k for k in keys if k != "eps"]
     groups = {}
     for r in runs:
         label = setting_label(r["config"], keys)
