@@ -307,3 +307,30 @@ def test_a_finished_run_stopped_in_its_late_word_attack_says_so_and_goes_on(tmp_
     again = run_cli("lstm_adv.train", args + attack, REPO, env=FAST_ENV)
     assert again.returncode == 0 and "resuming after 3 of 8" in again.stdout
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["word_attack"]["pwws"]["n"] == 8
+
+
+def test_synonym_distance_measures_the_flipped_reviews_change_in_the_models_embeddings(toy_run, tmp_path):
+    """experiments/synonym_distance.py: for each flipped review, the L2 norm and largest coordinate
+    of embed(adversarial) - embed(original) in the rows the model reads; reviews not flipped are left out."""
+    import importlib.util
+    import shutil
+
+    from lstm_adv import load_run
+
+    spec = importlib.util.spec_from_file_location("synonym_distance", REPO / "experiments" / "synonym_distance.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("word_attack"))
+    records = [{"flipped": True, "orig": [5, 6, 7], "adv": [5, 9, 7]},
+               {"flipped": False, "orig": [5, 6], "adv": [5, 6]},
+               {"flipped": True, "orig": [3, 4], "adv": [8, 2]}]
+    (run / "word_attack" / "pwws-n3-seed1").mkdir(parents=True)
+    (run / "word_attack" / "pwws-n3-seed1" / "reviews.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records))
+    l2, linf, (_, replaced), cfg = script.distances(str(run), "pwws")
+    rows = load_run(run).model().f_embed(np.arange(10, dtype=np.int64)[:, None])[:, 0, :].astype(np.float64)
+    deltas = [rows[9] - rows[6], np.concatenate([rows[8] - rows[3], rows[2] - rows[4]])]
+    np.testing.assert_allclose(l2, [np.linalg.norm(d) for d in deltas], rtol=1e-6)
+    np.testing.assert_allclose(linf, [np.abs(d).max() for d in deltas], rtol=1e-6)
+    assert replaced == pytest.approx(np.median(np.linalg.norm(rows[[6, 3, 4]], axis=1)), rel=1e-6)
