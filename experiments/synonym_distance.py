@@ -65,7 +65,7 @@ def main(argv):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    print("| run | training perturbation | flipped | median L2 of the change | median max coordinate | "
+    print("| run | training perturbation | flipped | median L2 of the change | median largest coordinate | "
           "median change / eps | inside the training ball | median word norm: any / a replaced word |")
     print("|---|---|---|---|---|---|---|---|")
     for run, l2, linf, word, cfg in measured:
