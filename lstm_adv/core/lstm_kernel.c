@@ -226,8 +226,8 @@ static int lstm_adv_seq_fwd(npy_intp Tn, npy_intp B, npy_intp H, const T* SB, co
 // The backward recurrence (the formulas of `lstm_adv_cell_bwd`, which it calls per step): from the
 // saved h, c, gates, tanh(c) and the gradient DHO (T, B, H) reaching h from above, the gradients of
 // the pre-activations DP (T, B, 4H) and of U, DU (H, 4H) = sum_t h_{t-1}^T DP_t (one product at the
-// end). WORK: 4*B*H scratch, two pairs of the gradients carried to step t-1 (h, c), used in turn;
-// ZERO: B*H zeros; UT: 4H*H scratch for U's transpose (the tiled product reads its rows).
+// end; none where DU is NULL). WORK: 4*B*H scratch, two pairs of the gradients carried to step t-1
+// (h, c), used in turn; ZERO: B*H zeros; UT: 4H*H scratch for U's transpose (the tiled product reads its rows).
 template <typename T>
 static int lstm_adv_seq_bwd(npy_intp Tn, npy_intp B, npy_intp H, T clip, const T* M, const T* U, const T* Hs,
                             const T* Cs, const T* A, const T* TC, const T* DHO, const T* ZERO, T* WORK,
@@ -249,6 +249,7 @@ static int lstm_adv_seq_bwd(npy_intp Tn, npy_intp B, npy_intp H, T clip, const T
         T* s = dh; dh = dh_next; dh_next = s;
         s = dc; dc = dc_next; dc_next = s;
     }
+    if (!DU) return 0;   // `LSTMSeqGrad(want_dU=False)`: nobody reads dU, skip its product
     if (Tn > 1) lstm_adv_mm<T>(H, H4, (Tn - 1) * B, Hs, 1, DP + B * H4, 0, T(0), DU);
     else memset(DU, 0, sizeof(T) * H * H4);
     return 0;

@@ -8,8 +8,10 @@ against the scan path in ``tests/test_kernels.py``. The NumPy versions below are
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.compile import optdb
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
+from pytensor.graph.rewriting.basic import WalkingGraphRewriter, node_rewriter
 
 from .kernels import CellOp, c_types, cell_backward, cell_forward
 
@@ -27,8 +29,9 @@ def _seq_forward_numpy(sb, m, U, save=True):
     return (h, c, act, tc) if save else (h,)
 
 
-def _seq_backward_numpy(m, U, h, c, act, tc, dho, clip):
-    """`LSTMSeqGrad`'s formulas in NumPy: `cell_backward` over time, back to front."""
+def _seq_backward_numpy(m, U, h, c, act, tc, dho, clip, want_dU=True):
+    """`LSTMSeqGrad`'s formulas in NumPy: `cell_backward` over time, back to front; ``(dpre, dU)``,
+    or ``(dpre,)`` where ``want_dU`` is False."""
     Tn, B, H = h.shape
     dpre = np.zeros_like(act)
     dh = dc = np.zeros((B, H), h.dtype)
@@ -36,6 +39,8 @@ def _seq_backward_numpy(m, U, h, c, act, tc, dho, clip):
         cp = c[t - 1] if t > 0 else np.zeros_like(dh)
         dpre[t], dh_carry, dc = cell_backward(act[t], tc[t], cp, dho[t] + dh, dc, m[t], clip)
         dh = dh_carry + dpre[t] @ U.T
+    if not want_dU:
+        return (dpre,)
     h_prev = np.concatenate([np.zeros_like(h[:1]), h[:-1]])
     dU = h_prev.reshape(-1, H).T @ dpre.reshape(-1, 4 * H)
     return dpre, dU.astype(h.dtype)
@@ -127,21 +132,38 @@ class LSTMSeqGrad(CellOp):
     ``dh`` (T, B, H) is the gradient reaching h from above; per step the formulas of
     `LSTMCellGrad` (with the original code's clipping at ``clip``) and one product
     ``dot(dpre_t, U.T)``; ``dU`` (H, 4H) is one product over all steps at the end.
+    ``want_dU=False``: d_state_below only, without that product (ASCC's inner steps differentiate
+    with respect to the input alone); the rewrite `_seq_grad_without_dU` puts it where dU is unused.
     """
+
+    __props__ = ("clip", "save", "want_dU")
+
+    def __init__(self, clip=0.0, save=True, want_dU=True):
+        self.want_dU = bool(want_dU)
+        super().__init__(clip, save)
 
     def make_node(self, m, U, h, c, act, tc, dh):
         ins = self._inputs((m, U, h, c, act, tc, dh), (2, 2, 3, 3, 3, 3, 3))
-        return Apply(self, ins, [ins[4].type(), ins[1].type()])   # like act (T, B, 4H) and U (H, 4H)
+        outs = [ins[4].type(), ins[1].type()] if self.want_dU else [ins[4].type()]
+        return Apply(self, ins, outs)   # like act (T, B, 4H) and U (H, 4H)
 
     def perform(self, node, inputs, outputs):
         m, U, h, c, act, tc, dh = inputs
-        for out, v in zip(outputs, _seq_backward_numpy(m, U, h, c, act, tc, dh, self.clip)):
+        for out, v in zip(outputs, _seq_backward_numpy(m, U, h, c, act, tc, dh, self.clip, self.want_dU)):
             out[0] = v
 
     def c_code(self, node, name, inp, out, sub):
         m, U, h, c, act, tc, dh = inp
-        dsb, dU = out
+        dsb = out[0]
         fail, (T, typenum) = sub["fail"], c_types(node.inputs[0].dtype)
+        # The C of dU (the default's text as it was before want_dU existed); without it the kernel
+        # gets NULL for dU and skips its product.
+        du_dims, du_alloc, du_ptr, du_empty = "", "", "NULL", ""
+        if self.want_dU:
+            dU = out[1]
+            du_dims, du_alloc = ", du[2] = {H, 4 * H}", f" || lstm_adv_prepare_out(&{dU}, 2, du, {typenum})"
+            du_ptr = f"({T}*)PyArray_DATA({dU})"
+            du_empty = f"\n            else memset(PyArray_DATA({dU}), 0, sizeof({T}) * H * 4 * H);"
         return f"""
         {{
         PyArrayObject *M = lstm_adv_contig({m}), *U = lstm_adv_contig({U}), *Hs = lstm_adv_contig({h}),
@@ -159,19 +181,37 @@ class LSTMSeqGrad(CellOp):
                 PyErr_SetString(PyExc_ValueError, "LSTMSeqGrad: inconsistent shapes"); err = 1;
             }}
         }}
-        npy_intp d4[3] = {{Tn, B, 4 * H}}, du[2] = {{H, 4 * H}};
-        if (!err) err = lstm_adv_prepare_out(&{dsb}, 3, d4, {typenum}) || lstm_adv_prepare_out(&{dU}, 2, du, {typenum});
+        npy_intp d4[3] = {{Tn, B, 4 * H}}{du_dims};
+        if (!err) err = lstm_adv_prepare_out(&{dsb}, 3, d4, {typenum}){du_alloc};
         if (!err) {{ work = ({T}*)calloc(5 * B * H + 4 * H * H + 1, sizeof({T})); if (!work) {{ PyErr_NoMemory(); err = 1; }} }}
         if (!err) {{
             if (Tn > 0)
                 err = lstm_adv_seq_bwd<{T}>(Tn, B, H, {self.clip!r}, ({T}*)PyArray_DATA(M), ({T}*)PyArray_DATA(U),
                                             ({T}*)PyArray_DATA(Hs), ({T}*)PyArray_DATA(Cs), ({T}*)PyArray_DATA(A),
                                             ({T}*)PyArray_DATA(TC), ({T}*)PyArray_DATA(DH), work + 4 * B * H, work,
-                                            work + 5 * B * H, ({T}*)PyArray_DATA({dsb}), ({T}*)PyArray_DATA({dU}));
-            else memset(PyArray_DATA({dU}), 0, sizeof({T}) * H * 4 * H);
+                                            work + 5 * B * H, ({T}*)PyArray_DATA({dsb}), {du_ptr});{du_empty}
         }}
         free(work);
         Py_XDECREF(M); Py_XDECREF(U); Py_XDECREF(Hs); Py_XDECREF(Cs); Py_XDECREF(A); Py_XDECREF(TC); Py_XDECREF(DH);
         if (err) {{ {fail} }}
         }}
         """
+
+
+@node_rewriter([LSTMSeqGrad])
+def _seq_grad_without_dU(fgraph, node):
+    """`LSTMSeqGrad` whose dU has no clients -> its ``want_dU=False`` variant (one product fewer).
+
+    ``pytensor.grad`` builds the full Op wherever it differentiates through `LSTMSeq`; a gradient
+    with respect to the input alone (ASCC's K inner steps, in a scan) leaves dU unused.
+    """
+    if not node.op.want_dU or fgraph.clients[node.outputs[1]]:
+        return False
+    op = LSTMSeqGrad(clip=node.op.clip, save=node.op.save, want_dU=False)
+    return {node.outputs[0]: op(*node.inputs)}
+
+
+# Not in-place; after the graph's canonical forms, before the destroy handler. PyTensor compiles a
+# scan's inner function with the scan's mode (mode C: the model's), so "fast_run" reaches it there.
+optdb.register("lstm_adv_seq_grad_without_dU", WalkingGraphRewriter(_seq_grad_without_dU), "fast_run",
+               position=48.5)
