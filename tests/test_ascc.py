@@ -153,6 +153,20 @@ def test_ascc_branch_adds_no_parameters_and_trains():
     assert not np.array_equal(before["Wemb"][5], after["Wemb"][5])   # a substitute absent from the batch
 
 
+def test_a_trained_ascc_model_read_back_without_its_sets_predicts_and_refuses_to_train():
+    """Prediction, attacks and the visualiser rebuild a run's Model without substitution sets: the
+    clean graphs are the trained model's; training or inspecting it says what is missing."""
+    cfg = parse_args(BASE + ["ascc=1", f"ascc_max_subs={M}"])
+    params = init_params(cfg, N_WORDS)
+    full, read_back = Model(cfg, N_WORDS, params, substitutions=_sets()), Model(cfg, N_WORDS, params)
+    x, mask, y = _batch()
+    np.testing.assert_array_equal(read_back.f_pred_prob(x, mask), full.f_pred_prob(x, mask))
+    np.testing.assert_array_equal(read_back.f_grad_emb(x, mask, y)[0], full.f_grad_emb(x, mask, y)[0])
+    for call in (lambda: read_back.train_step(x, mask, y), lambda: read_back.inspect(x, mask, y)):
+        with pytest.raises(ValueError, match="built without its substitution sets"):
+            call()
+
+
 def test_ascc_keys_replace_the_papers_step():
     cfg = parse_args(["data=toy", "ascc=1"])
     assert cfg.adversarial and not parse_args(["data=toy"]).adversarial
@@ -170,6 +184,19 @@ def test_ascc_and_augmentation_train_on_toy_end_to_end(tmp_path):
         assert subs["synonyms"] == "wordnet" and subs["words_with_substitutes"] > 0
         assert read_json(run / "metrics.json")["status"] == "ok"
     assert "objective ASCC (ascc_beta=4.0, ascc_k=10" in (tmp_path / "ascc" / "train.log").read_text()
+    # The trained ASCC model predicts from text, is attacked by the command and, rerun with a word
+    # attack it lacks, by training's finished-run path (each rebuilt its Model without the sets).
+    from lstm_adv import load_run
+
+    run = tmp_path / "ascc"
+    assert load_run(run).predict_proba(["a good film", "bad"]).shape == (2, 2)
+    proc = run_cli("lstm_adv.attack", [f"model={run}", "n=4", f"out={tmp_path / 'attack'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = merge(TINY, ["max_epochs=1", "ascc=1", "adv_emb_grad=1", "word_attack=pwws", "word_attack_size=4",
+                        f"saveto={run}"])
+    proc = run_cli("lstm_adv.train", keys, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_json(run / "metrics.json")["word_attack"]["pwws"]["n"] == 4
 
 
 @pytest.mark.slow

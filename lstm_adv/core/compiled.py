@@ -135,9 +135,7 @@ class Model:
                     raise UserError("emb_norm=1 needs the training word frequencies (word_counts) to normalise Wemb")
                 self.freqs = pt.constant(emb_norm_weights(word_counts, n_words).astype(cfg.floatX), name="freqs")
             self.subs = None
-            if cfg.ascc:
-                if substitutions is None:
-                    raise ValueError("ascc=1 needs the substitution sets (substitutions=)")
+            if cfg.ascc and substitutions is not None:
                 check_substitutions(substitutions, n_words)
                 ids, member = substitutions
                 self.subs = (pt.constant(np.asarray(ids, dtype="int64"), name="subs_ids"),
@@ -148,7 +146,13 @@ class Model:
             self.unlabelled = cfg.uses_unlabelled
             self.xu = pt.matrix("xu", dtype="int64")
             self.mu = pt.matrix("mu", dtype=cfg.floatX)
-            self._build_train()
+            # A trained ASCC model read back without its substitution sets (to predict, attack or
+            # visualise) has every clean graph; only its training objective needs the sets.
+            self._trainable = not (cfg.ascc and self.subs is None)
+            if self._trainable:
+                self._build_train()
+            else:
+                self._train_spec, self._f_train, self.opt_state = None, None, None
             self._build_eval()
         self._inspect = None
         self._attack = None
@@ -199,12 +203,18 @@ class Model:
     @property
     def f_train(self):
         """One update of the training objective: ``f_train(x, mask, y[, xu, mu]) -> cost``."""
+        self._needs_training_graph("f_train")
         if self._f_train is None:
             t0 = time.perf_counter()
             inputs, cost, updates = self._train_spec
             self._f_train = self._function(inputs, cost, updates, "f_train")
             self.train_compile_s += time.perf_counter() - t0
         return self._f_train
+
+    def _needs_training_graph(self, what):
+        if not self._trainable:
+            raise ValueError(f"{what}: this ascc=1 model was built without its substitution sets "
+                             "(Model(..., substitutions=)); they are needed to train or inspect it, not to predict")
 
     def train_step(self, x, mask, y, *unlabelled):
         """``f_train(x, mask, y[, xu, mu])`` as a float, and the seconds of it spent compiling (JAX: a new bucket)."""
@@ -240,6 +250,7 @@ class Model:
         ``grads`` (OrderedDict name -> array, the gradient used for training) and, ascc=1,
         ``weights`` (T, B, M): the hull weights of each word's substitution set.
         """
+        self._needs_training_graph("inspect")
         if self.unlabelled != (xu is not None and mu is not None):
             raise ValueError("inspect: pass xu and mu (the unlabelled batch) exactly when the model trains with "
                              f"one (vat=1 unlabelled=N; this model: unlabelled={self.cfg.unlabelled})")
