@@ -334,3 +334,27 @@ def test_synonym_distance_measures_the_flipped_reviews_change_in_the_models_embe
     np.testing.assert_allclose(l2, [np.linalg.norm(d) for d in deltas], rtol=1e-6)
     np.testing.assert_allclose(linf, [np.abs(d).max() for d in deltas], rtol=1e-6)
     assert replaced == pytest.approx(np.median(np.linalg.norm(rows[[6, 3, 4]], axis=1)), rel=1e-6)
+
+
+def test_ascc_sets_tsv_round_trips_the_capped_sets_a_run_trains_on(toy_run, tmp_path):
+    """experiments/ascc_sets_tsv.py: read back as synonyms=PATH, its table gives exactly the padded
+    sets of the run's own table (the first ascc_max_subs - 1 substitutes of each word)."""
+    import subprocess
+    import sys
+
+    from lstm_adv.data.synonyms import SubstitutionTable, load_synonyms
+
+    out = tmp_path / "sets.tsv"
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "ascc_sets_tsv.py"), str(toy_run), f"out={out}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    words = json.loads((toy_run / "vocab.json").read_text())
+    words = words["words"] if isinstance(words, dict) else words
+    n_words = json.loads((toy_run / "config.json").read_text())["config"]["n_words"]
+    full = SubstitutionTable(load_synonyms("wordnet"), words, n_words)
+    assert any(len(s) for s in full.subs)
+    for m in (2, 16):
+        # the file holds 15 a word; capped again at m, it gives what the run's table gives at m
+        back = SubstitutionTable(load_synonyms(str(out)), words, n_words)
+        for a, b in zip(full.padded(m), back.padded(m)):
+            np.testing.assert_array_equal(a, b)
