@@ -344,15 +344,21 @@ def test_ascc_sets_tsv_round_trips_the_capped_sets_a_run_trains_on(toy_run, tmp_
 
     from lstm_adv.data.synonyms import SubstitutionTable, load_synonyms
 
-    out = tmp_path / "sets.tsv"
-    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "ascc_sets_tsv.py"), str(toy_run), f"out={out}"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
     words = json.loads((toy_run / "vocab.json").read_text())
     words = words["words"] if isinstance(words, dict) else words
     n_words = json.loads((toy_run / "config.json").read_text())["config"]["n_words"]
     full = SubstitutionTable(load_synonyms("wordnet"), words, n_words)
-    assert any(len(s) for s in full.subs)
+    w = next(i for i, s in enumerate(full.subs) if len(s))
+    other = next(i for i in range(2, n_words) if i != w and i not in full.subs[w])
+    # One flipped review with an in-set and an out-of-set substitution; one not flipped, ignored.
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text(json.dumps({"flipped": True, "orig": [w, w, 5], "adv": [int(full.subs[w][0]), other, 5]})
+                       + "\n" + json.dumps({"flipped": False, "orig": [w], "adv": [other]}) + "\n")
+    out = tmp_path / "sets.tsv"
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "ascc_sets_tsv.py"), str(toy_run), f"out={out}",
+                           f"reviews={reviews}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 1 flipped reviews used a substitute outside the sets; 1 of 2 substitutions (50.0%)" in proc.stdout
     for m in (2, 16):
         # the file holds 15 a word; capped again at m, it gives what the run's table gives at m
         back = SubstitutionTable(load_synonyms(str(out)), words, n_words)
