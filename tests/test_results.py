@@ -491,3 +491,16 @@ def test_grouped_table_adjusts_welch_p_over_its_rows(tmp_path):
     assert ("after Holm's correction (2 rows tested): wemb_init=far eps 1.0 against wemb_init=far (lower, "
             in table)
     assert "wemb_init=near eps 0.5 against" not in table
+
+
+def test_plain_baseline_never_takes_a_method_at_eps_0_as_plain():
+    # The word-substitution study's groups, by ascc, synonym_aug, adv_norm, maxlen_mode: ASCC and
+    # augmentation train at eps 0 but are methods; Miyato's (truncate) is compared with the truncated
+    # plain runs, not with ASCC's or the Table 1 (filter) model's; Table 1's eps 0.5 with its own eps 0.
+    keys = ["ascc", "synonym_aug", "adv_norm", "maxlen_mode"]
+    plain, ascc, aug = (0, 0.0, "-", "truncate"), (1, 0.0, "-", "truncate"), (0, 0.5, "-", "truncate")
+    miyato, table1 = (0, 0.0, "l2", "truncate"), (0, 0.0, "-", "filter")
+    groups = {(plain, 0.0): [], (ascc, 0.0): [], (aug, 0.0): [], (miyato, 3.0): [], (table1, 0.0): [],
+              (table1, 0.5): []}
+    assert tables.plain_baseline(groups, keys) == {(ascc, 0.0): [(plain, 0.0)], (aug, 0.0): [(plain, 0.0)],
+                                                   (miyato, 3.0): [(plain, 0.0)], (table1, 0.5): [(table1, 0.0)]}

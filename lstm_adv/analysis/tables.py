@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .runs import PLATEAU_MARGIN, is_finite, setting_label
-from .word_tables import word_attack_markdown
+from .word_tables import is_plain, setting_of, word_attack_markdown
 from .summary import SPLITS, compare, corpus_label, eps_label, holm, mean_sd, welch_ci
 
 def _num(x, digits=3):
@@ -258,23 +258,42 @@ def ablation_markdown(runs, keys):
     return "\n".join(out) + "\n"
 
 
-def plain_baseline(groups):
-    """For each group (setting, eps > 0), the groups of plain runs (eps = 0) it is compared with.
+def plain_baseline(groups, keys=()):
+    """For each group that is not plain, the groups of plain runs it is compared with.
 
-    The eps = 0 group of the same setting; where the setting has none, every setting's eps = 0
-    group (in the VAT comparison: Miyato's and VAT's runs against the plain model and against the
-    plain model with normalised embeddings, which tells the normalisation's share from the
-    perturbation's).
+    Plain: eps 0 and no method that trains at eps 0 (`word_tables.is_plain`: ASCC and synonym
+    augmentation are methods, compared with plain like the eps > 0 groups, never taken as plain).
+    The plain group of the same setting label (Table 1's eps sweep); where there is none, the plain
+    groups of the same setting (`word_tables.SETTING_KEYS` among ``keys``: the study's truncated
+    runs against its truncated plain runs, not the Table 1 model's); where there is none either,
+    every plain group (in the VAT comparison: Miyato's and VAT's runs against the plain model and
+    against the plain model with normalised embeddings, which tells the normalisation's share from
+    the perturbation's).
+
+    Parameters
+    ----------
+    groups : dict (label tuple, eps) -> runs
+    keys : sequence of str
+        The configuration keys of the labels, in order.
+
+    Returns
+    -------
+    dict: group key -> list of plain group keys (sorted by label)
     """
-    plain = {label: key for key in groups for label, eps in [key] if eps == 0}
-    every = sorted(plain.values(), key=lambda k: str(k[0]))
-    return {key: [plain[key[0]]] if key[0] in plain else every for key in groups if key[1] != 0}
+    plain = sorted((key for key in groups if is_plain(keys, *key)), key=lambda k: str(k[0]))
+    out = {}
+    for key in groups:
+        if key in plain:
+            continue
+        out[key] = ([p for p in plain if p[0] == key[0]]
+                    or [p for p in plain if setting_of(keys, p[0]) == setting_of(keys, key[0])] or plain)
+    return out
 
 
 def _against_plain(groups, keys):
     """Test error of each adversarial group against its plain runs: difference and Welch / Mann-Whitney p."""
     rows, welch_p = [], []
-    pairs = [(key, base) for key, bases in plain_baseline(groups).items() for base in bases]
+    pairs = [(key, base) for key, bases in plain_baseline(groups, keys).items() for base in bases]
     for key, base in sorted(pairs, key=lambda kv: (str(kv[0][0]), kv[0][1], str(kv[1][0]))):
         a = [r["test"] for r in groups[key] if r["status"] == "ok"]
         b = [r["test"] for r in groups[base] if r["status"] == "ok"]
@@ -294,12 +313,15 @@ def _against_plain(groups, keys):
     n_tested = sum(is_finite(p) for p in adjusted)
     differ = [f"{row[0]} eps {row[1]} against {row[2]} ({'higher' if row[4].startswith('+') else 'lower'}, "
               f"{row[7]})" for row, p in zip(rows, adjusted) if is_finite(p) and p < 0.05]
-    closing = (f"Differs from its plain runs at the 5% level after Holm's correction ({n_tested} rows tested): "
+    tested = f"{n_tested} row{'' if n_tested == 1 else 's'} tested"
+    closing = (f"Differs from its plain runs at the 5% level after Holm's correction ({tested}): "
                + "; ".join(differ) + "." if differ else
-               f"No row differs from its plain runs at the 5% level after Holm's correction ({n_tested} rows tested).")
+               f"No row differs from its plain runs at the 5% level after Holm's correction ({tested}).")
     return ["", "## Test error against the plain runs", "",
-            "Each setting's eps > 0 runs against the eps = 0 runs of the same setting (or, where it has none, "
-            "of every setting that has them). Two-sided Welch t-test and Mann-Whitney U test on the "
+            "Each group that is not plain (eps > 0, or ASCC or augmentation at eps 0) against the plain runs "
+            "(eps = 0, neither ASCC nor augmentation) of the same setting label; where it has none, those "
+            "of the same data setting (maxlen_mode and the like, where grouped by), or else of every "
+            "setting that has them. Two-sided Welch t-test and Mann-Whitney U test on the "
             "test error, and the 95% interval of the difference (Welch, not adjusted); Welch p (Holm): "
             "adjusted over every row with a Welch p; n/a with fewer than 2 runs on a side.", ""] + \
         _md_table(["setting", "eps", "plain runs", "n (vs plain)", "test err - plain", "95% interval", "Welch p",

@@ -22,12 +22,21 @@ def _is_default(key, value):
     return value in (None, "-") or key not in FIELDS or value == FIELDS[key].default
 
 
-def _plain(keys, label, eps):
-    """Whether a group is plain: eps 0 and every method key at its default."""
-    return eps == 0 and all(_is_default(k, v) for k, v in zip(keys, label) if k not in SETTING_KEYS)
+#: The methods that train at eps 0 (their strength is a key of their own): a group with one of them on
+#: is a method, not plain, although its eps is 0.
+EPS_FREE_METHODS = ("ascc", "synonym_aug")
 
 
-def _setting_of(keys, label):
+def is_plain(keys, label, eps):
+    """Whether a group is plain: eps 0 and no method that trains at eps 0 (ASCC, augmentation) on.
+
+    A setting such as normalised embeddings at eps 0 (``emb_norm=1``) is plain: no adversarial or
+    substitution term is trained.
+    """
+    return eps == 0 and all(_is_default(k, v) for k, v in zip(keys, label) if k in EPS_FREE_METHODS)
+
+
+def setting_of(keys, label):
     return tuple(v for k, v in zip(keys, label) if k in SETTING_KEYS)
 
 
@@ -58,16 +67,16 @@ def word_attack_markdown(groups, keys, setting, eps_label, table, p_text):
         return []
     plain = {}
     for (key, method), ss in per.items():
-        if _plain(keys, *key):
-            plain.setdefault((_setting_of(keys, key[0]), method), []).extend(s["adv_acc"] for s in ss)
+        if is_plain(keys, *key):
+            plain.setdefault((setting_of(keys, key[0]), method), []).extend(s["adv_acc"] for s in ss)
     rows = []
     for (key, method), ss in sorted(per.items(), key=lambda kv: (kv[0][1], str(kv[0][0][0]), kv[0][0][1])):
         label, eps = key
         cells = [_cell([s[f] for s in ss if s.get(f) is not None]) for f, _ in FIGURES]
-        base = plain.get((_setting_of(keys, label), method), [])
+        base = plain.get((setting_of(keys, label), method), [])
         adv = [s["adv_acc"] for s in ss]
-        p = compare(adv, base)[0] if base and not _plain(keys, *key) else None
-        diff = f"{np.mean(adv) - np.mean(base):+.3f}" if base and not _plain(keys, *key) else ""
+        p = compare(adv, base)[0] if base and not is_plain(keys, *key) else None
+        diff = f"{np.mean(adv) - np.mean(base):+.3f}" if base and not is_plain(keys, *key) else ""
         n = ss[0].get("n")
         rows.append([setting(keys, label), eps_label(eps), method, f"{len(ss)}", f"{n}", *cells, diff,
                      p_text(p) if p is not None else ""])
@@ -76,7 +85,7 @@ def word_attack_markdown(groups, keys, setting, eps_label, table, p_text):
            "changed) on a seeded sample of test reviews, the same for every run: clean accuracy on the sample, "
            "accuracy under attack, success rate (flipped / right), fraction of a flipped review's words "
            "changed; mean ± sd over runs. Against plain: the difference in accuracy under attack from the "
-           "plain runs (eps 0, every method key at its default) of the same setting, and its Welch p "
+           "plain runs (eps 0, neither ASCC nor augmentation) of the same setting, and its Welch p "
            "(n/a with fewer than 2 runs on a side).", ""]
     return out + table(["setting", "eps", "attack", "runs", "reviews", *(name for _, name in FIGURES),
                         "vs plain", "Welch p"], rows)
