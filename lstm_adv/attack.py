@@ -30,12 +30,15 @@ class Options:
     synonyms: str = _opt("", "wordnet or a TSV file (word<TAB>substitutes); default: the run's synonyms= (wordnet)")
     max_change: float = _opt(1.0, "the most words changed, as a fraction of a review's words (1 = no limit, PWWS)")
     examples: int = _opt(10, "adversarial examples on the page (attack.md, attack.html)")
-    out: str = _opt("", "the attack's folder (default RUN/word_attack/METHOD-nN-seedS)")
+    params: str = _opt("best", "the parameters attacked: best (params.npz, the best validation's, as training's "
+                       "word_attack=) or last (checkpoint.npz: the last update's)", ("best", "last"))
+    out: str = _opt("", "the attack's folder (default RUN/word_attack/METHOD-nN-seedS, -last for params=last)")
     data_path: str = _opt("", "override the run's data_path (where its IMDB archive is)")
     mode: str = _opt("", "override the run's PyTensor backend", ("", "C", "NUMBA", "JAX", "FAST_COMPILE"))
 
 
-USAGE = "python -m lstm_adv.attack model=RUN [method=pwws] [n=1000] [synonyms=wordnet|PATH] [max_change=F] [out=DIR]"
+USAGE = ("python -m lstm_adv.attack model=RUN [method=pwws] [n=1000] [synonyms=wordnet|PATH] [max_change=F] "
+         "[params=best|last] [out=DIR]")
 
 
 def parse_options(argv):
@@ -53,7 +56,8 @@ def parse_options(argv):
     checks.path_names("model", opts.model)
     if not Path(opts.model).is_dir():
         raise UserError(f"no such run directory: {opts.model} (give the folder lstm_adv.train wrote)")
-    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change))
+    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change)) + (
+        "-last" if opts.params == "last" else "")
     checks.writable_dir("out", out)
     return dataclasses.replace(opts, out=out)
 
@@ -69,7 +73,7 @@ def main(argv):
     from .data.synonyms import load_synonyms
     from .wordattack import attack_model, summary_line
 
-    run = load_run(opts.model, opts.data_path, opts.mode)
+    run = load_run(opts.model, opts.data_path, opts.mode, which=opts.params)
     checks.backend(run.cfg)
     synonyms = opts.synonyms or run.cfg.synonyms
     load_synonyms(synonyms)   # a malformed table: one line, nothing written

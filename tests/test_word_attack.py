@@ -190,6 +190,25 @@ def test_the_command_line_end_to_end_and_killed_at_a_chosen_review(toy_run, tmp_
 
 
 @pytest.mark.slow
+def test_params_last_attacks_the_checkpoints_parameters(toy_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("word_attack"))
+    ckpt = dict(np.load(run / "checkpoint.npz"))
+    ckpt["param/U"] = ckpt["param/U"] + 0.5   # the last update's parameters differ from the best's
+    np.savez(run / "checkpoint.npz", **ckpt)
+    last = {k[len("param/"):]: v for k, v in ckpt.items() if k.startswith("param/")}
+    proc = run_cli("lstm_adv.attack", [f"model={run}", "n=4", "params=last"], REPO, env=FAST_ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    settings = json.loads((run / "word_attack" / "pwws-n4-seed1-last" / "attack_settings.json").read_text())
+    assert settings["model"] == runner.params_digest(last) != runner.params_digest(load_npz(run / "params.npz"))
+    (run / "checkpoint.npz").unlink()
+    assert_one_line_error(run_cli("lstm_adv.attack", [f"model={run}", "n=4", "params=last", f"out={tmp_path / 'o'}"],
+                                  REPO, env=FAST_ENV), "has no checkpoint.npz")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(toy_run, tmp_path):
     bad_table = tmp_path / "subs.tsv"
     bad_table.write_text("good great\n")
@@ -364,3 +383,19 @@ def test_ascc_sets_tsv_round_trips_the_capped_sets_a_run_trains_on(toy_run, tmp_
         back = SubstitutionTable(load_synonyms(str(out)), words, n_words)
         for a, b in zip(full.padded(m), back.padded(m)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_attack_by_length_bins_the_records():
+    """experiments/attack_by_length.py: reviews binned by their words, the clean and attacked
+    accuracy and the flip rate of the right ones per bin."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("attack_by_length", REPO / "experiments" / "attack_by_length.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def rec(n_words, right, flipped):
+        return {"n_words": n_words, "attacked": right, "flipped": flipped}
+
+    records = [rec(10, True, True), rec(50, True, False), rec(60, False, False), rec(200, True, False)]
+    rows = script.by_length(records, [55, 100])
+    assert rows == [("[0, 55)", 2, 1.0, 0.5, 0.5), ("[55, 100)", 1, 0.0, 0.0, None), (">= 100", 1, 1.0, 1.0, 0.0)]

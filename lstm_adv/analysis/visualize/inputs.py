@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,11 @@ class Run:
     label_names: list = None    # class id -> name (config.json's data.label_names; None: a run made before K classes)
 
 
-def load_run(model, data_path="", mode=""):
+def load_run(model, data_path="", mode="", which="best"):
     """Read and check ``config.json``, ``params.npz`` and ``vocab.json`` of a run.
+
+    ``which="last"``: the parameters of the run's ``checkpoint.npz`` (the last update it saved) in
+    place of ``params.npz`` (the best validation's); ``model`` must then be the run directory.
 
     Raises
     ------
@@ -71,7 +75,17 @@ def load_run(model, data_path="", mode=""):
     cfg = dataclasses.replace(cfg, progress=0, **overrides)
     cfg, data_cache = _recorded_data(cfg, record)
 
-    params = load_params(npz)
+    if which == "last":
+        if not p.is_dir():
+            raise UserError(f"params=last reads a run directory's checkpoint.npz: give model= the run directory, "
+                            f"not {model}")
+        npz = files.checkpoint
+        if not npz.exists():
+            raise UserError(f"{p} has no checkpoint.npz, which params=last reads (the last update's parameters); "
+                            "use params=best (params.npz)")
+        params = OrderedDict((k[len("param/"):], v) for k, v in load_params(npz).items() if k.startswith("param/"))
+    else:
+        params = load_params(npz)
     if "Wemb" not in params:
         raise UserError(f"{npz} is not an lstm_adv parameter file (no Wemb array; it holds "
                         f"{', '.join(list(params)[:5]) or 'nothing'})")
