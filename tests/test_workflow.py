@@ -198,6 +198,9 @@ def test_publishable_files_have_no_local_paths(tmp_path):
     assert out["argv"] == ["lstm_adv/train.py", "saveto=runs/a"]
     assert out["pytensor"] == {"mode": "C"} and out["data"]["source"] == ".../aclImdb_v1.tar.gz"
     assert str(tmp_path) not in json.dumps(out) and "someone" not in json.dumps(out)
+    # trained in a sibling checkout (another worktree), published from this one: still the package's name
+    elsewhere = {**record, "argv": [str(tmp_path / "wt-other" / "lstm_adv" / "train.py"), "eps=1"]}
+    assert publishable_config(elsewhere, root)["argv"] == ["lstm_adv/train.py", "eps=1"]
 
 
 def test_committed_results_carry_no_local_paths():

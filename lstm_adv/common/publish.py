@@ -55,7 +55,15 @@ def publishable_config(record, root=None):
         if isinstance(v, str):
             return publishable_text(v, root)
         return v
-    return clean(record)
+    out = clean(record)
+    argv = record.get("argv") if isinstance(record, dict) else None
+    if argv and isinstance(argv[0], str) and os.path.isabs(argv[0]):
+        # The entry script as the package names it, wherever the checkout that ran it lies (a run
+        # trained in one worktree and published from another would read ../other-worktree/...).
+        parts = Path(argv[0]).parts
+        if len(parts) > 1 and parts[-2] == "lstm_adv":
+            out["argv"] = ["lstm_adv/" + parts[-1], *out["argv"][1:]]
+    return out
 
 
 #: The small files of a run that are published (never the ``.npz`` parameters and checkpoints).
