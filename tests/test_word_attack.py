@@ -399,3 +399,24 @@ def test_attack_by_length_bins_the_records():
     records = [rec(10, True, True), rec(50, True, False), rec(60, False, False), rec(200, True, False)]
     rows = script.by_length(records, [55, 100])
     assert rows == [("[0, 55)", 2, 1.0, 0.5, 0.5), ("[55, 100)", 1, 0.0, 0.0, None), (">= 100", 1, 1.0, 1.0, 0.0)]
+
+
+def test_word_substitution_table_rows_follow_the_studys_order(tmp_path):
+    """experiments/word_substitution_table.py: one row per finished run, methods in the page's order,
+    seeds in number order, a run still running left out, the beam column where a run has it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("wst", REPO / "experiments" / "word_substitution_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pwws = {"clean_acc": 0.9, "adv_acc": 0.1, "success_rate": 8 / 9, "n_flipped": 8, "n_right": 9,
+            "words_changed": 0.03, "queries": 700.4}
+    for name, status, attacks in [("ascc_seed=1", "ok", {"pwws": pwws}), ("plain_seed=10", "ok", {"pwws": pwws}),
+                                  ("plain_seed=2", "ok", {"pwws": pwws, "beam": {**pwws, "adv_acc": 0.2}}),
+                                  ("miyato_seed=1", "running", {})]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"status": status, "test_err": 0.1, "wall_time_s": 600, "word_attack": attacks}))
+    rows = script.rows(tmp_path)
+    assert [r[1] for r in rows] == ["`plain_seed=2`", "`plain_seed=10`", "`ascc_seed=1`"]
+    assert rows[0][3:] == ("0.900 -> 0.100", "88.9% (8 of 9)", "3.0%", "700", "0.900 -> 0.200", "10")
+    assert rows[1][7] == "-"
