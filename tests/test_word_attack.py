@@ -420,3 +420,19 @@ def test_word_substitution_table_rows_follow_the_studys_order(tmp_path):
     assert [r[1] for r in rows] == ["`plain_seed=2`", "`plain_seed=10`", "`ascc_seed=1`"]
     assert rows[0][3:] == ("0.900 -> 0.100", "88.9% (8 of 9)", "3.0%", "700", "0.900 -> 0.200", "10")
     assert rows[1][7] == "-"
+
+
+def test_polarity_filter_drops_substitutes_of_the_other_sentiment():
+    """experiments/polarity_filtered_synonyms.py: a word's polarity is its log-odds in positive
+    against negative reviews; a substitute further than tau from the word's is dropped."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("pfs", REPO / "experiments" / "polarity_filtered_synonyms.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # word 2 only in positive reviews, 3 only in negative ones, 4 in both alike; 9 is beyond n_words
+    seqs = [[2, 2, 4, 9], [2, 2, 4], [3, 3, 4], [3, 3, 4, 9]]
+    pol = script.polarity(seqs, [1, 1, 0, 0], 5)
+    assert pol[2] > 1 and pol[3] < -1 and abs(pol[4]) < 1e-9 and pol.shape == (5,)
+    subs = [np.array([], dtype=int)] * 2 + [np.array([3, 4]), np.array([2]), np.array([2, 3])]
+    kept = script.keep(subs, pol, tau=2.0)   # 2 and 3: log 5 from neutral each, 2 log 5 apart
+    assert kept[2].tolist() == [4] and kept[3].tolist() == [] and kept[4].tolist() == [2, 3]
