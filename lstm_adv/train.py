@@ -303,9 +303,9 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
     left, plateau_note = plateau.plateau_report(state.history, data.info)
     out = state.metrics("ok", **errs, **left, **extra)
     run.write_metrics(out)
+    speed = "no update in this attempt" if out["ms_per_update"] is None else f"{out['ms_per_update']:.1f} ms/update"
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
-            f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, "
-            f"{out['ms_per_update']:.1f} ms/update)"
+            f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, {speed})"
             + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else "")
             + (f"; {plateau_note}" if plateau_note else ""))
     return EXIT_OK
@@ -439,7 +439,7 @@ def _valid_line(row, state):
     test = f" test {row['test_err']:.4f}" if row["test_err"] is not None else ""
     return (f"update {row['update']} epoch {row['epoch']}: cost {row['train_cost']:.4f} "
             f"train {row['train_err']:.4f} valid {row['valid_err']:.4f}{test} (best {best:.4f} "
-            f"at {state.best_update}) {state.ms_per_update():.1f} ms/update")
+            f"at {state.best_update}) {state.ms_per_update() or 0:.1f} ms/update")
 
 
 def _show_update(cfg, run, bar, state, cost):

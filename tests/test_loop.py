@@ -249,6 +249,8 @@ def test_metrics_record_of_a_loop_state():
            ("nan", None, 5, 7, 1)
     assert out["ms_per_update"] == 5.0 and out["wall_time_s"] == 12.0
     assert state.metrics("ok", test_err=0.25, eval_time_s=1.0)["test_err"] == 0.25
+    state.step_time = [0.0, 0]   # resumed after its last update: this attempt only evaluated
+    assert state.metrics("ok")["ms_per_update"] is None
 
 
 def test_validation_measures_the_train_error_on_train_err_size_evenly_spaced_reviews():

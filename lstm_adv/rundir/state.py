@@ -52,15 +52,17 @@ class LoopState:
         return None if self.cpu_elapsed is None else self.cpu_elapsed + time.process_time() - self.c_start
 
     def ms_per_update(self):
-        """Milliseconds per update in this attempt."""
-        return 1000 * self.step_time[0] / max(self.step_time[1], 1)
+        """Milliseconds per update in this attempt; None when it made none (a run resumed after its
+        last update only evaluates), never a 0 that reads as a measurement."""
+        return 1000 * self.step_time[0] / self.step_time[1] if self.step_time[1] else None
 
     def metrics(self, status, **extra):
         """The ``metrics.json`` record: ``status`` (running, nan, interrupted, ok), the counts and
         times, and ``extra`` (the final errors, the attacks ...); the errors are None until then."""
+        ms = self.ms_per_update()
         out = {"status": status, "train_err": None, "valid_err": None, "test_err": None,
                "best_update": self.best_update, "n_updates": self.uidx, "n_epochs": self.eidx,
-               "wall_time_s": round(self.wall_time(), 2), "ms_per_update": round(self.ms_per_update(), 2)}
+               "wall_time_s": round(self.wall_time(), 2), "ms_per_update": None if ms is None else round(ms, 2)}
         cpu = self.cpu_time()
         out["cpu_time_s"] = None if cpu is None else round(cpu, 2)
         out.update(extra)
