@@ -56,8 +56,7 @@ def parse_options(argv):
     checks.path_names("model", opts.model)
     if not Path(opts.model).is_dir():
         raise UserError(f"no such run directory: {opts.model} (give the folder lstm_adv.train wrote)")
-    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change)) + (
-        "-last" if opts.params == "last" else "")
+    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change, opts.params))
     checks.writable_dir("out", out)
     return dataclasses.replace(opts, out=out)
 

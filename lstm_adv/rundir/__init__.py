@@ -32,7 +32,7 @@ named by its SHA-256 in ``config.json`` anyway)::
 from .cli import PublishOptions
 from .files import HISTORY_COLUMNS, RunDir, read_json
 from .records import RunRecord, find_runs, missing_word_attacks, read_run, read_vocab, run_status
-from .state import STATE_KEYS, LoopState, patience_rule, restore_loop_state, save_loop_state
+from .state import STATE_KEYS, LoopState, checkpoint_params, patience_rule, restore_loop_state, save_loop_state
 
 __all__ = ["PublishOptions", "HISTORY_COLUMNS", "RunDir", "read_json", "RunRecord", "find_runs", "read_run", "read_vocab", "run_status",
-           "missing_word_attacks", "STATE_KEYS", "LoopState", "patience_rule", "restore_loop_state", "save_loop_state"]
+           "missing_word_attacks", "STATE_KEYS", "LoopState", "checkpoint_params", "patience_rule", "restore_loop_state", "save_loop_state"]

@@ -180,6 +180,12 @@ def restore_loop_state(checkpoint, model, unlab=None):
                      best_p=_prefixed(arrays, "best/") or None, shuffle_rng=_generator(saved["rng_shuffle"]))
 
 
+def checkpoint_params(arrays):
+    """The model's parameters in a checkpoint's arrays (``param/<name>``: the last update's, where
+    ``params.npz`` holds the best validation's), by the tutorial's names."""
+    return _prefixed(arrays, "param/")
+
+
 def _prefixed(arrays, prefix):
     return OrderedDict((k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix))
 

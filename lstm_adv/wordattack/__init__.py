@@ -80,10 +80,11 @@ class ProjectedProbs:
         return self.f(self.table[x], mask)
 
 
-def default_folder(run_path, method, n, seed, max_change):
-    """Where an attack of a run goes unless told: ``RUN/word_attack/METHOD-nN-seedS[-maxM]``, one
-    folder per setting, so that attacks of other settings never meet in one folder."""
-    name = f"{method}-n{n}-seed{seed}" + (f"-max{max_change:g}" if max_change < 1 else "")
+def default_folder(run_path, method, n, seed, max_change, params="best"):
+    """Where an attack of a run goes unless told: ``RUN/word_attack/METHOD-nN-seedS[-maxM][-last]``,
+    one folder per setting, so that attacks of other settings never meet in one folder."""
+    name = (f"{method}-n{n}-seed{seed}" + (f"-max{max_change:g}" if max_change < 1 else "")
+            + ("-last" if params == "last" else ""))
     return Path(run_path) / "word_attack" / name
 
 

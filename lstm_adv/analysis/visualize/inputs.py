@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from ...core.model import check_params, load_params
 from ...data import finalize, load_dataset
 from ...data.imdb import cache_paths, read_cache
 from ...data.imdb_source import tokenize
-from ...rundir import RunDir, read_run, read_vocab
+from ...rundir import RunDir, checkpoint_params, read_run, read_vocab
 
 # loading a run
 
@@ -83,7 +82,7 @@ def load_run(model, data_path="", mode="", which="best"):
         if not npz.exists():
             raise UserError(f"{p} has no checkpoint.npz, which params=last reads (the last update's parameters); "
                             "use params=best (params.npz)")
-        params = OrderedDict((k[len("param/"):], v) for k, v in load_params(npz).items() if k.startswith("param/"))
+        params = checkpoint_params(load_params(npz))
     else:
         params = load_params(npz)
     if "Wemb" not in params:
