@@ -85,6 +85,37 @@ def test_the_budget_of_changed_words_is_kept():
     assert not capped.flipped and capped.queries <= 12 + 1
 
 
+@pytest.mark.parametrize("method", sorted(search.SEARCHES))
+def test_each_search_says_why_it_stopped(method):
+    run = search.SEARCHES[method]
+    assert run(KeysOn("movie"), review("the", "movie"), 1, table()).stop == "flipped"
+    assert run(KeysOn("zebra"), review("the", "movie", "zebra"), 1, table()).stop == "all_words"
+    assert run(KeysOn("zebra"), review("the", "zebra"), 1, table()).stop == "no_substitutes"
+    ids = review("movie", "movie", "movie", "plot", "zebra", "the", "the", "the", "the", "the")
+    assert run(KeysOn("movie", needs=3), ids, 1, table(), max_change=0.2).stop == "all_words"   # its word budget
+    if method == "beam":   # held by the query budget: a larger one would flip it
+        assert search.beam(KeysOn("movie", needs=3), ids, 1, table(), max_queries=12).stop == "max_queries"
+    assert set(search.STOPS) >= {"flipped", "all_words", "max_queries", "no_substitutes"}
+
+
+def test_the_log_line_says_how_many_reviews_only_the_query_budget_kept():
+    from lstm_adv.wordattack import summary_line
+    s = {"method": "beam", "n": 10, "clean_acc": 0.8, "adv_acc": 0.4, "success_rate": 0.5, "words_changed": 0.03,
+         "queries": 900.0, "seconds": 20.0, "held": {"all_words": 1, "max_queries": 3}}
+    assert summary_line(s).endswith("; 3 held only by the query budget")
+    assert "query budget" not in summary_line({**s, "held": {"all_words": 4}})
+    assert "query budget" not in summary_line({**s, "held": None})   # records from before the stop field
+
+
+def test_a_flip_of_the_search_model_that_the_model_does_not_make_is_recorded_as_held():
+    def sure(x, mask):   # the model itself: class 1 whatever the words
+        return np.tile([0.1, 0.9], (x.shape[1], 1))
+
+    record = runner.attack_one(sure, search.pwws, review("the", "movie"), 1, table(), 1.0, search_probs=KeysOn("movie"))
+    assert record["attacked"] and not record["flipped"] and record["stop"] == "unconfirmed"
+    assert runner.held_by_stop([record]) == {"unconfirmed": 1}
+
+
 def test_pwws_replaces_the_most_salient_word_first():
     """Of two words that each move the model, PWWS changes the one whose change moves it most."""
     ids = review("movie", "good", "plot")
@@ -114,6 +145,11 @@ def test_the_runner_summary_and_its_records(tmp_path):
     records = [json.loads(ln) for ln in (tmp_path / runner.REVIEWS).read_text().splitlines()]
     assert [r["attacked"] for r in records] == [True, False, True]
     assert records[0]["adv"][1] in (ID["film"], ID["flick"]) and records[1]["adv"] is None
+    # why the right review that held was not flipped: none of its words has a substitute here
+    assert [r.get("stop") for r in records] == ["flipped", None, "no_substitutes"]
+    assert s["held"] == {"no_substitutes": 1}
+    # records written before the stop field: not counted, said as None
+    assert runner.held_by_stop([{k: v for k, v in r.items() if k != "stop"} for r in records if r["attacked"]]) is None
 
 
 def test_a_rerun_continues_where_the_records_end_and_refuses_other_settings(tmp_path):
@@ -399,6 +435,27 @@ def test_attack_by_length_bins_the_records():
     records = [rec(10, True, True), rec(50, True, False), rec(60, False, False), rec(200, True, False)]
     rows = script.by_length(records, [55, 100])
     assert rows == [("[0, 55)", 2, 1.0, 0.5, 0.5), ("[55, 100)", 1, 0.0, 0.0, None), (">= 100", 1, 1.0, 1.0, 0.0)]
+
+
+def test_beam_stops_judges_old_records_as_the_search_stopped():
+    """experiments/beam_stops.py: for a record without ``stop``, the query budget or every word
+    changed, from the review and the table alone, never against what the search did."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("beam_stops", REPO / "experiments" / "beam_stops.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    t = table()
+    ids = review("movie", "movie", "movie", "plot", "zebra", "the", "the", "the", "the", "the")
+    for max_queries in (5, 12, 30):   # held by the budget at different steps
+        got = search.beam(KeysOn("movie", needs=3), ids, 1, t, max_queries=max_queries)
+        assert got.stop == "max_queries"
+        assert script.judge(ids, got.queries + 1, t, max_queries) == "max_queries"
+    few = review("the", "movie", "zebra", "plot")
+    got = search.beam(KeysOn("zebra"), few, 1, t)
+    assert got.stop == "all_words" and script.judge(few, got.queries + 1, t, search.BEAM_MAX_QUERIES) == "all_words"
+    # the same review with a budget that its whole search just fits: the budget cannot be told apart
+    assert script.judge(few, got.queries + 1, t, got.queries) in ("all_words", "undetermined")
+    assert script.judge(review("the", "zebra"), 2, t, 100) == "no_substitutes"
 
 
 def test_word_substitution_table_rows_follow_the_studys_order(tmp_path):

@@ -95,4 +95,6 @@ def summary_line(s):
 
     return (f"word attack {s['method']} ({s['n']} reviews): accuracy {s['clean_acc']:.3f} -> {s['adv_acc']:.3f}, "
             f"{pct(s['success_rate'])} of the right ones flipped, {pct(s['words_changed'])} of their words changed, "
-            f"{s['queries'] or 0:.0f} queries and {s['seconds'] / max(s['n'], 1):.3f} s per review")
+            f"{s['queries'] or 0:.0f} queries and {s['seconds'] / max(s['n'], 1):.3f} s per review"
+            + (f"; {s['held']['max_queries']} held only by the query budget" if (s.get("held") or {}).get("max_queries")
+               else ""))

@@ -6,12 +6,15 @@
   into a folder holding another attack's settings is refused, never mixed;
 - ``reviews.jsonl``: one JSON line per review, appended and flushed as each ends: its test index,
   label, clean prediction and probabilities, whether it was attacked (the model had it right) and
-  flipped, the original and adversarial ids, words changed, model queries and seconds. A rerun
-  with the same settings reads the complete lines, drops a line cut by a kill (said on stderr),
-  and goes on from the next review: the searches are deterministic, so the file ends the same;
+  flipped, why its search stopped (``stop``), the original and adversarial ids, words changed,
+  model queries and seconds. A rerun with the same settings reads the complete lines, drops a line
+  cut by a kill (said on stderr), and goes on from the next review: the searches are
+  deterministic, so the file ends the same;
 - the summary (`summarize`): method, synonym source, n, clean accuracy, accuracy under attack,
   success rate (flipped / right), mean fraction of words changed over the successes, mean queries
-  per attacked review, reviews per second (of the attack's own time, resumed parts summed).
+  per attacked review, reviews per second (of the attack's own time, resumed parts summed), and
+  why the right reviews that held were not flipped (``held``: a beam search's query budget, or
+  every substitution tried).
 """
 
 import hashlib
@@ -145,8 +148,10 @@ def attack_one(model_probs, search, ids, label, table, max_change, search_probs=
         if flipped:
             probs = batch_probs(model_probs, np.asarray(got.adv)[None])[0]
             flipped = bool(probs.argmax() != label)
+        # a flip of search_probs that the model itself does not make: the search ended, the review held
+        stop = got.stop if flipped or not got.flipped else "unconfirmed"
         record.update(flipped=flipped, n_changed=int(got.n_changed) if flipped else 0, queries=1 + int(got.queries),
-                      adv=np.asarray(got.adv).tolist() if flipped else None, adv_probs=_round(probs))
+                      adv=np.asarray(got.adv).tolist() if flipped else None, adv_probs=_round(probs), stop=stop)
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return record
 
@@ -172,4 +177,14 @@ def summarize(records, settings, table):
             if flipped else None,
             "queries": round(float(np.mean([r["queries"] for r in right])), 2) if right else None,
             "reviews_per_s": round(n / seconds, 4) if seconds > 0 else None,
-            "seconds": round(seconds, 2), "n_right": len(right), "n_flipped": len(flipped)}
+            "seconds": round(seconds, 2), "n_right": len(right), "n_flipped": len(flipped),
+            "held": held_by_stop(right)}
+
+
+def held_by_stop(right):
+    """Why the right reviews that held were not flipped: ``{stop: count}`` (`search.STOPS`, or
+    "unconfirmed"), or None where a record predates the ``stop`` field (attacks before 2026-12-07)."""
+    held = [r for r in right if not r["flipped"]]
+    if any("stop" not in r for r in held):
+        return None
+    return {k: sum(r["stop"] == k for r in held) for k in sorted({r["stop"] for r in held})}

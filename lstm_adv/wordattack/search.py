@@ -40,7 +40,7 @@ class Outcome:
 
     ``queries``: reviews the search asked the model about (clean included); ``adv``: the adversarial
     ids (None unless flipped); ``probs``: the class probabilities of ``adv`` (else of the last
-    review tried, or the clean one).
+    review tried, or the clean one); ``stop``: why the search ended, one of `STOPS`.
     """
 
     flipped: bool
@@ -48,6 +48,14 @@ class Outcome:
     n_changed: int
     queries: int
     probs: np.ndarray
+    stop: str = "flipped"
+
+
+#: why a search ends: the prediction changed; every substitution it may make was tried (every
+#: attackable word, or the ``max_change`` budget); its next step would pass the query budget (beam);
+#: the review has no word with a substitute. A review that held for "max_queries" might flip with a
+#: larger budget; one that held for "all_words" would not, by that search.
+STOPS = ("flipped", "all_words", "max_queries", "no_substitutes")
 
 
 def batch_probs(prob_fn, variants):
@@ -100,7 +108,7 @@ def pwws(prob_fn, ids, label, table, max_change=1.0, clean_probs=None):
     p_y = clean_probs[label]
     positions = np.flatnonzero(table.has_substitutes(ids))
     if len(positions) == 0:
-        return Outcome(False, None, 0, queries, clean_probs)
+        return Outcome(False, None, 0, queries, clean_probs, "no_substitutes")
     # saliency: each attackable word -> UNK
     unk = np.repeat(ids[None], len(positions), axis=0)
     unk[np.arange(len(positions)), positions] = UNK
@@ -140,7 +148,7 @@ def pwws(prob_fn, ids, label, table, max_change=1.0, clean_probs=None):
             return Outcome(True, tries[r], int(ks[r] + 1), queries, probs[r])
         queries += len(ks)
         last = probs[-1]
-    return Outcome(False, None, 0, queries, last)
+    return Outcome(False, None, 0, queries, last, "all_words")
 
 
 #: the beam search's query budget per review: its cost grows with the square of a review's length
@@ -166,7 +174,7 @@ def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None, 
         queries += 1
     positions = np.flatnonzero(table.has_substitutes(ids))
     if len(positions) == 0:
-        return Outcome(False, None, 0, queries, clean_probs)
+        return Outcome(False, None, 0, queries, clean_probs, "no_substitutes")
     beams = [(ids, frozenset())]
     last = clean_probs
     for n_changed in range(1, min(budget(len(ids), max_change), len(positions)) + 1):
@@ -180,8 +188,8 @@ def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None, 
                     r[i] = w
                     ext.append(r)
                     changed.append(done | {i})
-        if not ext or queries + len(ext) > max_queries:
-            break
+        if queries + len(ext) > max_queries:   # (ext is never empty: n_changed <= len(positions))
+            return Outcome(False, None, 0, queries, last, "max_queries")
         probs = batch_probs(prob_fn, np.stack(ext))
         queries += len(ext)
         flips = np.flatnonzero(probs.argmax(axis=1) != label)
@@ -191,7 +199,7 @@ def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None, 
         keep = np.argsort(probs[:, label], kind="stable")[:width]
         beams = [(ext[k], changed[k]) for k in keep]
         last = probs[keep[0]]
-    return Outcome(False, None, 0, queries, last)
+    return Outcome(False, None, 0, queries, last, "all_words")
 
 
 SEARCHES = {"pwws": pwws, "beam": beam}
