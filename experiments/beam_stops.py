@@ -1,7 +1,7 @@
 """Why did the reviews a beam search left unflipped hold: its query budget, or every substitution
-tried?
+tried? And how does it compare with PWWS on the same reviews?
 
-    python experiments/beam_stops.py RUN [...] [folder=beam-n200-seed1]
+    python experiments/beam_stops.py RUN [...] [folder=beam-n200-seed1] [pwws=pwws-n1000-seed1]
 
 RUN: a run folder with a beam attack in ``RUN/word_attack/FOLDER`` (``word_attack=beam:N`` or
 ``python -m lstm_adv.attack method=beam``). A record written since 2026-12-07 says why its search
@@ -18,6 +18,10 @@ more substitution, a step that would pass ``max_queries`` is not taken):
 A flip of the search's projected model that the model itself does not make (``unconfirmed``,
 equal to float rounding, so rare) also leaves a record unflipped; an old record of one is judged
 as above.
+
+Beside it, the accuracy on the beam's reviews under the beam search, under PWWS (the run's
+``pwws=`` attack, whose sample holds the beam's: the same seed, more reviews) and under both (a
+review counts only if neither attack flipped it).
 """
 
 import json
@@ -57,11 +61,31 @@ def judge(ids, queries, table, max_queries, max_change=1.0, width=WIDTH):
     return "undetermined"
 
 
+def read_records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def against_pwws(beam_records, pwws_records):
+    """Accuracy on the beam's reviews: ``(under the beam, under PWWS, under both)``; the PWWS records
+    must hold every review of the beam's (ValueError if not)."""
+    pwws = {r["test_index"]: r for r in pwws_records}
+    missing = [r["test_index"] for r in beam_records if r["test_index"] not in pwws]
+    if missing:
+        raise ValueError(f"the PWWS attack lacks {len(missing)} of the beam's reviews (test index {missing[0]})")
+    n = len(beam_records)
+
+    def held(r):
+        return r["attacked"] and not r["flipped"]
+
+    return (sum(held(r) for r in beam_records) / n, sum(held(pwws[r["test_index"]]) for r in beam_records) / n,
+            sum(held(r) and held(pwws[r["test_index"]]) for r in beam_records) / n)
+
+
 def stops(run, folder="beam-n200-seed1"):
     """``Counter`` of why the right, unflipped reviews of ``run``'s beam attack held."""
     out = Path(run) / "word_attack" / folder
     settings = json.loads((out / "attack_settings.json").read_text())
-    records = [json.loads(line) for line in (out / "reviews.jsonl").read_text().splitlines() if line.strip()]
+    records = read_records(out / "reviews.jsonl")
     table = SubstitutionTable(load_synonyms(settings.get("synonyms", "wordnet")), read_vocab(run),
                               read_run(run).saved["n_words"])
     held = Counter()
@@ -70,26 +94,31 @@ def stops(run, folder="beam-n200-seed1"):
             held[r.get("stop") or judge(r["orig"], r["queries"], table, settings["max_queries"],
                                         settings.get("max_change", 1.0))] += 1
     right = sum(r["attacked"] for r in records)
-    return len(records), right, held
+    return len(records), right, held, records
 
 
 def main(argv):
     runs = [a for a in argv if not a.startswith("folder=")]
+    runs = [a for a in runs if not a.startswith("pwws=")]
     folder = next((a.split("=", 1)[1] for a in argv if a.startswith("folder=")), "beam-n200-seed1")
+    pwws = next((a.split("=", 1)[1] for a in argv if a.startswith("pwws=")), "pwws-n1000-seed1")
     if not runs:
         print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
         return 2
     print("| run | reviews | right | held | held: query budget | held: every word changed | no substitutes "
-          "| undetermined |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| undetermined | accuracy: beam / PWWS / both |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         try:
-            n, right, held = stops(run, folder)
+            n, right, held, records = stops(run, folder)
+            acc = against_pwws(records, read_records(Path(run) / "word_attack" / pwws / "reviews.jsonl"))
         except (OSError, ValueError, KeyError) as err:
-            print(f"error: {run} has no readable beam attack in word_attack/{folder} ({err})", file=sys.stderr)
+            print(f"error: {run}: no readable beam attack in word_attack/{folder} or PWWS attack in "
+                  f"word_attack/{pwws} ({err})", file=sys.stderr)
             return 2
         print(f"| {Path(run).name} | {n} | {right} | {sum(held.values())} | {held['max_queries']} | "
-              f"{held['all_words']} | {held['no_substitutes']} | {held['undetermined'] + held['unconfirmed']} |")
+              f"{held['all_words']} | {held['no_substitutes']} | {held['undetermined'] + held['unconfirmed']} | "
+              + " / ".join(f"{a:.3f}" for a in acc) + " |")
     return 0
 
 

@@ -456,6 +456,15 @@ def test_beam_stops_judges_old_records_as_the_search_stopped():
     # the same review with a budget that its whole search just fits: the budget cannot be told apart
     assert script.judge(few, got.queries + 1, t, got.queries) in ("all_words", "undetermined")
     assert script.judge(review("the", "zebra"), 2, t, 100) == "no_substitutes"
+    # beside PWWS on the same reviews: a review counts under both only if neither flipped it
+    def rec(i, right, flipped):
+        return {"test_index": i, "attacked": right, "flipped": flipped}
+
+    beam = [rec(1, True, False), rec(2, True, True), rec(3, True, False), rec(4, False, False)]
+    pwws = [rec(0, True, True), rec(1, True, True), rec(2, True, False), rec(3, True, False), rec(4, False, False)]
+    assert script.against_pwws(beam, pwws) == (0.5, 0.5, 0.25)
+    with pytest.raises(ValueError, match="lacks 1 of the beam's reviews"):
+        script.against_pwws(beam + [rec(9, True, False)], pwws)
 
 
 def test_word_substitution_table_rows_follow_the_studys_order(tmp_path):
