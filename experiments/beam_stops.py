@@ -33,12 +33,10 @@ import numpy as np
 
 from lstm_adv.data.synonyms import SubstitutionTable, load_synonyms
 from lstm_adv.rundir import read_run, read_vocab
-from lstm_adv.wordattack.search import budget
-
-WIDTH = 4   # search.beam's default width, the one training's word_attack= and the attack command use
+from lstm_adv.wordattack.search import BEAM_WIDTH, budget
 
 
-def judge(ids, queries, table, max_queries, max_change=1.0, width=WIDTH):
+def judge(ids, queries, table, max_queries, max_change=1.0, width=BEAM_WIDTH):
     """Why an old record's beam search ended without a flip: "max_queries", "all_words" or
     "undetermined" (see the module docstring). ``queries``: the record's, the clean query included."""
     ids = np.asarray(ids, dtype=np.int64)
@@ -98,8 +96,7 @@ def stops(run, folder="beam-n200-seed1"):
 
 
 def main(argv):
-    runs = [a for a in argv if not a.startswith("folder=")]
-    runs = [a for a in runs if not a.startswith("pwws=")]
+    runs = [a for a in argv if not a.startswith(("folder=", "pwws="))]
     folder = next((a.split("=", 1)[1] for a in argv if a.startswith("folder=")), "beam-n200-seed1")
     pwws = next((a.split("=", 1)[1] for a in argv if a.startswith("pwws=")), "pwws-n1000-seed1")
     if not runs:

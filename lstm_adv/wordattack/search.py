@@ -157,8 +157,12 @@ def pwws(prob_fn, ids, label, table, max_change=1.0, clean_probs=None):
 #: query budgets do).
 BEAM_MAX_QUERIES = 50_000
 
+#: the reviews the beam search keeps at each step
+BEAM_WIDTH = 4
 
-def beam(prob_fn, ids, label, table, max_change=1.0, width=4, clean_probs=None, max_queries=BEAM_MAX_QUERIES):
+
+def beam(prob_fn, ids, label, table, max_change=1.0, width=BEAM_WIDTH, clean_probs=None,
+         max_queries=BEAM_MAX_QUERIES):
     """A beam search over substitutions on one review the model classifies right.
 
     Each step extends every kept review by one substitution (a word not yet changed, any of its
