@@ -296,7 +296,10 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
         extra["attack_time_s"] = round(time.time() - t_attack, 2)
     if cfg.word_attacks:
         from .wordattack.runs import word_attacks   # the synonym tables: only when asked
+        t_word = time.time()
         extra["word_attack"] = word_attacks(cfg, run, model, data, state.best_p, cfg.word_attacks)
+        # wall_time_s counts them (as the final evaluation and the attacks): this says how much of it
+        extra["word_attack_time_s"] = round(time.time() - t_word, 2)
     if model.compile_summary():
         run.log(model.compile_summary())
         extra["jax_compile"] = model.compile_stats()

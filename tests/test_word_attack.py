@@ -270,6 +270,9 @@ def test_training_with_word_attack_and_a_finished_run_attacked_later(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["word_attack"]["pwws"]["n"] == 8
+    # the attack's part of the run's wall time is said (a later attack is not added to it, below)
+    parts = metrics["eval_time_s"] + metrics.get("attack_time_s", 0) + metrics["word_attack_time_s"]
+    assert metrics["word_attack_time_s"] >= metrics["word_attack"]["pwws"]["seconds"] and parts <= metrics["wall_time_s"]
     params = load_npz(tmp_path / "run" / "params.npz")
     # rerun, finished, with another attack: attacked, not trained again
     proc = run_cli("lstm_adv.train", args + ["word_attack=pwws,beam:6", "word_attack_size=8"], REPO, env=FAST_ENV)
