@@ -504,3 +504,30 @@ def test_plain_baseline_never_takes_a_method_at_eps_0_as_plain():
               (table1, 0.5): []}
     assert tables.plain_baseline(groups, keys) == {(ascc, 0.0): [(plain, 0.0)], (aug, 0.0): [(plain, 0.0)],
                                                    (miyato, 3.0): [(plain, 0.0)], (table1, 0.5): [(table1, 0.0)]}
+
+
+COMMITTED_TABLES = sorted((REPO / "experiments" / "results").glob("*/table1.md")) + sorted(
+    (REPO / "experiments" / "results").glob("*/ablation.md"))
+
+
+def _grouped_by(header):
+    """``# Runs grouped by a, b and c`` (ablation.md's first line) -> ["a", "b", "c"]."""
+    keys = header.removeprefix("# Runs grouped by ").replace(" and ", ", ")
+    return keys.split(", ")
+
+
+@pytest.mark.parametrize("table", COMMITTED_TABLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_tables_are_what_the_code_writes_from_the_committed_runs(table):
+    """A committed table1.md or ablation.md is the output of ``python -m lstm_adv.results`` on its folder
+    now: not one written by a sweep's older worktree, nor one that a change to the table code would
+    silently rewrite (regenerate: the command in the study's README)."""
+    written = table.read_text()
+    s = summary.summarise([table.parent])
+    if table.name == "ablation.md":
+        by = _grouped_by(written.splitlines()[0])
+        regenerated = tables.ablation_markdown(s["runs"], by)
+        command = f"python -m lstm_adv.results {table.parent.relative_to(REPO)} by={','.join(by)}"
+    else:
+        regenerated = tables.to_markdown(s)
+        command = f"python -m lstm_adv.results {table.parent.relative_to(REPO)}"
+    assert regenerated == written, f"{table.relative_to(REPO)} is not what the code writes now; run: {command}"
