@@ -306,7 +306,7 @@ def _final_evaluation(cfg, run, model, data, state, unlab):
     left, plateau_note = plateau.plateau_report(state.history, data.info)
     out = state.metrics("ok", **errs, **left, **extra)
     run.write_metrics(out)
-    speed = "no update in this attempt" if out["ms_per_update"] is None else f"{out['ms_per_update']:.1f} ms/update"
+    speed = _speed(out["ms_per_update"])
     run.log(f"done: train {errs['train_err']:.4f} valid {errs['valid_err']:.4f} test {errs['test_err']:.4f} "
             f"(best update {state.best_update}, {out['n_updates']} updates, {out['wall_time_s']:.0f}s, {speed})"
             + (f"; {attack_summary(extra['attacks'])} ({extra['attack_time_s']:.0f}s)" if "attacks" in extra else "")
@@ -442,7 +442,12 @@ def _valid_line(row, state):
     test = f" test {row['test_err']:.4f}" if row["test_err"] is not None else ""
     return (f"update {row['update']} epoch {row['epoch']}: cost {row['train_cost']:.4f} "
             f"train {row['train_err']:.4f} valid {row['valid_err']:.4f}{test} (best {best:.4f} "
-            f"at {state.best_update}) {state.ms_per_update() or 0:.1f} ms/update")
+            f"at {state.best_update}) {_speed(state.ms_per_update())}")
+
+
+def _speed(ms):
+    """An attempt's update time for the log; never a 0 that reads as a measurement."""
+    return "no update in this attempt" if ms is None else f"{ms:.1f} ms/update"
 
 
 def _show_update(cfg, run, bar, state, cost):

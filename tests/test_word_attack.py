@@ -505,3 +505,21 @@ def test_polarity_filter_drops_substitutes_of_the_other_sentiment():
     subs = [np.array([], dtype=int)] * 2 + [np.array([3, 4]), np.array([2]), np.array([2, 3])]
     kept = script.keep(subs, pol, tau=2.0)   # 2 and 3: log 5 from neutral each, 2 log 5 apart
     assert kept[2].tolist() == [4] and kept[3].tolist() == [] and kept[4].tolist() == [2, 3]
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_its_end_of_training_word_attack_resumes_without_training_and_says_so(tmp_path):
+    """Stopped after its last update, in the word attack: the rerun trains nothing, finishes the attack, and
+    reports no update time rather than a 0.0 ms that reads as a measurement."""
+    args = merge(TINY, [f"saveto={tmp_path / 'run'}", "word_attack=pwws", "word_attack_size=8"])
+    stopped = run_cli("lstm_adv.train", args, REPO, env={**FAST_ENV, "LSTM_ADV_FAULT": "term@review=3"})
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    history = (tmp_path / "run" / "history.csv").read_text()
+    again = run_cli("lstm_adv.train", args, REPO, env=FAST_ENV)
+    assert again.returncode == 0 and "resuming after 3 of 8" in again.stdout, again.stdout[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["word_attack"]["pwws"]["n"] == 8
+    assert metrics["ms_per_update"] is None and metrics["word_attack_time_s"] <= metrics["wall_time_s"]
+    assert (tmp_path / "run" / "history.csv").read_text() == history
+    done = [line for line in again.stdout.splitlines() if line.startswith("done:")]
+    assert done and "no update in this attempt" in done[0]
