@@ -18,7 +18,7 @@ from .common import options as _options
 from .common.errors import UserError
 from .common.lifecycle import cli_entry
 from .common.options import option as _opt
-from .wordattack import METHODS, default_folder
+from .wordattack import BEAM_MAX_QUERIES, METHODS, default_folder
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Options:
     seed: int = _opt(1, "seed of the sample; independent of the model's seed, so every model meets the same reviews")
     synonyms: str = _opt("", "wordnet or a TSV file (word<TAB>substitutes); default: the run's synonyms= (wordnet)")
     max_change: float = _opt(1.0, "the most words changed, as a fraction of a review's words (1 = no limit, PWWS)")
+    max_queries: int = _opt(BEAM_MAX_QUERIES, "method=beam: the most model queries a review (a review whose next "
+                            f"step would pass it holds; -qQ on the default folder when not {BEAM_MAX_QUERIES})")
     examples: int = _opt(10, "adversarial examples on the page (attack.md, attack.html)")
     params: str = _opt("best", "the parameters attacked: best (params.npz, the best validation's, as training's "
                        "word_attack=) or last (checkpoint.npz: the last update's)", ("best", "last"))
@@ -38,7 +40,7 @@ class Options:
 
 
 USAGE = ("python -m lstm_adv.attack model=RUN [method=pwws] [n=1000] [synonyms=wordnet|PATH] [max_change=F] "
-         "[params=best|last] [out=DIR]")
+         "[max_queries=Q] [params=best|last] [out=DIR]")
 
 
 def parse_options(argv):
@@ -50,13 +52,17 @@ def parse_options(argv):
         (opts.seed >= 0, f"seed={opts.seed} must be >= 0"),
         (0 < opts.max_change <= 1, f"max_change={opts.max_change} must be in (0, 1] (a fraction of the words)"),
         (opts.examples >= 0, f"examples={opts.examples} must be >= 0"),
+        (opts.max_queries > 0, f"max_queries={opts.max_queries} must be positive"),
+        (opts.method == "beam" or opts.max_queries == BEAM_MAX_QUERIES,
+         "max_queries= is the beam search's budget; PWWS asks a fixed number of queries (drop it, or method=beam)"),
     ]:
         if not ok:
             raise UserError(message)
     checks.path_names("model", opts.model)
     if not Path(opts.model).is_dir():
         raise UserError(f"no such run directory: {opts.model} (give the folder lstm_adv.train wrote)")
-    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change, opts.params))
+    out = opts.out or str(default_folder(opts.model, opts.method, opts.n, opts.seed, opts.max_change, opts.params,
+                                         opts.max_queries))
     checks.writable_dir("out", out)
     return dataclasses.replace(opts, out=out)
 
@@ -83,7 +89,8 @@ def main(argv):
     model = Model(run.cfg, run.n_words, run.params, word_counts=run.word_counts)
     summary = attack_model(model, data.test, run.words, run.n_words, opts.out, opts.method, opts.n, synonyms,
                            opts.max_change, opts.seed, run.params, run.label_names, opts.examples,
-                           model_name=str(run.path), log=lambda line: print(line, file=sys.stderr, flush=True))
+                           model_name=str(run.path), log=lambda line: print(line, file=sys.stderr, flush=True),
+                           max_queries=opts.max_queries)
     print(summary_line(summary))
     print(f"wrote {opts.out}/attack.json, attack.md, attack.html, reviews.jsonl", file=sys.stderr)
     return 0

@@ -20,7 +20,7 @@ METHODS = tuple(SEARCHES)
 
 
 def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synonyms="wordnet", max_change=1.0,
-                 seed=1, params=None, names=None, examples=10, model_name="", log=None):
+                 seed=1, params=None, names=None, examples=10, model_name="", log=None, max_queries=BEAM_MAX_QUERIES):
     """Attack a compiled model on its run's test split; write the folder ``out``; return the summary.
 
     Parameters
@@ -40,6 +40,8 @@ def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synony
         ``wordnet`` or a TSV file's path (`lstm_adv.data.synonyms.load_synonyms`).
     max_change : float
         The most words changed, as a fraction of a review's words.
+    max_queries : int
+        The beam search's query budget a review (a review whose next step would pass it holds).
     params : dict, optional
         The parameters, to tie the attack folder to the model (`runner.params_digest`).
     names : list of str, optional
@@ -50,7 +52,7 @@ def attack_model(model, test, words, n_words, out, method="pwws", n=1000, synony
                 "synonyms": table.source.name, "synonyms_sha256": table.source.sha256,
                 "model": params_digest(params) if params is not None else None}
     if method == "beam":
-        settings["max_queries"] = BEAM_MAX_QUERIES
+        settings["max_queries"] = int(max_queries)
     summary = run_attack(out, model.f_pred_prob, test, table, settings, method, max_change, log,
                          search_probs=ProjectedProbs(model))
     out = Path(out)
@@ -80,10 +82,11 @@ class ProjectedProbs:
         return self.f(self.table[x], mask)
 
 
-def default_folder(run_path, method, n, seed, max_change, params="best"):
-    """Where an attack of a run goes unless told: ``RUN/word_attack/METHOD-nN-seedS[-maxM][-last]``,
+def default_folder(run_path, method, n, seed, max_change, params="best", max_queries=BEAM_MAX_QUERIES):
+    """Where an attack of a run goes unless told: ``RUN/word_attack/METHOD-nN-seedS[-maxM][-qQ][-last]``,
     one folder per setting, so that attacks of other settings never meet in one folder."""
     name = (f"{method}-n{n}-seed{seed}" + (f"-max{max_change:g}" if max_change < 1 else "")
+            + (f"-q{max_queries}" if method == "beam" and max_queries != BEAM_MAX_QUERIES else "")
             + ("-last" if params == "last" else ""))
     return Path(run_path) / "word_attack" / name
 

@@ -18,6 +18,7 @@
 """
 
 import hashlib
+import functools
 import json
 import sys
 import time
@@ -110,6 +111,8 @@ def run_attack(out, model_probs, test, table, settings, method="pwws", max_chang
     else:
         atomic_write_json(saved, settings)
     search = SEARCHES[method]
+    if "max_queries" in settings:   # the beam search's budget a review (`search.BEAM_MAX_QUERIES` unless told)
+        search = functools.partial(search, max_queries=settings["max_queries"])
     idx = sample_indices(len(test), settings["n"], settings["seed"])
     path = out / REVIEWS
     done = _read_done(path, log)
