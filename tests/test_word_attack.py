@@ -245,6 +245,27 @@ def test_params_last_attacks_the_checkpoints_parameters(toy_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_max_queries_bounds_the_beam_search_and_names_its_own_folder(toy_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("word_attack"))
+    outcomes = {}
+    for budget in (6, search.BEAM_MAX_QUERIES):
+        args = [f"model={run}", "method=beam", "n=12"] + ([f"max_queries={budget}"] if budget != search.BEAM_MAX_QUERIES else [])
+        proc = run_cli("lstm_adv.attack", args, REPO, env=FAST_ENV)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        folder = run / "word_attack" / ("beam-n12-seed1" + (f"-q{budget}" if budget != search.BEAM_MAX_QUERIES else ""))
+        assert json.loads((folder / "attack.json").read_text())["max_queries"] == budget
+        outcomes[budget] = [json.loads(line) for line in (folder / "reviews.jsonl").read_text().splitlines()]
+    small, full = outcomes[6], outcomes[search.BEAM_MAX_QUERIES]
+    budget = [(s, f) for s, f in zip(small, full) if s["stop"] == "max_queries"]
+    assert budget and all(s["queries"] <= 1 + 6 < f["queries"] and f["stop"] != "max_queries" for s, f in budget)
+    # a larger budget only lets the search go further: a review the small one ended for another reason ends the same
+    keys = ("flipped", "adv", "stop", "queries", "n_changed")
+    assert all([s[k] for k in keys] == [f[k] for k in keys] for s, f in zip(small, full) if s["stop"] != "max_queries")
+
+
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(toy_run, tmp_path):
     bad_table = tmp_path / "subs.tsv"
     bad_table.write_text("good great\n")
@@ -255,7 +276,9 @@ def test_bad_input_is_one_line_and_writes_nothing(toy_run, tmp_path):
              ([f"model={toy_run}", f"synonyms={bad_table}"], "line 1: expected a word, a tab"),
              ([f"model={toy_run}", f"out={blocker / 'x'}"], "is a file"),
              ([f"model={toy_run}", "method=genetik"], "is not one of pwws, beam"),
-             ([f"model={toy_run}", "max_change=2"], "max_change=2.0 must be in (0, 1]")]
+             ([f"model={toy_run}", "max_change=2"], "max_change=2.0 must be in (0, 1]"),
+             ([f"model={toy_run}", "method=beam", "max_queries=0"], "max_queries=0 must be positive"),
+             ([f"model={toy_run}", "max_queries=100"], "PWWS asks a fixed number of queries")]
     before = sorted(p.name for p in toy_run.rglob("*"))
     for args, fragment in cases:
         assert_one_line_error(run_cli("lstm_adv.attack", args + [f"out={tmp_path / 'out'}"] if "out=" not in
