@@ -258,8 +258,9 @@ def test_max_queries_bounds_the_beam_search_and_names_its_own_folder(toy_run, tm
         assert json.loads((folder / "attack.json").read_text())["max_queries"] == budget
         outcomes[budget] = [json.loads(line) for line in (folder / "reviews.jsonl").read_text().splitlines()]
     small, full = outcomes[6], outcomes[search.BEAM_MAX_QUERIES]
-    budget = [(s, f) for s, f in zip(small, full) if s["stop"] == "max_queries"]
-    assert budget and all(s["queries"] <= 1 + 6 < f["queries"] and f["stop"] != "max_queries" for s, f in budget)
+    held_by_budget = [(s, f) for s, f in zip(small, full) if s["stop"] == "max_queries"]
+    assert held_by_budget and all(s["queries"] <= 1 + 6 < f["queries"] and f["stop"] != "max_queries"
+                                  for s, f in held_by_budget)
     # a larger budget only lets the search go further: a review the small one ended for another reason ends the same
     keys = ("flipped", "adv", "stop", "queries", "n_changed")
     assert all([s[k] for k in keys] == [f[k] for k in keys] for s, f in zip(small, full) if s["stop"] != "max_queries")

@@ -17,8 +17,8 @@
   every substitution tried).
 """
 
-import hashlib
 import functools
+import hashlib
 import json
 import sys
 import time
